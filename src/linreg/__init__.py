@@ -1,0 +1,9 @@
+"""linreg: fit, inspect and reproduce linear regression models on tabular data with Lightning + Hydra."""
+
+import os
+
+from omegaconf import OmegaConf
+
+# configs/hydra/default.yaml names run directories after the time and ${pid:}, so that two runs
+# started in the same second never share a directory.
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True)

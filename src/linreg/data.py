@@ -1,0 +1,223 @@
+"""Tables of numbers in, shuffled batches of tensors out.
+
+The table becomes two tensors once; batches are gathered from them with one index
+tensor per batch (a `TensorDataset` indexed by a batch sampler), which avoids the
+per-row `__getitem__` and collate of the usual `DataLoader(batch_size=...)`.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from linreg.errors import ConfigError
+from linreg.normalize import Normalizer
+
+
+@dataclass
+class Table:
+    """Feature and target columns as float32 tensors, with the names a person knows them by."""
+
+    features: Tensor
+    targets: Tensor
+    feature_names: list[str]
+    target_names: list[str]
+
+    def rows(self, index: Tensor | slice) -> "Table":
+        return Table(self.features[index], self.targets[index], self.feature_names, self.target_names)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def resolve_path(path: str) -> Path:
+    """Find a CSV file; `pkg://linreg/datasets/x.csv` names one shipped inside the package."""
+    if path.startswith("pkg://"):
+        package, _, name = path.removeprefix("pkg://").rpartition("/")
+        return Path(str(resources.files(package.replace("/", ".")).joinpath(name)))
+    return Path(path).expanduser()
+
+
+def read_csv(path: str, targets: Sequence[str], features: Sequence[str] | None = None) -> Table:
+    """Read the named columns of a CSV file; features default to every column that is not a target."""
+    file = resolve_path(path)
+    if not file.is_file():
+        raise ConfigError(f"data.path={path!r}: no such file ({file.resolve()}). Give the path of a CSV file.")
+    frame = pd.read_csv(file)
+    targets = list(targets)
+    features = [c for c in frame.columns if c not in targets] if features is None else list(features)
+    missing = [c for c in targets + features if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"Column(s) {', '.join(missing)} of data.targets/data.features are not in {file.name}; "
+            f"its columns are: {', '.join(map(str, frame.columns))}."
+        )
+    return Table(
+        torch.from_numpy(frame[features].to_numpy("float32", copy=True)),
+        torch.from_numpy(frame[targets].to_numpy("float32", copy=True)),
+        features,
+        targets,
+    )
+
+
+def make_synthetic(n_samples: int, n_features: int, n_targets: int, noise: float, seed: int) -> tuple[Table, Tensor, Tensor]:
+    """Rows y = x·Wᵀ + b + noise·ε with x, W, b, ε standard normal; returns the table and the true (W, b)."""
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(n_targets, n_features, generator=generator)
+    bias = torch.randn(n_targets, generator=generator)
+    features = torch.randn(n_samples, n_features, generator=generator)
+    targets = torch.addmm(bias, features, weight.T)
+    targets.add_(torch.randn(n_samples, n_targets, generator=generator), alpha=noise)
+    table = Table(features, targets, [f"x{i}" for i in range(n_features)], [f"y{i}" for i in range(n_targets)])
+    return table, weight, bias
+
+
+class ShuffledBatches(Sampler[Tensor]):
+    """Yields each batch as one tensor of row indices, in an order fixed by (seed, epoch).
+
+    Lightning calls `set_epoch` before every epoch, so the order does not depend on the
+    global random state: every DDP rank sees the same permutation and takes its share of
+    each batch, and a resumed run replays the order it would have had.
+    """
+
+    def __init__(self, n_rows: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False) -> None:
+        self.n_rows, self.batch_size, self.shuffle, self.seed, self.drop_last = n_rows, batch_size, shuffle, seed, drop_last
+        self.epoch, self.rank, self.world_size = 0, 0, 1
+        self.device = torch.device("cpu")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        full, partial = divmod(self.n_rows, self.batch_size)
+        return full + int(partial >= self.world_size and not self.drop_last)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n_rows, generator=generator).to(self.device)
+        else:
+            order = torch.arange(self.n_rows, device=self.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start : start + self.batch_size][self.rank :: self.world_size]
+
+
+class TabularDataModule(L.LightningDataModule):
+    """Splits a table into train/val/test once, fits the normalization on train, and serves batches."""
+
+    def __init__(
+        self,
+        table: Table,
+        name: str = "table",
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.0,
+        batch_size: int | None = 256,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        normalize: str = "standardize",
+        scale: float = 0.1,
+        normalize_targets: bool = False,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        self.name, self.batch_size, self.shuffle, self.drop_last = name, batch_size, shuffle, drop_last
+        self.num_workers, self.seed, self.normalize = num_workers, seed, normalize
+        self.train, self.val, self.test = split(table, val_fraction, test_fraction, seed)
+        self.feature_normalizer = Normalizer(len(table.feature_names))
+        self.feature_normalizer.fit(self.train.features, normalize, scale, table.feature_names)
+        self.target_normalizer = Normalizer(len(table.target_names))
+        if normalize_targets:
+            self.target_normalizer.fit(self.train.targets, normalize, scale, table.target_names)
+
+    @classmethod
+    def from_csv(cls, path: str, targets: Sequence[str], features: Sequence[str] | None = None, **options) -> "TabularDataModule":
+        """A data module over the columns of a CSV file (`data=csv` and the built-in tables)."""
+        options.setdefault("name", resolve_path(path).stem)
+        return cls(read_csv(path, targets, features), **options)
+
+    @classmethod
+    def from_synthetic(
+        cls, n_samples: int, n_features: int, n_targets: int = 1, noise: float = 0.1, **options
+    ) -> "TabularDataModule":
+        """A data module over generated rows whose true weights are kept in `true_weight`/`true_bias`."""
+        options.setdefault("name", "synthetic")
+        table, weight, bias = make_synthetic(n_samples, n_features, n_targets, noise, options.get("seed", 42))
+        module = cls(table, **options)
+        module.true_weight, module.true_bias = weight, bias
+        return module
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.train.feature_names
+
+    @property
+    def target_names(self) -> list[str]:
+        return self.train.target_names
+
+    def setup(self, stage: str) -> None:
+        """Move the tables to the training device once, so no batch is copied there later."""
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        for split_name in ("train", "val", "test"):
+            part = getattr(self, split_name)
+            if len(part) and part.features.device != device:
+                setattr(self, split_name, Table(part.features.to(device), part.targets.to(device), part.feature_names, part.target_names))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train, shuffle=self.shuffle, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> DataLoader | list:
+        # No loader at all when there is no such split: Lightning then runs no such loop.
+        return self._loader(self.val, shuffle=False, drop_last=False) if len(self.val) else []
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._loader(self.test, shuffle=False, drop_last=False) if len(self.test) else []
+
+    def _loader(self, part: Table, shuffle: bool, drop_last: bool) -> DataLoader:
+        batch_size = self.batch_size or len(part)
+        sampler = ShuffledBatches(len(part), batch_size, shuffle, self.seed, drop_last)
+        sampler.device = part.features.device
+        if self.trainer is not None and self.trainer.world_size > 1:
+            if batch_size % self.trainer.world_size:
+                raise ConfigError(
+                    f"data.batch_size={batch_size} does not split evenly over {self.trainer.world_size} devices; "
+                    f"choose a multiple of {self.trainer.world_size}."
+                )
+            sampler.rank, sampler.world_size = self.trainer.global_rank, self.trainer.world_size
+        dataset = TensorDataset(part.features, part.targets)
+        # batch_size=None: the sampler's index tensor is the batch, fetched by one gather.
+        return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers)
+
+
+def split(table: Table, val_fraction: float, test_fraction: float, seed: int) -> tuple[Table, Table, Table]:
+    """Shuffle the rows with `seed` and cut them into train, validation and test tables."""
+    for key, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= fraction < 1:
+            raise ConfigError(f"data.{key}={fraction} must be at least 0 and below 1.")
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} leaves no training rows; "
+            "keep their sum below 1."
+        )
+    n_rows = len(table)
+    n_val, n_test = (max(1, round(n_rows * f)) if f > 0 else 0 for f in (val_fraction, test_fraction))
+    if n_rows - n_val - n_test < 1:
+        raise ConfigError(
+            f"The table has {n_rows} rows: too few for data.val_fraction={val_fraction} and "
+            f"data.test_fraction={test_fraction}. Lower the fractions or add rows."
+        )
+    if n_val == n_test == 0:
+        return table, table.rows(slice(0, 0)), table.rows(slice(0, 0))
+    shuffled = table.rows(torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed)))
+    n_train = n_rows - n_val - n_test
+    return (
+        shuffled.rows(slice(0, n_train)),
+        shuffled.rows(slice(n_train, n_train + n_val)),
+        shuffled.rows(slice(n_train + n_val, n_rows)),
+    )

@@ -1,0 +1,120 @@
+"""The LightningModule: one `nn.Linear` between the stored input and target normalizations."""
+
+from collections.abc import Callable, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+
+from linreg.errors import ConfigError
+from linreg.normalize import Normalizer
+
+LOSSES: dict[str, Callable[[], nn.Module]] = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], object]
+
+
+class LinearRegressor(L.LightningModule):
+    """Predicts targets from raw feature values; trains in the normalized space the data module chose.
+
+    >>> model = LinearRegressor(["temperature", "rainfall", "humidity"], ["apples", "oranges"])
+    >>> model(torch.zeros(5, 3)).shape
+    torch.Size([5, 2])
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        target_names: Sequence[str],
+        loss: str = "mse",
+        init: dict | None = None,
+        normalize: str = "none",
+        feature_normalizer: Normalizer | None = None,
+        target_normalizer: Normalizer | None = None,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_monitor: str = "val/loss",
+    ) -> None:
+        super().__init__()
+        # Plain values only: a checkpoint must load without unpickling objects.
+        self.save_hyperparameters(ignore=["feature_normalizer", "target_normalizer", "optimizer", "scheduler"])
+        if loss not in LOSSES:
+            raise ConfigError(f"model.loss={loss!r} is not a loss; choose one of {', '.join(LOSSES)}.")
+        n_features, n_targets = len(feature_names), len(target_names)
+        self.feature_normalizer = feature_normalizer or Normalizer(n_features)
+        self.target_normalizer = target_normalizer or Normalizer(n_targets)
+        self.linear = nn.Linear(n_features, n_targets)
+        self.loss_fn = LOSSES[loss]()
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self._set_initial_values(**(init or {}))
+        metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score(multioutput="uniform_average")})
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def _set_initial_values(self, weight: float | list | None = None, bias: float | list | None = None) -> None:
+        """Start from given values (the book starts at w=1, b=0) instead of PyTorch's random ones."""
+        with torch.no_grad():
+            for parameter, value, key in ((self.linear.weight, weight, "weight"), (self.linear.bias, bias, "bias")):
+                if value is None:
+                    continue
+                value = torch.as_tensor(value, dtype=parameter.dtype)
+                try:
+                    parameter.copy_(value.expand_as(parameter))
+                except RuntimeError:
+                    raise ConfigError(
+                        f"model.init.{key} has shape {list(value.shape)}, but the {key} of this model has shape "
+                        f"{list(parameter.shape)} (targets × features); give one number or a list of that shape."
+                    ) from None
+
+    def forward(self, features: Tensor) -> Tensor:
+        """Predictions in the targets' original units from features in their original units."""
+        return self.target_normalizer.inverse(self.linear(self.feature_normalizer(features)))
+
+    def _loss(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """The training loss in normalized space, and the predictions in original units."""
+        normalized_prediction = self.linear(self.feature_normalizer(features))
+        loss = self.loss_fn(normalized_prediction, self.target_normalizer(targets))
+        return loss, self.target_normalizer.inverse(normalized_prediction.detach())
+
+    def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
+        features, targets = batch
+        loss, _ = self._loss(features, targets)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(features))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+
+    def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def _evaluate(self, batch: Sequence[Tensor], stage: str, metrics: MetricCollection) -> None:
+        features, targets = batch
+        loss, prediction = self._loss(features, targets)
+        metrics.update(prediction, targets)
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(features))
+        self.log_dict(metrics, batch_size=len(features))
+
+    def configure_optimizers(self) -> dict:
+        if self.optimizer_factory is None:
+            raise ConfigError("No optimizer is configured; choose one with optimizer=sgd|adam|adamw|rmsprop.")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.scheduler_monitor}}
+
+    def equation(self) -> tuple[Tensor, Tensor]:
+        """Weights (targets × features) and biases that map raw features straight to raw targets."""
+        w, b = self.linear.weight.detach().double(), self.linear.bias.detach().double()
+        fx, ox = self.feature_normalizer.factor.double(), self.feature_normalizer.offset.double()
+        fy, oy = self.target_normalizer.factor.double(), self.target_normalizer.offset.double()
+        # y = ((w·(x·fx + ox) + b) − oy) / fy
+        weight = w * fx / fy[:, None]
+        bias = (w @ ox + b - oy) / fy
+        return weight.cpu(), bias.cpu()

@@ -1,0 +1,41 @@
+"""The end-of-run summary a person reads: metrics, the fitted equation in original units, where things are."""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from torch import Tensor
+
+
+def format_number(value: float) -> str:
+    return f"{value:#.4g}".rstrip(".")
+
+
+def format_equation(weight: Tensor, bias: Tensor, feature_names: Sequence[str], target_names: Sequence[str]) -> str:
+    """`t_c = 0.5368·t_u − 17.30` per target for a few features; a weight table for many."""
+    if len(feature_names) > 4:
+        return format_weight_table(weight, bias, feature_names, target_names)
+    lines = []
+    for target, row, intercept in zip(target_names, weight.tolist(), bias.tolist()):
+        terms = [(w, f"·{name}") for w, name in zip(row, feature_names)] + [(intercept, "")]
+        text = "".join(f"{' − ' if w < 0 else ' + '}{format_number(abs(w))}{name}" for w, name in terms)
+        lines.append(f"{target} = " + ("−" + text[3:] if text.startswith(" − ") else text[3:]))
+    return "\n".join(lines)
+
+
+def format_weight_table(weight: Tensor, bias: Tensor, feature_names: Sequence[str], target_names: Sequence[str]) -> str:
+    """One row per feature (and the bias), one column per target."""
+    width = max(len(name) for name in [*feature_names, "bias"])
+    header = " " * width + "".join(f"{name:>14}" for name in target_names)
+    rows = [f"{name:<{width}}" + "".join(f"{format_number(w):>14}" for w in column) for name, column in zip(feature_names, weight.T.tolist())]
+    rows.append(f"{'bias':<{width}}" + "".join(f"{format_number(b):>14}" for b in bias.tolist()))
+    return "\n".join([header, *rows])
+
+
+def format_summary(metrics: Mapping[str, float], equation: str, output_dir: Path, checkpoints: Sequence[Path]) -> str:
+    lines = ["", "Final metrics:"]
+    lines += [f"  {name:<12} {format_number(value)}" for name, value in sorted(metrics.items())]
+    lines += ["Fitted model (original units):", *(f"  {line}" for line in equation.splitlines())]
+    lines += [f"Run directory: {output_dir}"]
+    lines += [f"Checkpoint:    {path}" for path in checkpoints]
+    lines += ["TensorBoard:   tensorboard --logdir logs"]
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""train(cfg): from a composed config to a fitted model, its logs, checkpoints and summary."""
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from linreg.data import TabularDataModule
+from linreg.errors import ConfigError, build
+from linreg.model import LinearRegressor
+from linreg.report import format_equation, format_summary
+
+log = logging.getLogger(__name__)
+# `import lightning` gives its logger a console handler of its own; where Hydra has already set up
+# the root logger (console and the run's train.log), that would print every Lightning message twice.
+if logging.getLogger().hasHandlers():
+    logging.getLogger("lightning").handlers.clear()
+
+
+@dataclass
+class FittedRun:
+    """What a training run leaves behind, for the summary, the tests and whatever comes after training."""
+
+    model: LinearRegressor
+    datamodule: TabularDataModule
+    trainer: L.Trainer
+    metrics: dict[str, float]
+
+
+def train(cfg: DictConfig) -> float:
+    """The job behind scripts/train.py; returns `optimized_metric`, the number a Hydra sweep minimises."""
+    run = fit(cfg)
+    if run.trainer.is_global_zero:
+        log.info(summarize(run, Path(cfg.output_dir)))
+    return run.metrics.get(cfg.optimized_metric, math.nan)
+
+
+def fit(cfg: DictConfig) -> FittedRun:
+    """Build data, model, loggers, callbacks and trainer from the config, then train and test."""
+    check_devices(cfg.trainer)
+    datamodule: TabularDataModule = build(cfg.data)
+    if len(datamodule.val) == 0:
+        cfg.optimized_metric = cfg.optimized_metric.replace("val/", "train/")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = build_model(cfg, datamodule)
+    loggers: list[Logger] = [build(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    show_progress = any(isinstance(c, ProgressBar) for c in callbacks)
+    trainer: L.Trainer = build(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, enable_progress_bar=show_progress
+    )
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    with warnings.catch_warnings():
+        # Notices that do not apply here: training loss is logged per epoch (not every n steps), a
+        # split of fraction 0 is left out on purpose, the treespec one is Lightning's use of torch.
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval")
+        warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        trainer.fit(model, datamodule=datamodule)
+        if len(datamodule.test):
+            trainer.test(model, datamodule=datamodule, verbose=False)
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    return FittedRun(model, datamodule, trainer, metrics)
+
+
+def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegressor:
+    """The model sized from the data, carrying the data's normalization so checkpoints predict raw rows."""
+    scheduler = build(cfg.scheduler) if cfg.get("scheduler") else None
+    # _partial_: the config gives the model's settings, the data its shape and normalization.
+    model_with_settings = build(cfg.model, _partial_=True, _convert_="all")
+    return model_with_settings(
+        feature_names=datamodule.feature_names,
+        target_names=datamodule.target_names,
+        normalize=datamodule.normalize,
+        feature_normalizer=datamodule.feature_normalizer,
+        target_normalizer=datamodule.target_normalizer,
+        optimizer=build(cfg.optimizer),
+        scheduler=scheduler,
+        scheduler_monitor=cfg.optimized_metric,
+    )
+
+
+def check_devices(trainer_cfg: DictConfig) -> None:
+    """Fail with a sentence, not a stack trace, when the GPUs asked for are not there."""
+    if str(trainer_cfg.get("accelerator")).lower() not in ("gpu", "cuda"):
+        return
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if available == 0:
+        raise ConfigError(
+            "trainer.accelerator=gpu asks for a CUDA GPU, but PyTorch sees none on this machine. "
+            "Train on the CPU with trainer=cpu (or trainer.accelerator=cpu), or check the driver with nvidia-smi."
+        )
+    devices = trainer_cfg.get("devices")
+    if isinstance(devices, int) and devices > available:
+        raise ConfigError(
+            f"trainer.devices={devices} asks for more GPUs than the {available} PyTorch sees; "
+            f"use trainer.devices={available} or fewer (-1 takes all)."
+        )
+
+
+def summarize(run: FittedRun, output_dir: Path) -> str:
+    weight, bias = run.model.equation()
+    equation = format_equation(weight, bias, run.datamodule.feature_names, run.datamodule.target_names)
+    paths = [Path(c.best_model_path) for c in run.trainer.checkpoint_callbacks if c.best_model_path]
+    return format_summary(run.metrics, equation, output_dir, paths)

@@ -1,0 +1,37 @@
+"""Shared helpers: compose the real configs in-process (no new Python per test) and run them."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+import linreg  # noqa: F401  (registers the ${pid:} resolver)
+from linreg.train import FittedRun, fit
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture
+def make_config(tmp_path: Path):
+    """Compose configs/train.yaml with overrides, writing the run into a temporary directory."""
+
+    def make(*overrides: str) -> DictConfig:
+        with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+            return compose("train", overrides=[f"output_dir={tmp_path}", *overrides])
+
+    return make
+
+
+@pytest.fixture
+def train_with(make_config):
+    """Train in this process with the given overrides, as scripts/train.py would."""
+
+    def train(*overrides: str) -> FittedRun:
+        return fit(make_config(*overrides))
+
+    return train

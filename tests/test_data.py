@@ -1,0 +1,145 @@
+"""Tables in, batches out: splits, normalization, the batch sampler, CSV and synthetic sources."""
+
+import pandas as pd
+import pytest
+import torch
+
+from linreg.data import ShuffledBatches, Table, TabularDataModule, split
+from linreg.errors import ConfigError, build
+
+
+def table_of(n_rows: int) -> Table:
+    features = torch.arange(n_rows * 2, dtype=torch.float32).reshape(n_rows, 2)
+    return Table(features, features[:, :1] * 3, ["a", "b"], ["y"])
+
+
+@pytest.mark.parametrize("name, n_rows, features, targets", [
+    ("thermometer", 11, ["t_u"], ["t_c"]),
+    ("anscombe", 11, ["x"], ["y"]),
+    ("crops", 5, ["temperature", "rainfall", "humidity"], ["apples", "oranges"]),
+])
+def test_builtin_tables_load_from_the_package(make_config, name, n_rows, features, targets):
+    datamodule = build(make_config(f"data={name}").data)
+
+    assert (len(datamodule.train), datamodule.feature_names, datamodule.target_names) == (n_rows, features, targets)
+
+
+def test_a_users_csv_takes_every_other_column_as_features(make_config, tmp_path):
+    path = tmp_path / "houses.csv"
+    pd.DataFrame({"rooms": [1, 2, 3, 4, 5], "age": [9, 8, 7, 6, 5], "price": [10, 20, 30, 40, 50]}).to_csv(path, index=False)
+
+    datamodule = build(make_config("data=csv", f"data.path={path}", "data.targets=[price]").data)
+    assert datamodule.feature_names == ["rooms", "age"]
+    chosen = build(make_config("data=csv", f"data.path={path}", "data.targets=[price]", "data.features=[age]").data)
+    assert chosen.feature_names == ["age"]
+
+
+def test_a_missing_column_is_named_with_the_columns_that_exist(make_config):
+    with pytest.raises(ConfigError, match=r"Column\(s\) t_f .* its columns are: t_u, t_c"):
+        build(make_config("data.targets=[t_f]").data)
+
+
+def test_splits_are_disjoint_seeded_and_sized_by_fraction():
+    train, val, test = split(table_of(100), val_fraction=0.2, test_fraction=0.1, seed=7)
+    again = split(table_of(100), val_fraction=0.2, test_fraction=0.1, seed=7)
+    other = split(table_of(100), val_fraction=0.2, test_fraction=0.1, seed=8)
+
+    assert (len(train), len(val), len(test)) == (70, 20, 10)
+    rows = torch.cat([train.features[:, 0], val.features[:, 0], test.features[:, 0]])
+    assert sorted(rows.tolist()) == list(range(0, 200, 2))
+    assert torch.equal(val.features, again[1].features)
+    assert not torch.equal(val.features, other[1].features)
+
+
+def test_a_zero_fraction_means_no_such_split():
+    train, val, test = split(table_of(10), val_fraction=0, test_fraction=0, seed=0)
+    assert (len(train), len(val), len(test)) == (10, 0, 0)
+
+
+@pytest.mark.parametrize("val_fraction, test_fraction, message", [
+    (-0.1, 0.0, "data.val_fraction=-0.1"),
+    (0.6, 0.5, "leaves no training rows"),
+])
+def test_impossible_splits_are_refused(val_fraction, test_fraction, message):
+    with pytest.raises(ConfigError, match=message):
+        split(table_of(10), val_fraction, test_fraction, seed=0)
+
+
+def test_normalization_is_fitted_on_the_training_split_alone():
+    datamodule = TabularDataModule(table_of(50), val_fraction=0.3, normalize="standardize", seed=1)
+    train = datamodule.train.features.double()
+    normalized = datamodule.feature_normalizer(datamodule.train.features).double()
+
+    torch.testing.assert_close(normalized.mean(0), torch.zeros(2, dtype=torch.double), atol=1e-5, rtol=0)
+    torch.testing.assert_close(normalized.std(0, correction=0), torch.ones(2, dtype=torch.double), atol=1e-5, rtol=0)
+    all_rows = table_of(50).features.double()
+    assert not torch.allclose(train.mean(0), all_rows.mean(0))
+
+
+@pytest.mark.parametrize("method, low, high", [("minmax", 0.0, 1.0), ("scale", 0.0, 9.9)])
+def test_minmax_and_scale_map_the_training_rows_as_documented(method, low, high):
+    datamodule = TabularDataModule(table_of(50), val_fraction=0, normalize=method, scale=0.1)
+    normalized = datamodule.feature_normalizer(datamodule.train.features)
+
+    assert normalized.min().item() == pytest.approx(low, abs=1e-6)
+    assert normalized.max().item() == pytest.approx(high, abs=1e-5)
+
+
+def test_a_constant_column_is_left_unscaled_with_a_warning():
+    table = Table(torch.tensor([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]), torch.zeros(3, 1), ["x", "flat"], ["y"])
+    with pytest.warns(UserWarning, match="flat"):
+        datamodule = TabularDataModule(table, val_fraction=0, normalize="standardize")
+    assert torch.isfinite(datamodule.feature_normalizer(table.features)).all()
+
+
+def test_an_unknown_normalization_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="none, scale, standardize, minmax"):
+        TabularDataModule(table_of(10), val_fraction=0, normalize="zscore")
+
+
+def test_the_sampler_yields_every_row_once_per_epoch_in_a_seeded_order():
+    sampler = ShuffledBatches(n_rows=10, batch_size=4, shuffle=True, seed=3)
+    epoch0 = [batch.tolist() for batch in sampler]
+    sampler.set_epoch(1)
+    epoch1 = [batch.tolist() for batch in sampler]
+    sampler.set_epoch(0)
+
+    assert [len(b) for b in epoch0] == [4, 4, 2] and len(sampler) == 3
+    assert sorted(sum(epoch0, [])) == list(range(10)) == sorted(sum(epoch1, []))
+    assert epoch0 != epoch1
+    assert [batch.tolist() for batch in sampler] == epoch0
+
+
+def test_the_sampler_can_drop_the_last_partial_batch_or_keep_the_file_order():
+    assert [len(b) for b in ShuffledBatches(10, 4, shuffle=True, seed=0, drop_last=True)] == [4, 4]
+    assert [b.tolist() for b in ShuffledBatches(5, 2, shuffle=False, seed=0)] == [[0, 1], [2, 3], [4]]
+
+
+def test_ddp_ranks_share_each_global_batch_without_overlap():
+    shares = []
+    for rank in range(2):
+        sampler = ShuffledBatches(n_rows=12, batch_size=4, shuffle=True, seed=5)
+        sampler.rank, sampler.world_size = rank, 2
+        shares.append([batch.tolist() for batch in sampler])
+    global_batches = [batch.tolist() for batch in ShuffledBatches(12, 4, shuffle=True, seed=5)]
+
+    for batch, share0, share1 in zip(global_batches, *shares):
+        assert sorted(share0 + share1) == sorted(batch) and len(share0) == len(share1) == 2
+
+
+def test_loader_batches_are_the_rows_the_sampler_names(make_config):
+    datamodule = build(make_config("data=crops", "data.batch_size=2").data)
+    features, targets = next(iter(datamodule.train_dataloader()))
+
+    first = datamodule.train_dataloader().sampler.__iter__().__next__()
+    torch.testing.assert_close(features, datamodule.train.features[first])
+    torch.testing.assert_close(targets, datamodule.train.targets[first])
+
+
+def test_synthetic_data_keeps_its_true_weights(make_config):
+    datamodule = build(make_config("data=synthetic", "data.n_samples=500", "data.n_features=3", "data.noise=0").data)
+    table = datamodule.train
+
+    expected = table.features @ datamodule.true_weight.T + datamodule.true_bias
+    torch.testing.assert_close(table.targets, expected, atol=1e-5, rtol=1e-5)
+    assert len(datamodule.train) == 400 and len(datamodule.val) == 100

@@ -1,0 +1,54 @@
+"""The commands users type, run as new processes (kept few: each one starts Python, torch and Lightning)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = str(ROOT / "scripts" / "train.py")
+
+
+def start_train(cwd: Path, *overrides: str) -> subprocess.Popen:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.Popen(
+        [sys.executable, TRAIN, *overrides], cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+@pytest.mark.slow
+def test_two_runs_started_together_each_get_their_own_directory(tmp_path):
+    runs = [start_train(tmp_path, "trainer.max_epochs=5", "optimizer=adam", "optimizer.lr=0.5") for _ in range(2)]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    run_dirs = sorted((tmp_path / "logs" / "train").iterdir())
+    assert len(run_dirs) == 2
+    for run_dir in run_dirs:
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+        assert list(run_dir.glob("events.out.tfevents.*"))
+        assert "torch.optim.Adam" in (run_dir / ".hydra" / "config.yaml").read_text()
+        assert "optimizer=adam" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    for output in outputs:
+        assert "t_c = " in output and "Final metrics" in output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_gpu_without_one_ends_with_a_message_not_a_traceback(tmp_path):
+    run = start_train(tmp_path, "trainer.accelerator=gpu")
+    output = run.communicate(timeout=300)[0]
+
+    assert run.returncode == 1
+    assert "trainer.accelerator=gpu" in output and "trainer=cpu" in output
+    assert "Traceback" not in output
+
+
+def test_help_lists_the_config_groups(tmp_path):
+    output = subprocess.run([sys.executable, TRAIN, "--help"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    for group in ("data:", "optimizer:", "trainer:", "experiment:"):
+        assert group in output

@@ -1,0 +1,147 @@
+"""Training runs as a user starts them: defaults, choices of each config group, outputs, devices."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import requires_gpu
+from linreg.errors import ConfigError
+from linreg.model import LinearRegressor
+from linreg.normalize import METHODS
+from linreg.train import check_devices, summarize
+
+THERMOMETER_OLS_MSE = 2.927646  # least squares on all 11 rows (numpy), the best any linear fit can do
+
+
+def least_squares_mse(features: np.ndarray, targets: np.ndarray) -> float:
+    design = np.column_stack([features, np.ones(len(features))])
+    solution, *_ = np.linalg.lstsq(design, targets, rcond=None)
+    return float(np.mean((design @ solution - targets) ** 2))
+
+
+def test_the_default_run_reaches_the_least_squares_optimum(train_with, tmp_path):
+    run = train_with()
+
+    table = run.datamodule.train
+    optimum = least_squares_mse(table.features.double().numpy(), table.targets.double().numpy())
+    assert optimum == pytest.approx(THERMOMETER_OLS_MSE, rel=1e-6)
+    assert run.metrics["train/loss"] <= optimum * 1.01
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert "t_c = 0.5368·t_u − 17.30" in summarize(run, tmp_path)
+
+
+def test_tensorboard_events_hold_the_training_loss_and_hyperparameters(train_with, tmp_path):
+    run = train_with("trainer.max_epochs=7", "data.val_fraction=0.2")
+
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    losses = [event.value for event in events.Scalars("train/loss")]
+    assert len(losses) == 7 and losses[-1] == pytest.approx(run.metrics["train/loss"], rel=1e-6)
+    assert {"val/loss", "val/mse", "val/mae", "val/r2", "train/lr"} <= set(events.Tags()["scalars"])
+    assert "optimizer" in (tmp_path / "hparams.yaml").read_text()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize("loss", ["mse", "l1", "huber"])
+def test_every_optimizer_and_loss_trains(train_with, optimizer, loss):
+    run = train_with(f"optimizer={optimizer}", f"model.loss={loss}", "optimizer.lr=0.5", "trainer.max_epochs=100", "~logger", "~callbacks")
+
+    weight, _ = run.model.equation()
+    assert run.model.optimizers().optimizer.__class__.__name__.lower() == optimizer
+    assert 0.3 < weight.item() < 0.8  # on its way from a random start to 0.5368
+
+
+@pytest.mark.parametrize("scheduler, final_lr", [
+    ("step", 0.1 * 0.5**2),
+    ("cosine", 0.0),
+    ("plateau", None),
+])
+def test_schedulers_change_the_learning_rate(train_with, scheduler, final_lr):
+    overrides = ["scheduler.step_size=2", "scheduler.gamma=0.5"] if scheduler == "step" else []
+    if scheduler == "plateau":
+        overrides = ["scheduler.patience=0", "optimizer.lr=2.0"]  # far too high: the loss gets worse at once
+    run = train_with(f"scheduler={scheduler}", "trainer.max_epochs=5", "~logger", "~callbacks", *overrides)
+
+    lr = run.model.optimizers().param_groups[0]["lr"]
+    assert lr == pytest.approx(final_lr, abs=1e-9) if final_lr is not None else lr < 2.0
+
+
+def test_normalized_targets_still_predict_in_original_units(train_with):
+    run = train_with("data.normalize_targets=true", "~logger")
+
+    weight, bias = run.model.equation()
+    assert (weight.item(), bias.item()) == (pytest.approx(0.5368, abs=1e-3), pytest.approx(-17.30, abs=0.05))
+    assert run.model(torch.tensor([[50.0]])).item() == pytest.approx(0.53677 * 50 - 17.3048, abs=0.05)
+
+
+@pytest.mark.parametrize("normalize", METHODS)
+def test_a_checkpoint_predicts_from_raw_inputs_alone(train_with, tmp_path, normalize):
+    lr = {"none": 1e-4, "scale": 1e-2}.get(normalize, 0.1)  # raw inputs need the small steps of the book
+    run = train_with(f"data.normalize={normalize}", f"optimizer.lr={lr}", "seed=1")
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+
+    assert "state_dict" in torch.load(checkpoint, weights_only=True)  # plain data: no pickled code needed
+    loaded = LinearRegressor.load_from_checkpoint(checkpoint)
+    raw = torch.tensor([[21.8], [81.9]])
+    torch.testing.assert_close(loaded(raw), run.model(raw))
+    assert loaded.hparams.feature_names == ["t_u"] and loaded.hparams.normalize == normalize
+
+
+def test_synthetic_data_recovers_the_true_weights(train_with):
+    run = train_with(
+        "data=synthetic", "data.n_samples=2000", "data.n_features=4", "data.n_targets=2", "data.noise=0.01",
+        "data.batch_size=64", "optimizer=adam", "trainer.max_epochs=30", "~logger",
+    )
+
+    weight, bias = run.model.equation()
+    torch.testing.assert_close(weight.float(), run.datamodule.true_weight, atol=0.02, rtol=0)
+    torch.testing.assert_close(bias.float(), run.datamodule.true_bias, atol=0.02, rtol=0)
+    assert run.metrics["val/r2"] > 0.999
+
+
+def test_a_test_split_gets_test_metrics(train_with):
+    run = train_with("data=synthetic", "data.n_samples=500", "data.test_fraction=0.2", "trainer.max_epochs=5", "~logger")
+
+    assert {"test/loss", "test/mse", "test/mae", "test/r2"} <= set(run.metrics)
+
+
+def test_initial_values_of_the_wrong_shape_are_explained(train_with):
+    with pytest.raises(ConfigError, match=r"model.init.weight has shape \[2\].*\[1, 1\]"):
+        train_with("model.init.weight=[1.0,2.0]")
+
+
+def test_an_unknown_loss_lists_the_valid_ones(train_with):
+    with pytest.raises(ConfigError, match="mse, l1, huber"):
+        train_with("model.loss=hinge")
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp", "ddp_sim"])
+def test_every_trainer_config_composes(make_config, trainer):
+    cfg = make_config(f"trainer={trainer}")
+    assert cfg.trainer.accelerator in ("cpu", "gpu") and cfg.trainer.use_distributed_sampler is False
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("override", ["trainer=gpu", "trainer.accelerator=gpu"])
+def test_asking_for_a_gpu_without_one_says_so(make_config, override):
+    with pytest.raises(ConfigError, match="trainer.accelerator=gpu .* trainer=cpu"):
+        check_devices(make_config(override).trainer)
+
+
+@requires_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("override", ["trainer=gpu", "trainer.accelerator=gpu"])
+def test_gpu_training_keeps_the_data_on_the_gpu(train_with, override):
+    run = train_with(override, "data=synthetic", "data.n_samples=4096", "trainer.max_epochs=3")
+
+    assert run.datamodule.train.features.device.type == "cuda"
+    assert run.model.linear.weight.device.type == "cuda"
+    assert run.metrics["val/r2"] > 0.9
+
+
+def test_csv_logger_writes_metrics_csv(train_with, tmp_path):
+    train_with("logger=csv", "trainer.max_epochs=3")
+
+    assert len(pd.read_csv(tmp_path / "metrics.csv")["train/loss"].dropna()) == 3

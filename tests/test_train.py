@@ -145,3 +145,19 @@ def test_csv_logger_writes_metrics_csv(train_with, tmp_path):
     train_with("logger=csv", "trainer.max_epochs=3")
 
     assert len(pd.read_csv(tmp_path / "metrics.csv")["train/loss"].dropna()) == 3
+
+
+def test_best_checkpoint_follows_the_validation_loss_and_last_is_the_final_weights(train_with, tmp_path):
+    run = train_with("data.val_fraction=0.2", "trainer.max_epochs=30", "~logger")
+
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == run.trainer.global_step == 30
+    torch.testing.assert_close(last["state_dict"]["linear.weight"], run.model.linear.weight.detach())
+    assert best["callbacks"]  # ModelCheckpoint's record of the best val/loss travels with it
+
+
+def test_without_a_validation_split_there_is_no_best_checkpoint(train_with, tmp_path):
+    train_with("trainer.max_epochs=3", "~logger")
+
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]

@@ -1,7 +1,10 @@
 """The run's own callbacks: one progress bar for the whole run, and a last.ckpt that is really the last."""
 
+import time
+from pathlib import Path
+
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from tqdm.auto import tqdm
 
 
@@ -9,13 +12,14 @@ class RunProgressBar(ProgressBar):
     """Counts the steps of the whole run on one line and shows the latest metrics.
 
     Tabular runs have many short epochs; Lightning's bar per epoch (plus one per validation)
-    scrolls thousands of lines. Metrics are read once per epoch, so a step never waits for them.
+    scrolls thousands of lines. Metrics are read between epochs, at most twice a second.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.enabled = True
         self.bar: tqdm | None = None
+        self.next_metrics_update = 0.0
 
     def disable(self) -> None:
         self.enabled = False
@@ -33,19 +37,21 @@ class RunProgressBar(ProgressBar):
         self.bar = tqdm(total=total, initial=trainer.global_step, unit="step", dynamic_ncols=True, leave=True)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.bar is not None:
-            self.bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}", refresh=False)
+        if self.bar is None:
+            return
+        self.bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}", refresh=False)
+        # The previous epoch's metrics, read at most twice a second: reading them waits for the device.
+        if time.monotonic() >= self.next_metrics_update:
+            self.bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            self.next_metrics_update = time.monotonic() + 0.5
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         if self.bar is not None:
             self.bar.update(1)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
-
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.bar is not None:
+            self.bar.set_postfix(self.get_metrics(trainer, pl_module))
             self.bar.close()
             self.bar = None
 
@@ -53,19 +59,35 @@ class RunProgressBar(ProgressBar):
         return {name: f"{value:.4g}" for name, value in trainer.progress_bar_metrics.items()}
 
 
-class LastCheckpoint(ModelCheckpoint):
-    """Writes `last.ckpt`, the newest weights, every `every_n_epochs` epochs and when training ends.
+class LastCheckpoint(Checkpoint):
+    """Writes `checkpoints/last.ckpt`, the newest weights, at epoch ends and when training ends.
 
-    Lightning's own `save_last` only follows the monitored saves, so its last.ckpt stops changing
-    once the monitored metric stops improving; resuming or predicting from it would lose epochs.
+    A save costs milliseconds, as much as several epochs of a small table, so within a run it
+    happens at most every `interval_seconds` (0: every epoch); the end of training always saves.
+    Lightning's `save_last` would not do: it follows the monitored saves, so its last.ckpt stops
+    changing once the monitored metric stops improving.
     """
 
-    def __init__(self, dirpath: str, every_n_epochs: int = 1) -> None:
-        super().__init__(
-            dirpath=dirpath, filename="last", monitor=None, save_top_k=1, every_n_epochs=every_n_epochs,
-            enable_version_counter=False,
-        )
+    def __init__(self, dirpath: str, interval_seconds: float = 10.0) -> None:
+        self.path = Path(dirpath) / "last.ckpt"
+        self.interval_seconds = interval_seconds
+        self.next_save = 0.0
+        self.saved_step = -1
+
+    @property
+    def best_model_path(self) -> str:
+        """Where the summary finds this checkpoint (the name Lightning's ModelCheckpoint uses)."""
+        return str(self.path) if self.saved_step >= 0 else ""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if time.monotonic() >= self.next_save:
+            self.save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._should_skip_saving_checkpoint(trainer):
-            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self.saved_step != trainer.global_step and not trainer.fast_dev_run:
+            self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path)  # written to a buffer first, then to the file in one go
+        self.saved_step = trainer.global_step
+        self.next_save = time.monotonic() + self.interval_seconds

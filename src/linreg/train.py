@@ -8,7 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
@@ -52,9 +52,15 @@ def fit(cfg: DictConfig) -> FittedRun:
     model = build_model(cfg, datamodule)
     loggers: list[Logger] = [build(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    show_progress = any(isinstance(c, ProgressBar) for c in callbacks)
+    if len(datamodule.val) == 0:  # nothing to watch: best.ckpt by val/loss needs a validation split
+        callbacks = [c for c in callbacks if not str(getattr(c, "monitor", "")).startswith("val/")]
+    # The callbacks config decides: without a progress bar or checkpoint there, Lightning adds none.
     trainer: L.Trainer = build(
-        cfg.trainer, logger=loggers or False, callbacks=callbacks, enable_progress_bar=show_progress
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
+        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
     )
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

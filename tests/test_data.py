@@ -6,6 +6,7 @@ import torch
 
 from linreg.data import ShuffledBatches, Table, TabularDataModule, split
 from linreg.errors import ConfigError, build
+from linreg.normalize import column_statistics
 
 
 def table_of(n_rows: int) -> Table:
@@ -128,12 +129,12 @@ def test_ddp_ranks_share_each_global_batch_without_overlap():
 
 
 def test_loader_batches_are_the_rows_the_sampler_names(make_config):
-    datamodule = build(make_config("data=crops", "data.batch_size=2").data)
+    datamodule = build(make_config("data=crops", "data.batch_size=2", "data.val_fraction=0.4").data)
     features, targets = next(iter(datamodule.train_dataloader()))
 
     first = datamodule.train_dataloader().sampler.__iter__().__next__()
-    torch.testing.assert_close(features, datamodule.train.features[first])
-    torch.testing.assert_close(targets, datamodule.train.targets[first])
+    torch.testing.assert_close(features, datamodule.train.all_features[first])
+    torch.testing.assert_close(targets, datamodule.train.all_targets[first])
 
 
 def test_synthetic_data_keeps_its_true_weights(make_config):
@@ -143,3 +144,23 @@ def test_synthetic_data_keeps_its_true_weights(make_config):
     expected = table.features @ datamodule.true_weight.T + datamodule.true_bias
     torch.testing.assert_close(table.targets, expected, atol=1e-5, rtol=1e-5)
     assert len(datamodule.train) == 400 and len(datamodule.val) == 100
+
+
+def test_column_statistics_in_chunks_equal_the_whole_table_at_once():
+    values = torch.randn(1000, 3, dtype=torch.float64) * 5 + 1e6  # a mean that dwarfs the spread
+    rows = torch.randperm(1000)[:700]
+
+    mean, std, low, high = column_statistics(values.float(), rows, chunk_rows=64)
+    chosen = values.float()[rows].double()
+    torch.testing.assert_close(mean, chosen.mean(0))
+    torch.testing.assert_close(std, chosen.std(0, correction=0))
+    assert torch.equal(low, chosen.amin(0)) and torch.equal(high, chosen.amax(0))
+
+
+def test_a_split_names_its_rows_instead_of_copying_them():
+    table = table_of(100)
+    train, val, _ = split(table, val_fraction=0.2, test_fraction=0.0, seed=0)
+
+    assert train.all_features is table.all_features and val.all_features is table.all_features
+    sampler = ShuffledBatches(len(val), 8, shuffle=True, seed=0, rows=val.rows)
+    assert sorted(torch.cat(list(sampler)).tolist()) == sorted(val.rows.tolist())

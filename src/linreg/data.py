@@ -6,7 +6,7 @@ per-row `__getitem__` and collate of the usual `DataLoader(batch_size=...)`.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -22,18 +22,37 @@ from linreg.normalize import Normalizer
 
 @dataclass
 class Table:
-    """Feature and target columns as float32 tensors, with the names a person knows them by."""
+    """Feature and target columns as float32 tensors, with the names a person knows them by.
 
-    features: Tensor
-    targets: Tensor
+    A split of a table keeps the same tensors and lists its `rows` (None: all of them), so that
+    splitting copies no data: a table of 10 million rows stays in memory once.
+    """
+
+    all_features: Tensor
+    all_targets: Tensor
     feature_names: list[str]
     target_names: list[str]
+    rows: Tensor | None = None
 
-    def rows(self, index: Tensor | slice) -> "Table":
-        return Table(self.features[index], self.targets[index], self.feature_names, self.target_names)
+    @property
+    def features(self) -> Tensor:
+        """This table's feature rows (a copy when it is a split)."""
+        return self.all_features if self.rows is None else self.all_features[self.rows]
+
+    @property
+    def targets(self) -> Tensor:
+        return self.all_targets if self.rows is None else self.all_targets[self.rows]
+
+    def select(self, positions: Tensor) -> "Table":
+        """The table of the rows at `positions` of this one."""
+        return replace(self, rows=positions if self.rows is None else self.rows[positions])
+
+    def to(self, device: torch.device) -> "Table":
+        rows = None if self.rows is None else self.rows.to(device)
+        return replace(self, all_features=self.all_features.to(device), all_targets=self.all_targets.to(device), rows=rows)
 
     def __len__(self) -> int:
-        return len(self.features)
+        return len(self.all_features) if self.rows is None else len(self.rows)
 
 
 def resolve_path(path: str) -> Path:
@@ -86,10 +105,13 @@ class ShuffledBatches(Sampler[Tensor]):
     each batch, and a resumed run replays the order it would have had.
     """
 
-    def __init__(self, n_rows: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False) -> None:
+    def __init__(
+        self, n_rows: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False, rows: Tensor | None = None
+    ) -> None:
         self.n_rows, self.batch_size, self.shuffle, self.seed, self.drop_last = n_rows, batch_size, shuffle, seed, drop_last
+        self.rows = rows  # the split's row numbers in the whole table (None: rows 0..n_rows-1)
         self.epoch, self.rank, self.world_size = 0, 0, 1
-        self.device = torch.device("cpu")
+        self.device = rows.device if rows is not None else torch.device("cpu")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -104,6 +126,8 @@ class ShuffledBatches(Sampler[Tensor]):
             order = torch.randperm(self.n_rows, generator=generator).to(self.device)
         else:
             order = torch.arange(self.n_rows, device=self.device)
+        if self.rows is not None:
+            order = self.rows[order]
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield order[start : start + self.batch_size][self.rank :: self.world_size]
 
@@ -131,10 +155,10 @@ class TabularDataModule(L.LightningDataModule):
         self.num_workers, self.seed, self.normalize = num_workers, seed, normalize
         self.train, self.val, self.test = split(table, val_fraction, test_fraction, seed)
         self.feature_normalizer = Normalizer(len(table.feature_names))
-        self.feature_normalizer.fit(self.train.features, normalize, scale, table.feature_names)
+        self.feature_normalizer.fit(table.all_features, normalize, scale, table.feature_names, self.train.rows)
         self.target_normalizer = Normalizer(len(table.target_names))
         if normalize_targets:
-            self.target_normalizer.fit(self.train.targets, normalize, scale, table.target_names)
+            self.target_normalizer.fit(table.all_targets, normalize, scale, table.target_names, self.train.rows)
 
     @classmethod
     def from_csv(cls, path: str, targets: Sequence[str], features: Sequence[str] | None = None, **options) -> "TabularDataModule":
@@ -164,10 +188,8 @@ class TabularDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         """Move the tables to the training device once, so no batch is copied there later."""
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        for split_name in ("train", "val", "test"):
-            part = getattr(self, split_name)
-            if len(part) and part.features.device != device:
-                setattr(self, split_name, Table(part.features.to(device), part.targets.to(device), part.feature_names, part.target_names))
+        if self.train.all_features.device != device:
+            self.train, self.val, self.test = (part.to(device) for part in (self.train, self.val, self.test))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, shuffle=self.shuffle, drop_last=self.drop_last)
@@ -181,8 +203,7 @@ class TabularDataModule(L.LightningDataModule):
 
     def _loader(self, part: Table, shuffle: bool, drop_last: bool) -> DataLoader:
         batch_size = self.batch_size or len(part)
-        sampler = ShuffledBatches(len(part), batch_size, shuffle, self.seed, drop_last)
-        sampler.device = part.features.device
+        sampler = ShuffledBatches(len(part), batch_size, shuffle, self.seed, drop_last, part.rows)
         if self.trainer is not None and self.trainer.world_size > 1:
             if batch_size % self.trainer.world_size:
                 raise ConfigError(
@@ -190,7 +211,7 @@ class TabularDataModule(L.LightningDataModule):
                     f"choose a multiple of {self.trainer.world_size}."
                 )
             sampler.rank, sampler.world_size = self.trainer.global_rank, self.trainer.world_size
-        dataset = TensorDataset(part.features, part.targets)
+        dataset = TensorDataset(part.all_features, part.all_targets)
         # batch_size=None: the sampler's index tensor is the batch, fetched by one gather.
         return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers)
 
@@ -213,11 +234,7 @@ def split(table: Table, val_fraction: float, test_fraction: float, seed: int) ->
             f"data.test_fraction={test_fraction}. Lower the fractions or add rows."
         )
     if n_val == n_test == 0:
-        return table, table.rows(slice(0, 0)), table.rows(slice(0, 0))
-    shuffled = table.rows(torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed)))
+        return table, table.select(torch.arange(0)), table.select(torch.arange(0))
+    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed))
     n_train = n_rows - n_val - n_test
-    return (
-        shuffled.rows(slice(0, n_train)),
-        shuffled.rows(slice(n_train, n_train + n_val)),
-        shuffled.rows(slice(n_train + n_val, n_rows)),
-    )
+    return table.select(order[:n_train]), table.select(order[n_train : n_train + n_val]), table.select(order[n_train + n_val :])

@@ -4,6 +4,7 @@ Keeping the statistics as buffers of a module puts them in every checkpoint, so 
 checkpoint alone turns raw inputs into predictions in original units.
 """
 
+import math
 import warnings
 
 import torch
@@ -22,21 +23,22 @@ class Normalizer(nn.Module):
         self.register_buffer("factor", torch.ones(n_columns))
         self.register_buffer("offset", torch.zeros(n_columns))
 
-    def fit(self, values: Tensor, method: str, scale: float = 1.0, names: list[str] | None = None) -> None:
-        """Learn the statistics from `values` (rows × columns): call it with the training split only."""
+    def fit(
+        self, values: Tensor, method: str, scale: float = 1.0, names: list[str] | None = None, rows: Tensor | None = None
+    ) -> None:
+        """Learn the statistics from `values` (rows × columns), or from its `rows`: the training split only."""
         if method not in METHODS:
             raise ConfigError(f"data.normalize={method!r} is not a normalization; choose one of {', '.join(METHODS)}.")
-        values = values.double()
+        n_columns = values.shape[1]
         if method == "none":
-            center, spread = torch.zeros(values.shape[1]), torch.ones(values.shape[1])
+            center, spread = torch.zeros(n_columns), torch.ones(n_columns)
         elif method == "scale":
             if scale == 0:
                 raise ConfigError("data.scale=0 would erase every input; use a non-zero factor such as 0.1.")
-            center, spread = torch.zeros(values.shape[1]), torch.full((values.shape[1],), 1.0 / scale)
-        elif method == "standardize":
-            center, spread = values.mean(0), values.std(0, correction=0)
+            center, spread = torch.zeros(n_columns), torch.full((n_columns,), 1.0 / scale)
         else:
-            center, spread = values.amin(0), values.amax(0) - values.amin(0)
+            mean, std, low, high = column_statistics(values, rows)
+            center, spread = (mean, std) if method == "standardize" else (low, high - low)
         constant = spread == 0
         if constant.any():
             columns = [names[i] if names else str(i) for i in constant.nonzero().flatten().tolist()]
@@ -56,3 +58,25 @@ class Normalizer(nn.Module):
 
     def inverse(self, normalized: Tensor) -> Tensor:
         return (normalized - self.offset) / self.factor
+
+
+def column_statistics(values: Tensor, rows: Tensor | None = None, chunk_rows: int = 1 << 18) -> tuple[Tensor, ...]:
+    """Mean, standard deviation, minimum and maximum of each column (in float64) over `rows`.
+
+    A chunk at a time, merged with Chan's update of the mean and the sum of squared deviations:
+    no float64 copy of the table, and no loss of precision when the mean dwarfs the spread.
+    """
+    n_total = len(values) if rows is None else len(rows)
+    count, mean, squares = 0, torch.zeros(values.shape[1], dtype=torch.float64), torch.zeros(values.shape[1], dtype=torch.float64)
+    low = torch.full_like(mean, math.inf)
+    high = torch.full_like(mean, -math.inf)
+    for start in range(0, n_total, chunk_rows):
+        index = slice(start, start + chunk_rows) if rows is None else rows[start : start + chunk_rows]
+        chunk = values[index].double().cpu()
+        chunk_mean = chunk.mean(0)
+        delta, n = chunk_mean - mean, len(chunk)
+        squares += ((chunk - chunk_mean) ** 2).sum(0) + delta**2 * count * n / (count + n)
+        mean += delta * n / (count + n)
+        count += n
+        low, high = torch.minimum(low, chunk.amin(0)), torch.maximum(high, chunk.amax(0))
+    return mean, (squares / count).sqrt(), low, high

@@ -1,0 +1,181 @@
+"""Training speed of the template against a hand-written loop and the usual Lightning set-up.
+
+All three train the same `nn.Linear` with MSE and SGD on the same synthetic rows, in one process:
+
+- raw: a minimal PyTorch loop over shuffled index batches, the ceiling to approach;
+- naive: a LightningModule that logs every step, fed by `DataLoader(TensorDataset, shuffle=True)`;
+- template: `linreg.train.fit` with the project's configs, logging, progress bar and checkpoints on.
+"""
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from lightning.pytorch.callbacks import Timer
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from linreg.data import make_synthetic
+from linreg.train import fit
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
+LEARNING_RATE = 0.01
+
+
+def raw_loop(features: Tensor, targets: Tensor, batch_size: int, epochs: int, scale: float = 1.0) -> float:
+    """Seconds for `epochs` passes of the plainest loop that still shuffles."""
+    model = nn.Linear(features.shape[1], targets.shape[1]).to(features.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    loss_fn = nn.MSELoss()
+    synchronize(features.device)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(features), device=features.device)
+        for first in range(0, len(features), batch_size):
+            rows = order[first : first + batch_size]
+            loss = loss_fn(model(features[rows] * scale), targets[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    synchronize(features.device)
+    return time.perf_counter() - start
+
+
+class NaiveRegressor(L.LightningModule):
+    """The LightningModule most tutorials write: log the loss on every step."""
+
+    def __init__(self, n_features: int, n_targets: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_targets)
+
+    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
+        features, targets = batch
+        loss = nn.functional.mse_loss(self.linear(features), targets)
+        self.log("train/loss", loss)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=LEARNING_RATE)
+
+
+def naive_lightning(features: Tensor, targets: Tensor, batch_size: int, epochs: int, accelerator: str, workdir: Path) -> float:
+    """Seconds of `trainer.fit` training time with per-row fetching and collation."""
+    loader = DataLoader(TensorDataset(features.cpu(), targets.cpu()), batch_size=batch_size, shuffle=True)
+    timer = Timer()
+    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, default_root_dir=workdir, callbacks=[timer])
+    trainer.fit(NaiveRegressor(features.shape[1], targets.shape[1]), loader)
+    return timer.time_elapsed("train")
+
+
+def template(overrides: list[str], workdir: Path) -> float:
+    """Seconds of training time of the template's own path, as scripts/train.py runs it."""
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"output_dir={workdir}", "+callbacks.timer._target_=lightning.pytorch.callbacks.Timer", *overrides])
+    run = fit(cfg)
+    timer = next(c for c in run.trainer.callbacks if isinstance(c, Timer))
+    return timer.time_elapsed("train")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def throughput_table(rows: int, n_features: int, batch_sizes: list[int], epochs: int, device: str, workdir: Path) -> list[str]:
+    """Rows per second of raw, naive and template at each batch size, and their ratios."""
+    accelerator = "gpu" if device == "cuda" else "cpu"
+    table, _, _ = make_synthetic(rows, n_features, 1, 0.1, seed=0)
+    features, targets = table.features.to(device), table.targets.to(device)
+    lines = [f"{'batch':>7} {'raw rows/s':>12} {'naive rows/s':>13} {'template rows/s':>16} {'template/raw':>13} {'template/naive':>15}"]
+    for batch_size in batch_sizes:
+        work = rows * epochs
+        raw = work / raw_loop(features, targets, batch_size, epochs)
+        naive = work / naive_lightning(features, targets, batch_size, epochs, accelerator, workdir / f"naive{batch_size}")
+        ours = work / template(
+            [
+                "data=synthetic", f"data.n_samples={rows}", f"data.n_features={n_features}", "data.n_targets=1",
+                "data.noise=0.1", "data.val_fraction=0", "seed=0", f"data.batch_size={batch_size}",
+                f"optimizer.lr={LEARNING_RATE}", f"trainer.max_epochs={epochs}", f"trainer.accelerator={accelerator}",
+            ],
+            workdir / f"template{batch_size}",
+        )
+        lines.append(f"{batch_size:>7} {raw:>12,.0f} {naive:>13,.0f} {ours:>16,.0f} {ours / raw:>13.2f} {ours / naive:>15.2f}")
+    return lines
+
+
+def thermometer_fit(workdir: Path) -> str:
+    """The book's 5000 full-batch epochs: the template with logging on against the raw loop."""
+    ours = template(["experiment=dlwpt_thermometer"], workdir / "thermometer")
+    t_u = torch.tensor([35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4])[:, None]
+    t_c = torch.tensor([0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0])[:, None]
+    raw = raw_loop(t_u, t_c, batch_size=11, epochs=5000, scale=0.1)
+    return f"thermometer, 5000 full-batch epochs: template {ours:.2f} s, raw loop {raw:.2f} s, template/raw {ours / raw:.1f}x"
+
+
+def command_seconds(*arguments: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(TRAIN_SCRIPT), *arguments], check=True, capture_output=True, cwd=tempfile.gettempdir())
+    return time.perf_counter() - start
+
+
+def startup_lines() -> list[str]:
+    """Wall times of commands a user types, each in a new process."""
+    return [
+        f"scripts/train.py --help: {command_seconds('--help'):.2f} s",
+        f"scripts/train.py --cfg job: {command_seconds('--cfg', 'job'):.2f} s",
+        f"scripts/train.py to its first optimizer step (whole run of max_steps=1): "
+        f"{command_seconds('trainer.max_steps=1', '~logger', '~callbacks'):.2f} s",
+    ]
+
+
+def peak_memory_line(rows: int, n_features: int) -> str:
+    """Peak RSS of a training process on `rows` synthetic rows against one on a tiny table."""
+
+    def peak_mib(n_samples: int) -> float:
+        command = ["data=synthetic", f"data.n_samples={n_samples}", f"data.n_features={n_features}", "trainer.max_steps=5", "~logger", "~callbacks"]
+        command_seconds(*command)
+        return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    baseline = peak_mib(1000)  # children's peak only grows: the small run goes first
+    peak = peak_mib(rows)
+    data_mib = rows * (n_features + 1) * 4 / 2**20
+    return (
+        f"peak RSS on {rows:,} x {n_features}: {peak:,.0f} MiB = baseline {baseline:,.0f} MiB + "
+        f"{(peak - baseline) / data_mib:.2f} x the data's {data_mib:,.0f} MiB"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=16)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1024, 8192])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--memory-rows", type=int, default=10_000_000, help="rows of the peak-memory run (0 skips it)")
+    parser.add_argument("--quick", action="store_true", help="skip the thermometer, start-up and memory measurements")
+    args = parser.parse_args(argv)
+
+    sections: list[tuple[str, Callable[[Path], list[str]]]] = [
+        (f"Throughput, {args.rows:,} x {args.features} rows, {args.epochs} epochs, {args.device}",
+         lambda work: throughput_table(args.rows, args.features, args.batch_sizes, args.epochs, args.device, work)),
+    ]
+    if not args.quick:
+        sections.append(("Thermometer (seed notebook 002)", lambda work: [thermometer_fit(work)]))
+        sections.append(("Start-up", lambda work: startup_lines()))
+        if args.memory_rows:
+            sections.append(("Memory", lambda work: [peak_memory_line(args.memory_rows, args.features)]))
+    report = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for title, measure in sections:
+            report += ["", title, *measure(Path(workdir))]
+    print("\n".join(report))

@@ -161,3 +161,17 @@ def test_without_a_validation_split_there_is_no_best_checkpoint(train_with, tmp_
     train_with("trainer.max_epochs=3", "~logger")
 
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving(train_with):
+    run = train_with("callbacks=early_stopping", "callbacks.early_stopping.patience=3", "trainer.max_epochs=500", "~logger")
+
+    assert run.trainer.current_epoch < 500
+    assert run.metrics["train/loss"] == pytest.approx(THERMOMETER_OLS_MSE, rel=1e-3)
+
+
+def test_worker_processes_serve_the_same_batches(train_with):
+    in_process = train_with("trainer.max_epochs=5", "~logger", "~callbacks", "data.batch_size=4")
+    with_workers = train_with("trainer.max_epochs=5", "~logger", "~callbacks", "data.batch_size=4", "data.num_workers=1")
+
+    torch.testing.assert_close(with_workers.model.linear.weight, in_process.model.linear.weight, rtol=0, atol=0)

@@ -8,7 +8,7 @@ All three train the same `nn.Linear` with MSE and SGD on the same synthetic rows
 """
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -121,10 +121,22 @@ def thermometer_fit(workdir: Path) -> str:
     return f"thermometer, 5000 full-batch epochs: template {ours:.2f} s, raw loop {raw:.2f} s, template/raw {ours / raw:.1f}x"
 
 
-def command_seconds(*arguments: str) -> float:
+def run_train_script(*arguments: str) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one `scripts/train.py` process."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(TRAIN_SCRIPT), *arguments], check=True, capture_output=True, cwd=tempfile.gettempdir())
-    return time.perf_counter() - start
+    process = subprocess.Popen(
+        [sys.executable, str(TRAIN_SCRIPT), *arguments],
+        cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"scripts/train.py {' '.join(arguments)} failed")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def command_seconds(*arguments: str) -> float:
+    return run_train_script(*arguments)[0]
 
 
 def startup_lines() -> list[str]:
@@ -141,12 +153,10 @@ def peak_memory_line(rows: int, n_features: int) -> str:
     """Peak RSS of a training process on `rows` synthetic rows against one on a tiny table."""
 
     def peak_mib(n_samples: int) -> float:
-        command = ["data=synthetic", f"data.n_samples={n_samples}", f"data.n_features={n_features}", "trainer.max_steps=5", "~logger", "~callbacks"]
-        command_seconds(*command)
-        return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        data = ["data=synthetic", f"data.n_samples={n_samples}", f"data.n_features={n_features}"]
+        return run_train_script(*data, "trainer.max_steps=5", "~logger", "~callbacks")[1]
 
-    baseline = peak_mib(1000)  # children's peak only grows: the small run goes first
-    peak = peak_mib(rows)
+    baseline, peak = peak_mib(1000), peak_mib(rows)
     data_mib = rows * (n_features + 1) * 4 / 2**20
     return (
         f"peak RSS on {rows:,} x {n_features}: {peak:,.0f} MiB = baseline {baseline:,.0f} MiB + "

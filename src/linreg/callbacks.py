@@ -88,6 +88,6 @@ class LastCheckpoint(Checkpoint):
             self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)  # written to a buffer first, then to the file in one go
+        trainer.save_checkpoint(self.path, weights_only=False)  # buffered, then written in one go
         self.saved_step = trainer.global_step
         self.next_save = time.monotonic() + self.interval_seconds

@@ -106,12 +106,19 @@ class ShuffledBatches(Sampler[Tensor]):
     """
 
     def __init__(
-        self, n_rows: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False, rows: Tensor | None = None
+        self,
+        n_rows: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool = False,
+        rows: Tensor | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.n_rows, self.batch_size, self.shuffle, self.seed, self.drop_last = n_rows, batch_size, shuffle, seed, drop_last
         self.rows = rows  # the split's row numbers in the whole table (None: rows 0..n_rows-1)
+        self.device = torch.device(device)  # where the table is: indices made there need no copy per batch
         self.epoch, self.rank, self.world_size = 0, 0, 1
-        self.device = rows.device if rows is not None else torch.device("cpu")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -203,7 +210,7 @@ class TabularDataModule(L.LightningDataModule):
 
     def _loader(self, part: Table, shuffle: bool, drop_last: bool) -> DataLoader:
         batch_size = self.batch_size or len(part)
-        sampler = ShuffledBatches(len(part), batch_size, shuffle, self.seed, drop_last, part.rows)
+        sampler = ShuffledBatches(len(part), batch_size, shuffle, self.seed, drop_last, part.rows, part.all_features.device)
         if self.trainer is not None and self.trainer.world_size > 1:
             if batch_size % self.trainer.world_size:
                 raise ConfigError(

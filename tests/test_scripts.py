@@ -20,7 +20,7 @@ def start_train(cwd: Path, *overrides: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_two_runs_started_together_each_get_their_own_directory(tmp_path):
+def test_two_runs_started_together_each_get_their_own_directory_and_predict_uses_the_newest(tmp_path):
     runs = [start_train(tmp_path, "trainer.max_epochs=5", "optimizer=adam", "optimizer.lr=0.5") for _ in range(2)]
     outputs = [run.communicate(timeout=300)[0] for run in runs]
 
@@ -34,6 +34,14 @@ def test_two_runs_started_together_each_get_their_own_directory(tmp_path):
         assert "optimizer=adam" in (run_dir / ".hydra" / "overrides.yaml").read_text()
     for output in outputs:
         assert "t_c = " in output and "Final metrics" in output
+
+    (tmp_path / "new.csv").write_text("t_u\n50.0\n")
+    predict = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "predict.py"), "input=new.csv", "output=out.csv"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert predict.returncode == 0, predict.stderr
+    assert (tmp_path / "out.csv").read_text().splitlines()[0] == "t_u,t_c_predicted"
 
 
 @pytest.mark.slow

@@ -65,24 +65,29 @@ def resolve_path(path: str) -> Path:
 
 def read_csv(path: str, targets: Sequence[str], features: Sequence[str] | None = None) -> Table:
     """Read the named columns of a CSV file; features default to every column that is not a target."""
-    file = resolve_path(path)
-    if not file.is_file():
-        raise ConfigError(f"data.path={path!r}: no such file ({file.resolve()}). Give the path of a CSV file.")
-    frame = pd.read_csv(file)
+    frame = open_csv(path)
     targets = list(targets)
     features = [c for c in frame.columns if c not in targets] if features is None else list(features)
-    missing = [c for c in targets + features if c not in frame.columns]
+    return Table(numeric_columns(frame, features, path), numeric_columns(frame, targets, path), features, targets)
+
+
+def open_csv(path: str, setting: str = "data.path") -> pd.DataFrame:
+    """The CSV file that `setting` names, as a DataFrame."""
+    file = resolve_path(path)
+    if not file.is_file():
+        raise ConfigError(f"{setting}={path}: no such file ({file.resolve()}). Give the path of a CSV file.")
+    return pd.read_csv(file)
+
+
+def numeric_columns(frame: pd.DataFrame, columns: list[str], path: str) -> Tensor:
+    """The named columns as one float32 tensor (rows × columns), or an error that names what is missing."""
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ConfigError(
-            f"Column(s) {', '.join(missing)} of data.targets/data.features are not in {file.name}; "
-            f"its columns are: {', '.join(map(str, frame.columns))}."
+            f"Column(s) {', '.join(missing)} are not in {path}; its columns are: {', '.join(map(str, frame.columns))}. "
+            "Check data.targets and data.features (or the checkpoint's feature names)."
         )
-    return Table(
-        torch.from_numpy(frame[features].to_numpy("float32", copy=True)),
-        torch.from_numpy(frame[targets].to_numpy("float32", copy=True)),
-        features,
-        targets,
-    )
+    return torch.from_numpy(frame[columns].to_numpy("float32", copy=True))
 
 
 def make_synthetic(n_samples: int, n_features: int, n_targets: int, noise: float, seed: int) -> tuple[Table, Tensor, Tensor]:

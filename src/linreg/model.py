@@ -1,5 +1,6 @@
 """The LightningModule: one `nn.Linear` between the stored input and target normalizations."""
 
+import logging
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -9,6 +10,12 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 
 from linreg.errors import ConfigError
 from linreg.normalize import Normalizer
+
+# Every job imports this module right after Lightning. `import lightning` gives its logger a console
+# handler of its own; where Hydra has already set up the root logger (console and the job's .log
+# file), that would print every Lightning message twice.
+if logging.getLogger().hasHandlers():
+    logging.getLogger("lightning").handlers.clear()
 
 LOSSES: dict[str, Callable[[], nn.Module]] = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}
 
@@ -36,6 +43,7 @@ class LinearRegressor(L.LightningModule):
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
         scheduler_monitor: str = "val/loss",
+        data_config: dict | None = None,
     ) -> None:
         super().__init__()
         # Plain values only: a checkpoint must load without unpickling objects.

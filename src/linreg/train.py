@@ -18,10 +18,6 @@ from linreg.model import LinearRegressor
 from linreg.report import format_equation, format_summary
 
 log = logging.getLogger(__name__)
-# `import lightning` gives its logger a console handler of its own; where Hydra has already set up
-# the root logger (console and the run's train.log), that would print every Lightning message twice.
-if logging.getLogger().hasHandlers():
-    logging.getLogger("lightning").handlers.clear()
 
 
 @dataclass
@@ -92,6 +88,8 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegress
         optimizer=build(cfg.optimizer),
         scheduler=scheduler,
         scheduler_monitor=cfg.optimized_metric,
+        # How the data was read and split: eval.py rebuilds the same test split from the checkpoint.
+        data_config=OmegaConf.to_container(cfg.data, resolve=True),
     )
 
 

@@ -1,0 +1,34 @@
+"""predict(cfg): predictions in original units for the rows of a CSV file, from a checkpoint alone."""
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from linreg.checkpoints import find_checkpoint, load_model
+from linreg.data import numeric_columns, open_csv
+from linreg.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def predict(cfg: DictConfig) -> Path:
+    """The job behind scripts/predict.py: writes the input columns plus one `<target>_predicted` column per target."""
+    output = Path(cfg.output)
+    if output.exists() and not cfg.overwrite:
+        raise ConfigError(f"output={output} exists already; choose another output= or set overwrite=true to replace it.")
+    path = find_checkpoint(cfg.ckpt_path, cfg.log_dir)
+    model = load_model(path)
+    frame = open_csv(cfg.input, setting="input")
+    features = numeric_columns(frame, list(model.hparams.feature_names), cfg.input)
+    with torch.no_grad():
+        predictions = model(features)  # normalized inside the model with the checkpoint's own statistics
+    for name, column in zip(model.hparams.target_names, predictions.T):
+        frame[f"{name}_predicted"] = column.numpy()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    frame.to_csv(partial, index=False)
+    partial.replace(output)  # a reader never sees half a file
+    log.info(f"Predicted {len(frame)} rows of {cfg.input} with {path}\nwrote {output}")
+    return output

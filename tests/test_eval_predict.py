@@ -1,0 +1,109 @@
+"""Using what was trained: eval.py's metrics and predict.py's CSV from a checkpoint alone."""
+
+import os
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from conftest import CONFIGS
+from linreg.checkpoints import find_checkpoint
+from linreg.errors import ConfigError
+from linreg.evaluate import evaluate
+from linreg.predict import predict
+
+
+def job_config(name: str, tmp_path, *overrides: str):
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        return compose(name, overrides=[f"output_dir={tmp_path / name}", f"log_dir={tmp_path}", *overrides])
+
+
+def test_eval_reproduces_the_test_metrics_of_training(train_with, tmp_path):
+    run = train_with("data=synthetic", "data.n_samples=600", "data.test_fraction=0.2", "trainer.max_epochs=4")
+
+    metrics = evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path}", "~logger"))
+    assert set(metrics) == {"test/loss", "test/mse", "test/mae", "test/r2"}
+    for name, value in metrics.items():
+        assert value == pytest.approx(run.metrics[name], abs=1e-6)
+
+
+def test_eval_on_a_csv_file_and_on_another_split(train_with, tmp_path):
+    run = train_with("data.val_fraction=0.3")
+    rows = run.datamodule.val
+    pd.DataFrame({"t_u": rows.features[:, 0], "t_c": rows.targets[:, 0]}).to_csv(tmp_path / "held_out.csv", index=False)
+
+    on_file = evaluate(job_config("eval", tmp_path, "ckpt_path=last", f"input={tmp_path / 'held_out.csv'}", "~logger"))
+    on_split = evaluate(job_config("eval", tmp_path, "ckpt_path=last", "split=val", "~logger"))
+    assert on_file["test/mse"] == pytest.approx(run.metrics["val/mse"], rel=1e-6)
+    assert on_split == pytest.approx(on_file, rel=1e-6)
+    with pytest.raises(ConfigError, match="no test split"):
+        evaluate(job_config("eval", tmp_path, "ckpt_path=last", "~logger"))
+
+
+def test_predict_writes_the_input_plus_a_prediction_in_original_units(train_with, tmp_path):
+    run = train_with()
+    pd.DataFrame({"id": [1, 2, 3], "t_u": [21.8, 50.0, 81.9]}).to_csv(tmp_path / "new.csv", index=False)
+
+    output = predict(job_config("predict", tmp_path, f"input={tmp_path / 'new.csv'}", f"output={tmp_path / 'out.csv'}"))
+    written = pd.read_csv(output)
+    assert list(written.columns) == ["id", "t_u", "t_c_predicted"]
+    expected = run.model(torch.tensor([[21.8], [50.0], [81.9]])).detach()[:, 0]
+    torch.testing.assert_close(torch.tensor(written["t_c_predicted"].to_numpy(), dtype=torch.float32), expected)
+
+
+def test_a_two_target_checkpoint_predicts_two_columns(train_with, tmp_path):
+    train_with("experiment=crops_sgd", "trainer.max_epochs=3")
+
+    cfg = job_config("predict", tmp_path, "input=src/linreg/datasets/crops.csv", f"output={tmp_path / 'crops.csv'}")
+    written = pd.read_csv(predict(cfg))
+    assert {"apples_predicted", "oranges_predicted"} <= set(written.columns) and len(written) == 5
+
+
+def test_predict_names_missing_columns_and_never_overwrites(train_with, tmp_path):
+    train_with("trainer.max_epochs=2")
+    pd.DataFrame({"temperature": [1.0]}).to_csv(tmp_path / "wrong.csv", index=False)
+    (tmp_path / "taken.csv").write_text("keep me\n")
+
+    with pytest.raises(ConfigError, match=r"t_u are not in .*wrong.csv; its columns are: temperature"):
+        predict(job_config("predict", tmp_path, f"input={tmp_path / 'wrong.csv'}", f"output={tmp_path / 'x.csv'}"))
+    with pytest.raises(ConfigError, match="overwrite=true"):
+        predict(job_config("predict", tmp_path, f"input={tmp_path / 'wrong.csv'}", f"output={tmp_path / 'taken.csv'}"))
+    assert (tmp_path / "taken.csv").read_text() == "keep me\n"
+
+
+def test_ckpt_path_last_finds_the_newest_run_and_explains_when_there_is_none(tmp_path):
+    older, newer = (tmp_path / "train" / name / "checkpoints" for name in ("a", "b"))
+    for age, directory in enumerate((older, newer)):
+        directory.mkdir(parents=True)
+        (directory / "last.ckpt").write_bytes(b"")
+        os.utime(directory / "last.ckpt", (1_000_000 + age, 1_000_000 + age))
+
+    assert find_checkpoint("last", str(tmp_path)) == newer / "last.ckpt"
+    assert find_checkpoint(str(tmp_path / "train" / "a"), str(tmp_path)) == older / "last.ckpt"
+    with pytest.raises(ConfigError, match="Train first"):
+        find_checkpoint("last", str(tmp_path / "empty"))
+
+
+def test_a_file_that_is_no_checkpoint_is_refused_clearly(tmp_path):
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+
+    with pytest.raises(ConfigError, match="not a checkpoint this template can load safely"):
+        evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path / 'bad.ckpt'}", "~logger"))
+
+
+class RunsCodeWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_whose_pickle_would_run_code_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "code_ran"
+    torch.save({"state_dict": {}, "hyper_parameters": {"payload": RunsCodeWhenUnpickled(marker)}}, tmp_path / "evil.ckpt")
+
+    with pytest.raises(ConfigError, match="not a checkpoint this template can load safely"):
+        evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path / 'evil.ckpt'}", "~logger"))
+    assert not marker.exists()

@@ -23,7 +23,9 @@ from lightning.pytorch.callbacks import Timer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from linreg.baseline import fit_least_squares
 from linreg.data import make_synthetic
+from linreg.normalize import Normalizer
 from linreg.train import fit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +111,13 @@ def throughput_table(rows: int, n_features: int, batch_sizes: list[int], epochs:
             workdir / f"template{batch_size}",
         )
         lines.append(f"{batch_size:>7} {raw:>12,.0f} {naive:>13,.0f} {ours:>16,.0f} {ours / raw:>13.2f} {ours / naive:>15.2f}")
+        epoch_seconds = rows / ours
+    start = time.perf_counter()
+    fit_least_squares(table, Normalizer(n_features), Normalizer(1))
+    lines.append(
+        f"least-squares baseline: {time.perf_counter() - start:.3f} s, "
+        f"one template epoch at batch {batch_sizes[-1]}: {epoch_seconds:.3f} s"
+    )
     return lines
 
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
 from linreg.errors import ConfigError
-from linreg.normalize import Normalizer
+from linreg.normalize import Normalizer, to_original_units
 
 # Every job imports this module right after Lightning. `import lightning` gives its logger a console
 # handler of its own; where Hydra has already set up the root logger (console and the job's .log
@@ -59,6 +59,8 @@ class LinearRegressor(L.LightningModule):
         self._set_initial_values(**(init or {}))
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score(multioutput="uniform_average")})
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
+        # The least-squares losses per split (set by linreg.train for model.loss=mse): logged as gaps.
+        self.least_squares_loss: dict[str, float] | None = None
         self.train_rows = 0
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -102,10 +104,16 @@ class LinearRegressor(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/loss", self.train_loss_sum / self.train_rows, prog_bar=True, sync_dist=True)
-        # Straight to the loggers, as Lightning's LearningRateMonitor does: nothing monitors it.
+        train_loss = self.train_loss_sum / self.train_rows
+        self.log("train/loss", train_loss, prog_bar=True, sync_dist=True)
+        # Straight to the loggers, as Lightning's LearningRateMonitor does: nothing monitors these.
+        metrics = {"train/lr": self.optimizers().param_groups[0]["lr"]}
+        if self.least_squares_loss and self.loggers:  # how far from the exact optimum, epoch by epoch
+            metrics["train/gap_to_ols"] = float(train_loss) - self.least_squares_loss["train"]
+            if "val" in self.least_squares_loss and "val/loss" in self.trainer.callback_metrics:
+                metrics["val/gap_to_ols"] = float(self.trainer.callback_metrics["val/loss"]) - self.least_squares_loss["val"]
         for logger in self.loggers:
-            logger.log_metrics({"train/lr": self.optimizers().param_groups[0]["lr"]}, step=self.global_step - 1)
+            logger.log_metrics(metrics, step=self.global_step - 1)
 
     def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
@@ -131,10 +139,4 @@ class LinearRegressor(L.LightningModule):
 
     def equation(self) -> tuple[Tensor, Tensor]:
         """Weights (targets × features) and biases that map raw features straight to raw targets."""
-        w, b = self.linear.weight.detach().double(), self.linear.bias.detach().double()
-        fx, ox = self.feature_normalizer.factor.double(), self.feature_normalizer.offset.double()
-        fy, oy = self.target_normalizer.factor.double(), self.target_normalizer.offset.double()
-        # y = ((w·(x·fx + ox) + b) − oy) / fy
-        weight = w * fx / fy[:, None]
-        bias = (w @ ox + b - oy) / fy
-        return weight.cpu(), bias.cpu()
+        return to_original_units(self.linear.weight, self.linear.bias, self.feature_normalizer, self.target_normalizer)

@@ -6,6 +6,7 @@ checkpoint alone turns raw inputs into predictions in original units.
 
 import math
 import warnings
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -66,12 +67,10 @@ def column_statistics(values: Tensor, rows: Tensor | None = None, chunk_rows: in
     A chunk at a time, merged with Chan's update of the mean and the sum of squared deviations:
     no float64 copy of the table, and no loss of precision when the mean dwarfs the spread.
     """
-    n_total = len(values) if rows is None else len(rows)
     count, mean, squares = 0, torch.zeros(values.shape[1], dtype=torch.float64), torch.zeros(values.shape[1], dtype=torch.float64)
     low = torch.full_like(mean, math.inf)
     high = torch.full_like(mean, -math.inf)
-    for start in range(0, n_total, chunk_rows):
-        index = slice(start, start + chunk_rows) if rows is None else rows[start : start + chunk_rows]
+    for index in row_chunks(len(values) if rows is None else len(rows), rows, chunk_rows):
         chunk = values[index].double().cpu()
         chunk_mean = chunk.mean(0)
         delta, n = chunk_mean - mean, len(chunk)
@@ -80,3 +79,18 @@ def column_statistics(values: Tensor, rows: Tensor | None = None, chunk_rows: in
         count += n
         low, high = torch.minimum(low, chunk.amin(0)), torch.maximum(high, chunk.amax(0))
     return mean, (squares / count).sqrt(), low, high
+
+
+def row_chunks(n_rows: int, rows: Tensor | None, chunk_rows: int) -> Iterator[slice | Tensor]:
+    """Indices of `rows` (or of rows 0..n_rows-1) in pieces, for one pass over a table too big to copy."""
+    for start in range(0, n_rows, chunk_rows):
+        yield slice(start, start + chunk_rows) if rows is None else rows[start : start + chunk_rows]
+
+
+def to_original_units(weight: Tensor, bias: Tensor, features: Normalizer, targets: Normalizer) -> tuple[Tensor, Tensor]:
+    """The weights (targets × features) and biases of a linear map between normalized columns, for raw columns."""
+    w, b = weight.detach().double().cpu(), bias.detach().double().cpu()
+    fx, ox = features.factor.double().cpu(), features.offset.double().cpu()
+    fy, oy = targets.factor.double().cpu(), targets.offset.double().cpu()
+    # y = ((w·(x·fx + ox) + b) − oy) / fy
+    return w * fx / fy[:, None], (w @ ox + b - oy) / fy

@@ -31,10 +31,17 @@ def format_weight_table(weight: Tensor, bias: Tensor, feature_names: Sequence[st
     return "\n".join([header, *rows])
 
 
-def format_summary(metrics: Mapping[str, float], equation: str, output_dir: Path, checkpoints: Sequence[Path]) -> str:
+def format_summary(
+    metrics: Mapping[str, float], equations: Mapping[str, str], output_dir: Path, checkpoints: Sequence[Path]
+) -> str:
+    """Metrics, then each labelled equation (trained, least squares, …), then where the run's files are."""
+    width = max(len(label) for label in equations) + 2
     lines = ["", "Final metrics:"]
-    lines += [f"  {name:<12} {format_number(value)}" for name, value in sorted(metrics.items())]
-    lines += ["Fitted model (original units):", *(f"  {line}" for line in equation.splitlines())]
+    lines += [f"  {name:<18} {format_number(value)}" for name, value in sorted(metrics.items())]
+    lines += ["Fitted model (original units):"]
+    for label, equation in equations.items():
+        first, *rest = equation.splitlines()
+        lines += [f"  {label + ':':<{width}}{first}", *(f"  {'':<{width}}{line}" for line in rest)]
     lines += [f"Run directory: {output_dir}"]
     lines += [f"Checkpoint:    {path}" for path in checkpoints]
     lines += ["TensorBoard:   tensorboard --logdir logs"]

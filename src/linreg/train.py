@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from linreg.baseline import LeastSquares, fit_least_squares
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError, build
 from linreg.model import LinearRegressor
@@ -28,6 +29,7 @@ class FittedRun:
     datamodule: TabularDataModule
     trainer: L.Trainer
     metrics: dict[str, float]
+    least_squares: LeastSquares
 
 
 def train(cfg: DictConfig) -> float:
@@ -58,8 +60,12 @@ def fit(cfg: DictConfig) -> FittedRun:
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
     )
+    least_squares, ols_losses = least_squares_baseline(datamodule)
+    if model.hparams.loss == "mse":  # the optimum of this loss: the model logs its distance to it
+        model.least_squares_loss = ols_losses
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_metrics({f"baseline/ols_{'' if split == 'train' else split + '_'}loss": v for split, v in ols_losses.items()}, step=0)
 
     with warnings.catch_warnings():
         # Notices that do not apply here: training loss is logged per epoch (not every n steps), a
@@ -71,7 +77,17 @@ def fit(cfg: DictConfig) -> FittedRun:
         if len(datamodule.test):
             trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    return FittedRun(model, datamodule, trainer, metrics)
+    return FittedRun(model, datamodule, trainer, metrics, least_squares)
+
+
+def least_squares_baseline(datamodule: TabularDataModule) -> tuple[LeastSquares, dict[str, float]]:
+    """The exact least-squares fit of the training split and its MSE per split (train, and val if any)."""
+    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
+    least_squares = fit_least_squares(datamodule.train, *normalizers)
+    losses = {"train": least_squares.train_loss}
+    if len(datamodule.val):
+        losses["val"] = least_squares.loss_on(datamodule.val, *normalizers)
+    return least_squares, losses
 
 
 def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegressor:
@@ -112,7 +128,9 @@ def check_devices(trainer_cfg: DictConfig) -> None:
 
 
 def summarize(run: FittedRun, output_dir: Path) -> str:
-    weight, bias = run.model.equation()
-    equation = format_equation(weight, bias, run.datamodule.feature_names, run.datamodule.target_names)
+    names = run.datamodule.feature_names, run.datamodule.target_names
+    least_squares = run.least_squares.equation(run.datamodule.feature_normalizer, run.datamodule.target_normalizer)
+    equations = {"trained": format_equation(*run.model.equation(), *names), "least squares": format_equation(*least_squares, *names)}
+    metrics = {**run.metrics, "baseline/ols_loss": run.least_squares.train_loss}
     paths = [Path(c.best_model_path) for c in run.trainer.checkpoint_callbacks if c.best_model_path]
-    return format_summary(run.metrics, equation, output_dir, paths)
+    return format_summary(metrics, equations, output_dir, paths)

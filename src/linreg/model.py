@@ -47,7 +47,8 @@ class LinearRegressor(L.LightningModule):
     ) -> None:
         super().__init__()
         # Plain values only: a checkpoint must load without unpickling objects.
-        self.save_hyperparameters(ignore=["feature_normalizer", "target_normalizer", "optimizer", "scheduler"])
+        # (linreg.train logs its own short list of hyperparameters, for TensorBoard's HParams tab.)
+        self.save_hyperparameters(ignore=["feature_normalizer", "target_normalizer", "optimizer", "scheduler"], logger=False)
         if loss not in LOSSES:
             raise ConfigError(f"model.loss={loss!r} is not a loss; choose one of {', '.join(LOSSES)}.")
         n_features, n_targets = len(feature_names), len(target_names)
@@ -101,6 +102,9 @@ class LinearRegressor(L.LightningModule):
         # as a whole step on a small table, and reading the value would wait for the device.
         self.train_loss_sum.add_(loss.detach(), alpha=len(features))
         self.train_rows += len(features)
+        if self.loggers and self.global_step % self.trainer.log_every_n_steps == 0:  # one wait per n steps
+            for logger in self.loggers:
+                logger.log_metrics({"train/loss_step": loss.item()}, step=self.global_step)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -108,6 +112,9 @@ class LinearRegressor(L.LightningModule):
         self.log("train/loss", train_loss, prog_bar=True, sync_dist=True)
         # Straight to the loggers, as Lightning's LearningRateMonitor does: nothing monitors these.
         metrics = {"train/lr": self.optimizers().param_groups[0]["lr"]}
+        if self.linear.weight.numel() == 1 and self.loggers:  # the path the optimizer takes, in original units
+            weight, bias = self.equation()
+            metrics.update({"model/weight": weight.item(), "model/bias": bias.item()})
         if self.least_squares_loss and self.loggers:  # how far from the exact optimum, epoch by epoch
             metrics["train/gap_to_ols"] = float(train_loss) - self.least_squares_loss["train"]
             if "val" in self.least_squares_loss and "val/loss" in self.trainer.callback_metrics:

@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from linreg.baseline import LeastSquares, fit_least_squares
@@ -63,8 +63,8 @@ def fit(cfg: DictConfig) -> FittedRun:
     least_squares, ols_losses = least_squares_baseline(datamodule)
     if model.hparams.loss == "mse":  # the optimum of this loss: the model logs its distance to it
         model.least_squares_loss = ols_losses
+    log_hyperparameters(loggers, cfg, datamodule)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.log_metrics({f"baseline/ols_{'' if split == 'train' else split + '_'}loss": v for split, v in ols_losses.items()}, step=0)
 
     with warnings.catch_warnings():
@@ -77,7 +77,37 @@ def fit(cfg: DictConfig) -> FittedRun:
         if len(datamodule.test):
             trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    for logger in loggers:  # the results of the HParams tab
+        logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
+        logger.finalize("success")  # training already closed the files: write these out now, not at exit
     return FittedRun(model, datamodule, trainer, metrics, least_squares)
+
+
+def log_hyperparameters(loggers: list[Logger], cfg: DictConfig, datamodule: TabularDataModule) -> None:
+    """The settings that tell the runs of a sweep apart, for TensorBoard's HParams tab and hparams.yaml."""
+    params = {
+        "data": datamodule.name,
+        "normalize": datamodule.normalize,
+        "batch_size": cfg.data.batch_size or "full",
+        "optimizer": cfg.optimizer._target_.rpartition(".")[2],
+        "lr": cfg.optimizer.lr,
+        "scheduler": cfg.scheduler._target_.rpartition(".")[2] if cfg.get("scheduler") else "none",
+        "loss": cfg.model.loss,
+        "max_epochs": cfg.trainer.max_epochs,
+        "seed": cfg.seed,
+    }
+    # The tab shows each metric's last value: NaN until the run logs its result at the end.
+    names = ["train/loss"] + [f"{split}/{metric}" for split in ("val", "test") if len(getattr(datamodule, split)) for metric in ("loss", "mse", "mae", "r2")]
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics={final_name(name): math.nan for name in names})
+        else:
+            logger.log_hyperparams(params)
+
+
+def final_name(metric: str) -> str:
+    """`final/val_r2` for `val/r2`: tags of their own, so the real curves get no extra point."""
+    return "final/" + metric.replace("/", "_")
 
 
 def least_squares_baseline(datamodule: TabularDataModule) -> tuple[LeastSquares, dict[str, float]]:

@@ -1,0 +1,115 @@
+"""Pictures of a run: the data with the fitted line, predictions against the truth, the loss curve."""
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
+
+from linreg.data import Table, TabularDataModule
+from linreg.model import LinearRegressor
+from linreg.report import format_equation
+
+MAX_POINTS = 5000  # a scatter of millions of rows shows no more than this many, and draws far slower
+
+
+class RunPlots(Callback):
+    """Draws the pictures when training ends: PNG files in `dirpath`, images in TensorBoard."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.history: dict[str, list[float]] = {"train/loss": [], "val/loss": []}
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch > 0:  # the previous epoch's metrics are complete now
+            self.record(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.record(trainer)
+        if not trainer.is_global_zero or trainer.fast_dev_run:
+            return
+        figures = {"loss": loss_figure(self.history, (pl_module.least_squares_loss or {}).get("train"))}
+        model, datamodule = pl_module, trainer.datamodule
+        if len(model.hparams.feature_names) == 1 and len(model.hparams.target_names) == 1:
+            figures["fit"] = fit_figure(model, datamodule)
+        else:
+            figures["predicted_vs_actual"] = predicted_vs_actual_figure(model, datamodule)
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        for name, figure in figures.items():
+            figure.savefig(self.dirpath / f"{name}.png", dpi=100)
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_figure(f"plots/{name}", figure, global_step=trainer.global_step, close=False)
+
+    def record(self, trainer: L.Trainer) -> None:
+        for name, values in self.history.items():
+            if name in trainer.callback_metrics:
+                values.append(float(trainer.callback_metrics[name]))
+
+
+def sample(table: Table, limit: int = MAX_POINTS) -> Table:
+    """At most `limit` rows of the table, the same ones every time."""
+    if len(table) <= limit:
+        return table
+    return table.select(torch.randperm(len(table), generator=torch.Generator().manual_seed(0))[:limit])
+
+
+def predictions(model: LinearRegressor, features: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(features.to(model.device)).cpu()
+
+
+def labelled_splits(datamodule: TabularDataModule) -> list[tuple[str, Table]]:
+    return [(name, sample(getattr(datamodule, name))) for name in ("train", "val") if len(getattr(datamodule, name))]
+
+
+def fit_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
+    """One feature, one target: the rows and the fitted line, in original units."""
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    low, high = float("inf"), float("-inf")
+    for name, table in labelled_splits(datamodule):
+        x = table.features.cpu()
+        axes.scatter(x[:, 0], table.targets.cpu()[:, 0], s=18, alpha=0.8, label=f"{name} rows")
+        low, high = min(low, float(x.min())), max(high, float(x.max()))
+    line = torch.linspace(low, high, 100)[:, None]
+    axes.plot(line[:, 0], predictions(model, line)[:, 0], color="black", label="fitted line")
+    axes.set(xlabel=model.hparams.feature_names[0], ylabel=model.hparams.target_names[0])
+    axes.set_title(format_equation(*model.equation(), model.hparams.feature_names, model.hparams.target_names))
+    axes.legend()
+    return figure
+
+
+def predicted_vs_actual_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
+    """Each target's predictions against its true values; a perfect model sits on the diagonal."""
+    targets = model.hparams.target_names
+    figure = Figure(figsize=(4.5 * len(targets), 4.5), layout="constrained")
+    axes_row = figure.subplots(1, len(targets), squeeze=False)[0]
+    for name, table in labelled_splits(datamodule):
+        predicted, actual = predictions(model, table.features), table.targets.cpu()
+        for column, axes in enumerate(axes_row):
+            axes.scatter(actual[:, column], predicted[:, column], s=12, alpha=0.7, label=f"{name} rows")
+    for column, axes in enumerate(axes_row):
+        low, high = axes.get_xlim()
+        axes.plot([low, high], [low, high], color="black", linewidth=1, label="predicted = actual")
+        axes.set(xlabel=f"actual {targets[column]}", ylabel=f"predicted {targets[column]}")
+        axes.legend()
+    return figure
+
+
+def loss_figure(history: dict[str, list[float]], least_squares_loss: float | None = None) -> Figure:
+    """The loss per epoch (and the least-squares optimum it should reach), on a log scale where positive."""
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axes = figure.add_subplot()
+    for name, values in history.items():
+        if values:
+            axes.plot(range(1, len(values) + 1), values, label=name)
+    if least_squares_loss is not None:
+        axes.axhline(least_squares_loss, color="black", linestyle="--", linewidth=1, label="least squares (train)")
+    if all(v > 0 for values in history.values() for v in values) and (least_squares_loss is None or least_squares_loss > 0):
+        axes.set_yscale("log")
+    axes.set(xlabel="epoch", ylabel="loss (normalized units)")
+    axes.legend()
+    return figure

@@ -1,7 +1,9 @@
 """The LightningModule: one `nn.Linear` between the stored input and target normalizations."""
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 
 import lightning as L
 import torch
@@ -16,6 +18,22 @@ from linreg.normalize import Normalizer, to_original_units
 # file), that would print every Lightning message twice.
 if logging.getLogger().hasHandlers():
     logging.getLogger("lightning").handlers.clear()
+
+
+@contextlib.contextmanager
+def lightning_notices_silenced() -> Iterator[None]:
+    """Hide Lightning's warnings that do not apply to this template's runs."""
+    with warnings.catch_warnings():
+        # Training loss is logged per epoch, not every n steps.
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval")
+        # A split of fraction 0 is left out on purpose.
+        warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
+        # The run directory is new; Hydra's own files are in it, no earlier metrics.csv.
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+        # Lightning's own use of a torch API.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        yield
+
 
 LOSSES: dict[str, Callable[[], nn.Module]] = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}
 

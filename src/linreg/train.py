@@ -2,7 +2,6 @@
 
 import logging
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from linreg.baseline import LeastSquares, fit_least_squares
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError, build
-from linreg.model import LinearRegressor
+from linreg.model import LinearRegressor, lightning_notices_silenced
 from linreg.report import format_equation, format_summary
 
 log = logging.getLogger(__name__)
@@ -48,39 +47,38 @@ def fit(cfg: DictConfig) -> FittedRun:
         cfg.optimized_metric = cfg.optimized_metric.replace("val/", "train/")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg, datamodule)
+    least_squares, ols_losses = least_squares_baseline(datamodule)
+    if model.hparams.loss == "mse":  # the optimum of this loss: the model logs its distance to it
+        model.least_squares_loss = ols_losses
+    trainer = build_trainer(cfg, has_validation=len(datamodule.val) > 0)
+
+    with lightning_notices_silenced():
+        log_hyperparameters(trainer.loggers, cfg, datamodule)
+        for logger in trainer.loggers:
+            logger.log_metrics({f"baseline/ols_{'' if s == 'train' else s + '_'}loss": v for s, v in ols_losses.items()}, step=0)
+        trainer.fit(model, datamodule=datamodule)
+        if len(datamodule.test):
+            trainer.test(model, datamodule=datamodule, verbose=False)
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        for logger in trainer.loggers:  # the results of the HParams tab
+            logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
+            logger.finalize("success")  # training already closed the files: write these out now, not at exit
+    return FittedRun(model, datamodule, trainer, metrics, least_squares)
+
+
+def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
+    """The Trainer with the configured loggers and callbacks (and no others of Lightning's choosing)."""
     loggers: list[Logger] = [build(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    if len(datamodule.val) == 0:  # nothing to watch: best.ckpt by val/loss needs a validation split
+    if not has_validation:  # nothing to watch: best.ckpt by val/loss needs a validation split
         callbacks = [c for c in callbacks if not str(getattr(c, "monitor", "")).startswith("val/")]
-    # The callbacks config decides: without a progress bar or checkpoint there, Lightning adds none.
-    trainer: L.Trainer = build(
+    return build(
         cfg.trainer,
         logger=loggers or False,
         callbacks=callbacks,
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
     )
-    least_squares, ols_losses = least_squares_baseline(datamodule)
-    if model.hparams.loss == "mse":  # the optimum of this loss: the model logs its distance to it
-        model.least_squares_loss = ols_losses
-    log_hyperparameters(loggers, cfg, datamodule)
-    for logger in loggers:
-        logger.log_metrics({f"baseline/ols_{'' if split == 'train' else split + '_'}loss": v for split, v in ols_losses.items()}, step=0)
-
-    with warnings.catch_warnings():
-        # Notices that do not apply here: training loss is logged per epoch (not every n steps), a
-        # split of fraction 0 is left out on purpose, the treespec one is Lightning's use of torch.
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval")
-        warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-        trainer.fit(model, datamodule=datamodule)
-        if len(datamodule.test):
-            trainer.test(model, datamodule=datamodule, verbose=False)
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    for logger in loggers:  # the results of the HParams tab
-        logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
-        logger.finalize("success")  # training already closed the files: write these out now, not at exit
-    return FittedRun(model, datamodule, trainer, metrics, least_squares)
 
 
 def log_hyperparameters(loggers: list[Logger], cfg: DictConfig, datamodule: TabularDataModule) -> None:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help train test clean
+.PHONY: help train test lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,6 +20,14 @@ train: $(STAMP)  ## train on the default data (override with ARGS="optimizer=ada
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP)  ## ruff: lint and format check of the whole tree
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## ruff: format the tree and apply safe lint fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 clean:  ## remove logs and caches (keeps .venv)
 	rm -rf logs outputs multirun .pytest_cache

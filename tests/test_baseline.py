@@ -23,7 +23,9 @@ def test_the_baseline_is_numpys_least_squares_in_original_units(make_config, dat
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
     least_squares = fit_least_squares(datamodule.train, *normalizers, chunk_rows=2)  # several chunks
 
-    solution, mse = numpy_least_squares(datamodule.train.features.double().numpy(), datamodule.train.targets.double().numpy())
+    solution, mse = numpy_least_squares(
+        datamodule.train.features.double().numpy(), datamodule.train.targets.double().numpy()
+    )
     weight, bias = least_squares.equation(*normalizers)
     # Normal equations against numpy's SVD: crops' 5 rows leave the intercept sensitive to rounding.
     np.testing.assert_allclose(weight.numpy(), solution[:-1].T, rtol=1e-5, atol=1e-8)

@@ -14,11 +14,14 @@ def table_of(n_rows: int) -> Table:
     return Table(features, features[:, :1] * 3, ["a", "b"], ["y"])
 
 
-@pytest.mark.parametrize("name, n_rows, features, targets", [
-    ("thermometer", 11, ["t_u"], ["t_c"]),
-    ("anscombe", 11, ["x"], ["y"]),
-    ("crops", 5, ["temperature", "rainfall", "humidity"], ["apples", "oranges"]),
-])
+@pytest.mark.parametrize(
+    "name, n_rows, features, targets",
+    [
+        ("thermometer", 11, ["t_u"], ["t_c"]),
+        ("anscombe", 11, ["x"], ["y"]),
+        ("crops", 5, ["temperature", "rainfall", "humidity"], ["apples", "oranges"]),
+    ],
+)
 def test_builtin_tables_load_from_the_package(make_config, name, n_rows, features, targets):
     datamodule = build(make_config(f"data={name}").data)
 
@@ -27,7 +30,9 @@ def test_builtin_tables_load_from_the_package(make_config, name, n_rows, feature
 
 def test_a_users_csv_takes_every_other_column_as_features(make_config, tmp_path):
     path = tmp_path / "houses.csv"
-    pd.DataFrame({"rooms": [1, 2, 3, 4, 5], "age": [9, 8, 7, 6, 5], "price": [10, 20, 30, 40, 50]}).to_csv(path, index=False)
+    pd.DataFrame({"rooms": [1, 2, 3, 4, 5], "age": [9, 8, 7, 6, 5], "price": [10, 20, 30, 40, 50]}).to_csv(
+        path, index=False
+    )
 
     datamodule = build(make_config("data=csv", f"data.path={path}", "data.targets=[price]").data)
     assert datamodule.feature_names == ["rooms", "age"]
@@ -57,10 +62,13 @@ def test_a_zero_fraction_means_no_such_split():
     assert (len(train), len(val), len(test)) == (10, 0, 0)
 
 
-@pytest.mark.parametrize("val_fraction, test_fraction, message", [
-    (-0.1, 0.0, "data.val_fraction=-0.1"),
-    (0.6, 0.5, "leaves no training rows"),
-])
+@pytest.mark.parametrize(
+    "val_fraction, test_fraction, message",
+    [
+        (-0.1, 0.0, "data.val_fraction=-0.1"),
+        (0.6, 0.5, "leaves no training rows"),
+    ],
+)
 def test_impossible_splits_are_refused(val_fraction, test_fraction, message):
     with pytest.raises(ConfigError, match=message):
         split(table_of(10), val_fraction, test_fraction, seed=0)
@@ -124,7 +132,7 @@ def test_ddp_ranks_share_each_global_batch_without_overlap():
         shares.append([batch.tolist() for batch in sampler])
     global_batches = [batch.tolist() for batch in ShuffledBatches(12, 4, shuffle=True, seed=5)]
 
-    for batch, share0, share1 in zip(global_batches, *shares):
+    for batch, share0, share1 in zip(global_batches, *shares, strict=True):
         assert sorted(share0 + share1) == sorted(batch) and len(share0) == len(share1) == 2
 
 

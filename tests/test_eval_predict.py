@@ -5,9 +5,9 @@ import os
 import pandas as pd
 import pytest
 import torch
+from conftest import CONFIGS
 from hydra import compose, initialize_config_dir
 
-from conftest import CONFIGS
 from linreg.checkpoints import find_checkpoint
 from linreg.errors import ConfigError
 from linreg.evaluate import evaluate
@@ -102,7 +102,9 @@ class RunsCodeWhenUnpickled:
 
 def test_a_checkpoint_whose_pickle_would_run_code_is_refused_and_nothing_runs(tmp_path):
     marker = tmp_path / "code_ran"
-    torch.save({"state_dict": {}, "hyper_parameters": {"payload": RunsCodeWhenUnpickled(marker)}}, tmp_path / "evil.ckpt")
+    torch.save(
+        {"state_dict": {}, "hyper_parameters": {"payload": RunsCodeWhenUnpickled(marker)}}, tmp_path / "evil.ckpt"
+    )
 
     with pytest.raises(ConfigError, match="not a checkpoint this template can load safely"):
         evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path / 'evil.ckpt'}", "~logger"))

@@ -15,7 +15,12 @@ TRAIN = str(ROOT / "scripts" / "train.py")
 def start_train(cwd: Path, *overrides: str) -> subprocess.Popen:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     return subprocess.Popen(
-        [sys.executable, TRAIN, *overrides], cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, TRAIN, *overrides],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -38,7 +43,10 @@ def test_two_runs_started_together_each_get_their_own_directory_and_predict_uses
     (tmp_path / "new.csv").write_text("t_u\n50.0\n")
     predict = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "predict.py"), "input=new.csv", "output=out.csv"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert predict.returncode == 0, predict.stderr
     assert (tmp_path / "out.csv").read_text().splitlines()[0] == "t_u,t_c_predicted"
@@ -56,7 +64,9 @@ def test_asking_for_a_gpu_without_one_ends_with_a_message_not_a_traceback(tmp_pa
 
 
 def test_help_lists_the_config_groups(tmp_path):
-    output = subprocess.run([sys.executable, TRAIN, "--help"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [sys.executable, TRAIN, "--help"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
 
     for group in ("data:", "optimizer:", "trainer:", "experiment:"):
         assert group in output

@@ -42,7 +42,9 @@ def test_one_feature_gets_a_fit_picture_and_several_get_predicted_vs_actual(trai
 
 
 def test_hparams_tab_holds_the_settings_and_final_metrics(train_with, tmp_path):
-    train_with("optimizer=adam", "optimizer.lr=0.05", "data.batch_size=4", "trainer.max_epochs=5", "data.val_fraction=0.2")
+    train_with(
+        "optimizer=adam", "optimizer.lr=0.05", "data.batch_size=4", "trainer.max_epochs=5", "data.val_fraction=0.2"
+    )
 
     content = events_of(tmp_path).PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
@@ -69,8 +71,19 @@ def test_a_tensorboard_server_shows_the_runs_scalars(train_with, tmp_path):
     run = train_with("trainer.max_epochs=12")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(tmp_path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(tmp_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base, deadline, tags = f"http://127.0.0.1:{port}", time.monotonic() + 60, {}
@@ -88,7 +101,9 @@ def test_a_tensorboard_server_shows_the_runs_scalars(train_with, tmp_path):
         statuses = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
         query = {"experimentName": "", "allowedStatuses": statuses, "colParams": [], "startIndex": 0, "sliceSize": 10}
         request = urllib.request.Request(
-            f"{base}/data/plugin/hparams/session_groups", data=json.dumps(query).encode(), headers={"Content-Type": "application/json"}
+            f"{base}/data/plugin/hparams/session_groups",
+            data=json.dumps(query).encode(),
+            headers={"Content-Type": "application/json"},
         )
         (group,) = get_json(request)["sessionGroups"]
         assert group["hparams"]["optimizer"] == "SGD"

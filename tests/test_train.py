@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import requires_gpu
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import requires_gpu
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
 from linreg.normalize import METHODS
@@ -46,18 +46,28 @@ def test_tensorboard_events_hold_the_training_loss_and_hyperparameters(train_wit
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
 @pytest.mark.parametrize("loss", ["mse", "l1", "huber"])
 def test_every_optimizer_and_loss_trains(train_with, optimizer, loss):
-    run = train_with(f"optimizer={optimizer}", f"model.loss={loss}", "optimizer.lr=0.5", "trainer.max_epochs=100", "~logger", "~callbacks")
+    run = train_with(
+        f"optimizer={optimizer}",
+        f"model.loss={loss}",
+        "optimizer.lr=0.5",
+        "trainer.max_epochs=100",
+        "~logger",
+        "~callbacks",
+    )
 
     weight, _ = run.model.equation()
     assert run.model.optimizers().optimizer.__class__.__name__.lower() == optimizer
     assert 0.3 < weight.item() < 0.8  # on its way from a random start to 0.5368
 
 
-@pytest.mark.parametrize("scheduler, final_lr", [
-    ("step", 0.1 * 0.5**2),
-    ("cosine", 0.0),
-    ("plateau", None),
-])
+@pytest.mark.parametrize(
+    "scheduler, final_lr",
+    [
+        ("step", 0.1 * 0.5**2),
+        ("cosine", 0.0),
+        ("plateau", None),
+    ],
+)
 def test_schedulers_change_the_learning_rate(train_with, scheduler, final_lr):
     overrides = ["scheduler.step_size=2", "scheduler.gamma=0.5"] if scheduler == "step" else []
     if scheduler == "plateau":
@@ -91,8 +101,15 @@ def test_a_checkpoint_predicts_from_raw_inputs_alone(train_with, tmp_path, norma
 
 def test_synthetic_data_recovers_the_true_weights(train_with):
     run = train_with(
-        "data=synthetic", "data.n_samples=2000", "data.n_features=4", "data.n_targets=2", "data.noise=0.01",
-        "data.batch_size=64", "optimizer=adam", "trainer.max_epochs=30", "~logger",
+        "data=synthetic",
+        "data.n_samples=2000",
+        "data.n_features=4",
+        "data.n_targets=2",
+        "data.noise=0.01",
+        "data.batch_size=64",
+        "optimizer=adam",
+        "trainer.max_epochs=30",
+        "~logger",
     )
 
     weight, bias = run.model.equation()
@@ -102,7 +119,9 @@ def test_synthetic_data_recovers_the_true_weights(train_with):
 
 
 def test_a_test_split_gets_test_metrics(train_with):
-    run = train_with("data=synthetic", "data.n_samples=500", "data.test_fraction=0.2", "trainer.max_epochs=5", "~logger")
+    run = train_with(
+        "data=synthetic", "data.n_samples=500", "data.test_fraction=0.2", "trainer.max_epochs=5", "~logger"
+    )
 
     assert {"test/loss", "test/mse", "test/mae", "test/r2"} <= set(run.metrics)
 
@@ -164,7 +183,9 @@ def test_without_a_validation_split_there_is_no_best_checkpoint(train_with, tmp_
 
 
 def test_early_stopping_ends_a_run_that_stopped_improving(train_with):
-    run = train_with("callbacks=early_stopping", "callbacks.early_stopping.patience=3", "trainer.max_epochs=500", "~logger")
+    run = train_with(
+        "callbacks=early_stopping", "callbacks.early_stopping.patience=3", "trainer.max_epochs=500", "~logger"
+    )
 
     assert run.trainer.current_epoch < 500
     assert run.metrics["train/loss"] == pytest.approx(THERMOMETER_OLS_MSE, rel=1e-3)
@@ -172,6 +193,8 @@ def test_early_stopping_ends_a_run_that_stopped_improving(train_with):
 
 def test_worker_processes_serve_the_same_batches(train_with):
     in_process = train_with("trainer.max_epochs=5", "~logger", "~callbacks", "data.batch_size=4")
-    with_workers = train_with("trainer.max_epochs=5", "~logger", "~callbacks", "data.batch_size=4", "data.num_workers=1")
+    with_workers = train_with(
+        "trainer.max_epochs=5", "~logger", "~callbacks", "data.batch_size=4", "data.num_workers=1"
+    )
 
     torch.testing.assert_close(with_workers.model.linear.weight, in_process.model.linear.weight, rtol=0, atol=0)

@@ -29,7 +29,9 @@ class LeastSquares:
         return to_original_units(self.weight, self.bias, features, targets)
 
 
-def fit_least_squares(table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = 1 << 18) -> LeastSquares:
+def fit_least_squares(
+    table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = 1 << 18
+) -> LeastSquares:
     """Solve the normal equations, gathered in one pass over the rows in float64 (cheap for millions of rows).
 
     Rows are shifted by the first chunk's means before they are summed: the normal equations of raw

@@ -69,11 +69,15 @@ class NaiveRegressor(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=LEARNING_RATE)
 
 
-def naive_lightning(features: Tensor, targets: Tensor, batch_size: int, epochs: int, accelerator: str, workdir: Path) -> float:
+def naive_lightning(
+    features: Tensor, targets: Tensor, batch_size: int, epochs: int, accelerator: str, workdir: Path
+) -> float:
     """Seconds of `trainer.fit` training time with per-row fetching and collation."""
     loader = DataLoader(TensorDataset(features.cpu(), targets.cpu()), batch_size=batch_size, shuffle=True)
     timer = Timer()
-    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, default_root_dir=workdir, callbacks=[timer])
+    trainer = L.Trainer(
+        max_epochs=epochs, accelerator=accelerator, devices=1, default_root_dir=workdir, callbacks=[timer]
+    )
     trainer.fit(NaiveRegressor(features.shape[1], targets.shape[1]), loader)
     return timer.time_elapsed("train")
 
@@ -81,7 +85,14 @@ def naive_lightning(features: Tensor, targets: Tensor, batch_size: int, epochs: 
 def template(overrides: list[str], workdir: Path) -> float:
     """Seconds of training time of the template's own path, as scripts/train.py runs it."""
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"output_dir={workdir}", "+callbacks.timer._target_=lightning.pytorch.callbacks.Timer", *overrides])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"output_dir={workdir}",
+                "+callbacks.timer._target_=lightning.pytorch.callbacks.Timer",
+                *overrides,
+            ],
+        )
     run = fit(cfg)
     timer = next(c for c in run.trainer.callbacks if isinstance(c, Timer))
     return timer.time_elapsed("train")
@@ -92,25 +103,42 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def throughput_table(rows: int, n_features: int, batch_sizes: list[int], epochs: int, device: str, workdir: Path) -> list[str]:
+def throughput_table(
+    rows: int, n_features: int, batch_sizes: list[int], epochs: int, device: str, workdir: Path
+) -> list[str]:
     """Rows per second of raw, naive and template at each batch size, and their ratios."""
     accelerator = "gpu" if device == "cuda" else "cpu"
     table, _, _ = make_synthetic(rows, n_features, 1, 0.1, seed=0)
     features, targets = table.features.to(device), table.targets.to(device)
-    lines = [f"{'batch':>7} {'raw rows/s':>12} {'naive rows/s':>13} {'template rows/s':>16} {'template/raw':>13} {'template/naive':>15}"]
+    lines = [
+        f"{'batch':>7} {'raw rows/s':>12} {'naive rows/s':>13} {'template rows/s':>16}"
+        f" {'template/raw':>13} {'template/naive':>15}"
+    ]
     for batch_size in batch_sizes:
         work = rows * epochs
         raw = work / raw_loop(features, targets, batch_size, epochs)
-        naive = work / naive_lightning(features, targets, batch_size, epochs, accelerator, workdir / f"naive{batch_size}")
+        naive = work / naive_lightning(
+            features, targets, batch_size, epochs, accelerator, workdir / f"naive{batch_size}"
+        )
         ours = work / template(
             [
-                "data=synthetic", f"data.n_samples={rows}", f"data.n_features={n_features}", "data.n_targets=1",
-                "data.noise=0.1", "data.val_fraction=0", "seed=0", f"data.batch_size={batch_size}",
-                f"optimizer.lr={LEARNING_RATE}", f"trainer.max_epochs={epochs}", f"trainer.accelerator={accelerator}",
+                "data=synthetic",
+                f"data.n_samples={rows}",
+                f"data.n_features={n_features}",
+                "data.n_targets=1",
+                "data.noise=0.1",
+                "data.val_fraction=0",
+                "seed=0",
+                f"data.batch_size={batch_size}",
+                f"optimizer.lr={LEARNING_RATE}",
+                f"trainer.max_epochs={epochs}",
+                f"trainer.accelerator={accelerator}",
             ],
             workdir / f"template{batch_size}",
         )
-        lines.append(f"{batch_size:>7} {raw:>12,.0f} {naive:>13,.0f} {ours:>16,.0f} {ours / raw:>13.2f} {ours / naive:>15.2f}")
+        lines.append(
+            f"{batch_size:>7} {raw:>12,.0f} {naive:>13,.0f} {ours:>16,.0f} {ours / raw:>13.2f} {ours / naive:>15.2f}"
+        )
         epoch_seconds = rows / ours
     start = time.perf_counter()
     fit_least_squares(table, Normalizer(n_features), Normalizer(1))
@@ -127,7 +155,10 @@ def thermometer_fit(workdir: Path) -> str:
     t_u = torch.tensor([35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4])[:, None]
     t_c = torch.tensor([0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0])[:, None]
     raw = raw_loop(t_u, t_c, batch_size=11, epochs=5000, scale=0.1)
-    return f"thermometer, 5000 full-batch epochs: template {ours:.2f} s, raw loop {raw:.2f} s, template/raw {ours / raw:.1f}x"
+    return (
+        f"thermometer, 5000 full-batch epochs: template {ours:.2f} s, raw loop {raw:.2f} s, "
+        f"template/raw {ours / raw:.1f}x"
+    )
 
 
 def run_train_script(*arguments: str) -> tuple[float, float]:
@@ -135,7 +166,9 @@ def run_train_script(*arguments: str) -> tuple[float, float]:
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, str(TRAIN_SCRIPT), *arguments],
-        cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tempfile.gettempdir(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
@@ -185,8 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     sections: list[tuple[str, Callable[[Path], list[str]]]] = [
-        (f"Throughput, {args.rows:,} x {args.features} rows, {args.epochs} epochs, {args.device}",
-         lambda work: throughput_table(args.rows, args.features, args.batch_sizes, args.epochs, args.device, work)),
+        (
+            f"Throughput, {args.rows:,} x {args.features} rows, {args.epochs} epochs, {args.device}",
+            lambda work: throughput_table(args.rows, args.features, args.batch_sizes, args.epochs, args.device, work),
+        ),
     ]
     if not args.quick:
         sections.append(("Thermometer (seed notebook 002)", lambda work: [thermometer_fit(work)]))

@@ -45,7 +45,9 @@ class RunProgressBar(ProgressBar):
             self.bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
             self.next_metrics_update = time.monotonic() + 0.5
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if self.bar is not None:
             self.bar.update(1)
 

@@ -21,7 +21,9 @@ def find_checkpoint(ckpt_path: str, log_dir: str = "logs") -> Path:
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt" if (path / "checkpoints").is_dir() else path / "last.ckpt"
     if not path.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint ({path.resolve()}). Give a .ckpt file, a run directory or last.")
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: no such checkpoint ({path.resolve()}). Give a .ckpt file, a run directory or last."
+        )
     return path
 
 

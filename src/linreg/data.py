@@ -49,7 +49,9 @@ class Table:
 
     def to(self, device: torch.device) -> "Table":
         rows = None if self.rows is None else self.rows.to(device)
-        return replace(self, all_features=self.all_features.to(device), all_targets=self.all_targets.to(device), rows=rows)
+        return replace(
+            self, all_features=self.all_features.to(device), all_targets=self.all_targets.to(device), rows=rows
+        )
 
     def __len__(self) -> int:
         return len(self.all_features) if self.rows is None else len(self.rows)
@@ -90,7 +92,9 @@ def numeric_columns(frame: pd.DataFrame, columns: list[str], path: str) -> Tenso
     return torch.from_numpy(frame[columns].to_numpy("float32", copy=True))
 
 
-def make_synthetic(n_samples: int, n_features: int, n_targets: int, noise: float, seed: int) -> tuple[Table, Tensor, Tensor]:
+def make_synthetic(
+    n_samples: int, n_features: int, n_targets: int, noise: float, seed: int
+) -> tuple[Table, Tensor, Tensor]:
     """Rows y = x·Wᵀ + b + noise·ε with x, W, b, ε standard normal; returns the table and the true (W, b)."""
     generator = torch.Generator().manual_seed(seed)
     weight = torch.randn(n_targets, n_features, generator=generator)
@@ -120,7 +124,13 @@ class ShuffledBatches(Sampler[Tensor]):
         rows: Tensor | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
-        self.n_rows, self.batch_size, self.shuffle, self.seed, self.drop_last = n_rows, batch_size, shuffle, seed, drop_last
+        self.n_rows, self.batch_size, self.shuffle, self.seed, self.drop_last = (
+            n_rows,
+            batch_size,
+            shuffle,
+            seed,
+            drop_last,
+        )
         self.rows = rows  # the split's row numbers in the whole table (None: rows 0..n_rows-1)
         self.device = torch.device(device)  # where the table is: indices made there need no copy per batch
         self.epoch, self.rank, self.world_size = 0, 0, 1
@@ -173,7 +183,9 @@ class TabularDataModule(L.LightningDataModule):
             self.target_normalizer.fit(table.all_targets, normalize, scale, table.target_names, self.train.rows)
 
     @classmethod
-    def from_csv(cls, path: str, targets: Sequence[str], features: Sequence[str] | None = None, **options) -> "TabularDataModule":
+    def from_csv(
+        cls, path: str, targets: Sequence[str], features: Sequence[str] | None = None, **options
+    ) -> "TabularDataModule":
         """A data module over the columns of a CSV file (`data=csv` and the built-in tables)."""
         options.setdefault("name", resolve_path(path).stem)
         return cls(read_csv(path, targets, features), **options)
@@ -215,7 +227,9 @@ class TabularDataModule(L.LightningDataModule):
 
     def _loader(self, part: Table, shuffle: bool, drop_last: bool) -> DataLoader:
         batch_size = self.batch_size or len(part)
-        sampler = ShuffledBatches(len(part), batch_size, shuffle, self.seed, drop_last, part.rows, part.all_features.device)
+        sampler = ShuffledBatches(
+            len(part), batch_size, shuffle, self.seed, drop_last, part.rows, part.all_features.device
+        )
         if self.trainer is not None and self.trainer.world_size > 1:
             if batch_size % self.trainer.world_size:
                 raise ConfigError(
@@ -249,4 +263,8 @@ def split(table: Table, val_fraction: float, test_fraction: float, seed: int) ->
         return table, table.select(torch.arange(0)), table.select(torch.arange(0))
     order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed))
     n_train = n_rows - n_val - n_test
-    return table.select(order[:n_train]), table.select(order[n_train : n_train + n_val]), table.select(order[n_train + n_val :])
+    return (
+        table.select(order[:n_train]),
+        table.select(order[n_train : n_train + n_val]),
+        table.select(order[n_train + n_val :]),
+    )

@@ -21,7 +21,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule = evaluation_data(model, cfg.split, cfg.input)
     loggers = [build(c) for c in (cfg.get("logger") or {}).values()]
     trainer = L.Trainer(
-        accelerator="cpu", logger=loggers or False, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False
+        accelerator="cpu",
+        logger=loggers or False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
     )
     with lightning_notices_silenced():
         results = trainer.test(model, datamodule=datamodule, verbose=False)[0]
@@ -36,11 +40,17 @@ def evaluation_data(model: LinearRegressor, split: str, input_csv: str | None) -
     """A data module whose test split holds the rows to evaluate on."""
     if input_csv:  # every row of the file
         datamodule = TabularDataModule.from_csv(
-            input_csv, targets=model.hparams.target_names, features=model.hparams.feature_names, val_fraction=0, normalize="none"
+            input_csv,
+            targets=model.hparams.target_names,
+            features=model.hparams.feature_names,
+            val_fraction=0,
+            normalize="none",
         )
         split = "train"
     elif split not in SPLITS:
-        raise ConfigError(f"split={split!r} is not a split; choose one of {', '.join(SPLITS)}, or give input=<CSV file>.")
+        raise ConfigError(
+            f"split={split!r} is not a split; choose one of {', '.join(SPLITS)}, or give input=<CSV file>."
+        )
     elif not model.hparams.data_config:
         raise ConfigError("This checkpoint does not record its data; give input=<CSV file> to evaluate on.")
     else:
@@ -48,6 +58,7 @@ def evaluation_data(model: LinearRegressor, split: str, input_csv: str | None) -
     datamodule.test = getattr(datamodule, split)
     if len(datamodule.test) == 0:
         raise ConfigError(
-            f"The checkpoint's run has no {split} split (data.{split}_fraction was 0); choose another split= or give input=<CSV file>."
+            f"The checkpoint's run has no {split} split (data.{split}_fraction was 0); "
+            "choose another split= or give input=<CSV file>."
         )
     return datamodule

@@ -66,7 +66,9 @@ class LinearRegressor(L.LightningModule):
         super().__init__()
         # Plain values only: a checkpoint must load without unpickling objects.
         # (linreg.train logs its own short list of hyperparameters, for TensorBoard's HParams tab.)
-        self.save_hyperparameters(ignore=["feature_normalizer", "target_normalizer", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(
+            ignore=["feature_normalizer", "target_normalizer", "optimizer", "scheduler"], logger=False
+        )
         if loss not in LOSSES:
             raise ConfigError(f"model.loss={loss!r} is not a loss; choose one of {', '.join(LOSSES)}.")
         n_features, n_targets = len(feature_names), len(target_names)
@@ -76,7 +78,9 @@ class LinearRegressor(L.LightningModule):
         self.loss_fn = LOSSES[loss]()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self._set_initial_values(**(init or {}))
-        metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score(multioutput="uniform_average")})
+        metrics = MetricCollection(
+            {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score(multioutput="uniform_average")}
+        )
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
         # The least-squares losses per split (set by linreg.train for model.loss=mse): logged as gaps.
         self.least_squares_loss: dict[str, float] | None = None
@@ -136,7 +140,9 @@ class LinearRegressor(L.LightningModule):
         if self.least_squares_loss and self.loggers:  # how far from the exact optimum, epoch by epoch
             metrics["train/gap_to_ols"] = float(train_loss) - self.least_squares_loss["train"]
             if "val" in self.least_squares_loss and "val/loss" in self.trainer.callback_metrics:
-                metrics["val/gap_to_ols"] = float(self.trainer.callback_metrics["val/loss"]) - self.least_squares_loss["val"]
+                metrics["val/gap_to_ols"] = (
+                    float(self.trainer.callback_metrics["val/loss"]) - self.least_squares_loss["val"]
+                )
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step - 1)
 
@@ -160,7 +166,10 @@ class LinearRegressor(L.LightningModule):
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.scheduler_monitor}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.scheduler_monitor},
+        }
 
     def equation(self) -> tuple[Tensor, Tensor]:
         """Weights (targets × features) and biases that map raw features straight to raw targets."""

@@ -25,7 +25,12 @@ class Normalizer(nn.Module):
         self.register_buffer("offset", torch.zeros(n_columns))
 
     def fit(
-        self, values: Tensor, method: str, scale: float = 1.0, names: list[str] | None = None, rows: Tensor | None = None
+        self,
+        values: Tensor,
+        method: str,
+        scale: float = 1.0,
+        names: list[str] | None = None,
+        rows: Tensor | None = None,
     ) -> None:
         """Learn the statistics from `values` (rows × columns), or from its `rows`: the training split only."""
         if method not in METHODS:
@@ -67,7 +72,11 @@ def column_statistics(values: Tensor, rows: Tensor | None = None, chunk_rows: in
     A chunk at a time, merged with Chan's update of the mean and the sum of squared deviations:
     no float64 copy of the table, and no loss of precision when the mean dwarfs the spread.
     """
-    count, mean, squares = 0, torch.zeros(values.shape[1], dtype=torch.float64), torch.zeros(values.shape[1], dtype=torch.float64)
+    count, mean, squares = (
+        0,
+        torch.zeros(values.shape[1], dtype=torch.float64),
+        torch.zeros(values.shape[1], dtype=torch.float64),
+    )
     low = torch.full_like(mean, math.inf)
     high = torch.full_like(mean, -math.inf)
     for index in row_chunks(len(values) if rows is None else len(rows), rows, chunk_rows):

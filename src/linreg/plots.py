@@ -108,7 +108,9 @@ def loss_figure(history: dict[str, list[float]], least_squares_loss: float | Non
             axes.plot(range(1, len(values) + 1), values, label=name)
     if least_squares_loss is not None:
         axes.axhline(least_squares_loss, color="black", linestyle="--", linewidth=1, label="least squares (train)")
-    if all(v > 0 for values in history.values() for v in values) and (least_squares_loss is None or least_squares_loss > 0):
+    if all(v > 0 for values in history.values() for v in values) and (
+        least_squares_loss is None or least_squares_loss > 0
+    ):
         axes.set_yscale("log")
     axes.set(xlabel="epoch", ylabel="loss (normalized units)")
     axes.legend()

@@ -17,14 +17,16 @@ def predict(cfg: DictConfig) -> Path:
     """The job behind scripts/predict.py: writes the input columns plus one `<target>_predicted` column per target."""
     output = Path(cfg.output)
     if output.exists() and not cfg.overwrite:
-        raise ConfigError(f"output={output} exists already; choose another output= or set overwrite=true to replace it.")
+        raise ConfigError(
+            f"output={output} exists already; choose another output= or set overwrite=true to replace it."
+        )
     path = find_checkpoint(cfg.ckpt_path, cfg.log_dir)
     model = load_model(path)
     frame = open_csv(cfg.input, setting="input")
     features = numeric_columns(frame, list(model.hparams.feature_names), cfg.input)
     with torch.no_grad():
         predictions = model(features)  # normalized inside the model with the checkpoint's own statistics
-    for name, column in zip(model.hparams.target_names, predictions.T):
+    for name, column in zip(model.hparams.target_names, predictions.T, strict=True):
         frame[f"{name}_predicted"] = column.numpy()
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")

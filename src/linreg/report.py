@@ -15,8 +15,8 @@ def format_equation(weight: Tensor, bias: Tensor, feature_names: Sequence[str], 
     if len(feature_names) > 4:
         return format_weight_table(weight, bias, feature_names, target_names)
     lines = []
-    for target, row, intercept in zip(target_names, weight.tolist(), bias.tolist()):
-        terms = [(w, f"·{name}") for w, name in zip(row, feature_names)] + [(intercept, "")]
+    for target, row, intercept in zip(target_names, weight.tolist(), bias.tolist(), strict=True):
+        terms = [(w, f"·{name}") for w, name in zip(row, feature_names, strict=True)] + [(intercept, "")]
         text = "".join(f"{' − ' if w < 0 else ' + '}{format_number(abs(w))}{name}" for w, name in terms)
         lines.append(f"{target} = " + ("−" + text[3:] if text.startswith(" − ") else text[3:]))
     return "\n".join(lines)
@@ -26,7 +26,10 @@ def format_weight_table(weight: Tensor, bias: Tensor, feature_names: Sequence[st
     """One row per feature (and the bias), one column per target."""
     width = max(len(name) for name in [*feature_names, "bias"])
     header = " " * width + "".join(f"{name:>14}" for name in target_names)
-    rows = [f"{name:<{width}}" + "".join(f"{format_number(w):>14}" for w in column) for name, column in zip(feature_names, weight.T.tolist())]
+    rows = [
+        f"{name:<{width}}" + "".join(f"{format_number(w):>14}" for w in column)
+        for name, column in zip(feature_names, weight.T.tolist(), strict=True)
+    ]
     rows.append(f"{'bias':<{width}}" + "".join(f"{format_number(b):>14}" for b in bias.tolist()))
     return "\n".join([header, *rows])
 

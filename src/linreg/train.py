@@ -55,7 +55,9 @@ def fit(cfg: DictConfig) -> FittedRun:
     with lightning_notices_silenced():
         log_hyperparameters(trainer.loggers, cfg, datamodule)
         for logger in trainer.loggers:
-            logger.log_metrics({f"baseline/ols_{'' if s == 'train' else s + '_'}loss": v for s, v in ols_losses.items()}, step=0)
+            logger.log_metrics(
+                {f"baseline/ols_{'' if s == 'train' else s + '_'}loss": v for s, v in ols_losses.items()}, step=0
+            )
         trainer.fit(model, datamodule=datamodule)
         if len(datamodule.test):
             trainer.test(model, datamodule=datamodule, verbose=False)
@@ -95,7 +97,12 @@ def log_hyperparameters(loggers: list[Logger], cfg: DictConfig, datamodule: Tabu
         "seed": cfg.seed,
     }
     # The tab shows each metric's last value: NaN until the run logs its result at the end.
-    names = ["train/loss"] + [f"{split}/{metric}" for split in ("val", "test") if len(getattr(datamodule, split)) for metric in ("loss", "mse", "mae", "r2")]
+    names = ["train/loss"] + [
+        f"{split}/{metric}"
+        for split in ("val", "test")
+        if len(getattr(datamodule, split))
+        for metric in ("loss", "mse", "mae", "r2")
+    ]
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params, metrics={final_name(name): math.nan for name in names})
@@ -158,7 +165,10 @@ def check_devices(trainer_cfg: DictConfig) -> None:
 def summarize(run: FittedRun, output_dir: Path) -> str:
     names = run.datamodule.feature_names, run.datamodule.target_names
     least_squares = run.least_squares.equation(run.datamodule.feature_normalizer, run.datamodule.target_normalizer)
-    equations = {"trained": format_equation(*run.model.equation(), *names), "least squares": format_equation(*least_squares, *names)}
+    equations = {
+        "trained": format_equation(*run.model.equation(), *names),
+        "least squares": format_equation(*least_squares, *names),
+    }
     metrics = {**run.metrics, "baseline/ols_loss": run.least_squares.train_loss}
     paths = [Path(c.best_model_path) for c in run.trainer.checkpoint_callbacks if c.best_model_path]
     return format_summary(metrics, equations, output_dir, paths)

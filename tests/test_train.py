@@ -1,5 +1,7 @@
 """Training runs as a user starts them: defaults, choices of each config group, outputs, devices."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -198,3 +200,9 @@ def test_worker_processes_serve_the_same_batches(train_with):
     )
 
     torch.testing.assert_close(with_workers.model.linear.weight, in_process.model.linear.weight, rtol=0, atol=0)
+
+
+def test_a_one_row_validation_split_gets_no_r2_but_no_crash(train_with):
+    run = train_with("data=crops", "data.val_fraction=0.2", "trainer.max_epochs=2", "~logger")
+
+    assert math.isnan(run.metrics["val/r2"]) and math.isfinite(run.metrics["val/mse"])

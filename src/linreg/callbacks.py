@@ -82,7 +82,7 @@ class LastCheckpoint(Checkpoint):
         return str(self.path) if self.saved_step >= 0 else ""
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if time.monotonic() >= self.next_save:
+        if time.monotonic() >= self.next_save and not trainer.fast_dev_run:
             self.save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

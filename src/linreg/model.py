@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
@@ -39,6 +40,13 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {"mse": nn.MSELoss, "l1": nn.L1Loss
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], object]
+
+
+class R2(R2Score):
+    """R² that is NaN, instead of an error, on a split of fewer than two rows (a tiny table's validation)."""
+
+    def compute(self) -> Tensor:
+        return super().compute() if self.total >= 2 else torch.tensor(math.nan, device=self.total.device)
 
 
 class LinearRegressor(L.LightningModule):
@@ -79,7 +87,7 @@ class LinearRegressor(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self._set_initial_values(**(init or {}))
         metrics = MetricCollection(
-            {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score(multioutput="uniform_average")}
+            {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2(multioutput="uniform_average")}
         )
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
         # The least-squares losses per split (set by linreg.train for model.loss=mse): logged as gaps.

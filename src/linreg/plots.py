@@ -36,17 +36,22 @@ class RunPlots(Callback):
             figures["fit"] = fit_figure(model, datamodule)
         else:
             figures["predicted_vs_actual"] = predicted_vs_actual_figure(model, datamodule)
-        self.dirpath.mkdir(parents=True, exist_ok=True)
         for name, figure in figures.items():
-            figure.savefig(self.dirpath / f"{name}.png", dpi=100)
-            for logger in trainer.loggers:
-                if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_figure(f"plots/{name}", figure, global_step=trainer.global_step, close=False)
+            save_figure(figure, name, self.dirpath, trainer)
 
     def record(self, trainer: L.Trainer) -> None:
         for name, values in self.history.items():
             if name in trainer.callback_metrics:
                 values.append(float(trainer.callback_metrics[name]))
+
+
+def save_figure(figure: Figure, name: str, dirpath: Path, trainer: L.Trainer) -> None:
+    """As `dirpath/<name>.png` and as the TensorBoard image `plots/<name>`."""
+    dirpath.mkdir(parents=True, exist_ok=True)
+    figure.savefig(dirpath / f"{name}.png", dpi=100)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(f"plots/{name}", figure, global_step=trainer.global_step, close=False)
 
 
 def sample(table: Table, limit: int = MAX_POINTS) -> Table:

@@ -1,8 +1,13 @@
 """The end-of-run summary a person reads: metrics, the fitted equation in original units, where things are."""
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.tree import Tree
 from torch import Tensor
 
 
@@ -49,3 +54,30 @@ def format_summary(
     lines += [f"Checkpoint:    {path}" for path in checkpoints]
     lines += ["TensorBoard:   tensorboard --logdir logs"]
     return "\n".join(lines)
+
+
+GROUP_ORDER = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks")
+
+
+def config_tree(cfg: DictConfig) -> Tree:
+    """The composed config as a tree, a branch per group, in the order a reader looks for them."""
+    tree = Tree("config", guide_style="dim")
+    for key in [*GROUP_ORDER, *(k for k in cfg if k not in GROUP_ORDER)]:
+        if key not in cfg:
+            continue
+        node = cfg[key]
+        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
+        tree.add(f"[bold]{key}[/bold]").add(
+            Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default")
+        )
+    return tree
+
+
+def show_config(cfg: DictConfig, path: Path, print_it: bool = True) -> None:
+    """Print the config tree (unless `print_config=false`) and keep a plain-text copy in the run."""
+    recorder = Console(record=True, file=io.StringIO(), width=100)
+    recorder.print(config_tree(cfg))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(recorder.export_text())
+    if print_it:
+        Console().print(config_tree(cfg))

@@ -1,5 +1,6 @@
 """train(cfg): from a composed config to a fitted model, its logs, checkpoints and summary."""
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -9,13 +10,15 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig, OmegaConf
 
 from linreg.baseline import LeastSquares, fit_least_squares
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError, build
 from linreg.model import LinearRegressor, lightning_notices_silenced
-from linreg.report import format_equation, format_summary
+from linreg.plots import save_figure
+from linreg.report import format_equation, format_summary, show_config
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class FittedRun:
 
 def train(cfg: DictConfig) -> float:
     """The job behind scripts/train.py; returns `optimized_metric`, the number a Hydra sweep minimises."""
+    show_config(cfg, Path(cfg.output_dir) / "config_tree.txt", print_it=cfg.get("print_config", True))
     run = fit(cfg)
     if run.trainer.is_global_zero:
         log.info(summarize(run, Path(cfg.output_dir)))
@@ -53,15 +57,20 @@ def fit(cfg: DictConfig) -> FittedRun:
     trainer = build_trainer(cfg, has_validation=len(datamodule.val) > 0)
 
     with lightning_notices_silenced():
+        if cfg.get("tune"):
+            find_learning_rate(trainer, model, datamodule, cfg.tune, Path(cfg.output_dir) / "plots")
         log_hyperparameters(trainer.loggers, cfg, datamodule)
         for logger in trainer.loggers:
             logger.log_metrics(
                 {f"baseline/ols_{'' if s == 'train' else s + '_'}loss": v for s, v in ols_losses.items()}, step=0
             )
         trainer.fit(model, datamodule=datamodule)
-        if len(datamodule.test):
-            trainer.test(model, datamodule=datamodule, verbose=False)
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
+            metrics |= {
+                name: float(value)
+                for name, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()
+            }
         for logger in trainer.loggers:  # the results of the HParams tab
             logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
             logger.finalize("success")  # training already closed the files: write these out now, not at exit
@@ -83,6 +92,31 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
     )
 
 
+def find_learning_rate(
+    trainer: L.Trainer, model: LinearRegressor, datamodule: TabularDataModule, tune: DictConfig, plots: Path
+) -> float:
+    """Lightning's learning-rate finder: report its suggestion, save its plot, and use it if `tune.apply`."""
+    finder = Tuner(trainer).lr_find(
+        model,
+        datamodule=datamodule,
+        min_lr=tune.min_lr,
+        max_lr=tune.max_lr,
+        num_training=tune.num_training,
+        update_attr=False,
+    )
+    suggestion = finder.suggestion()
+    if suggestion is None:
+        raise ConfigError("tune=lr_find found no learning rate: the loss never fell. Widen tune.min_lr/tune.max_lr.")
+    save_figure(finder.plot(suggest=True), "lr_find", plots, trainer)
+    if tune.apply:  # the optimizer config's lr, replaced for this run
+        model.optimizer_factory = functools.partial(model.optimizer_factory, lr=suggestion)
+    log.info(
+        f"lr_find suggests lr={suggestion:.3g}"
+        + (" (used: tune.apply=true)" if tune.apply else " (tune.apply=true to use it)")
+    )
+    return suggestion
+
+
 def log_hyperparameters(loggers: list[Logger], cfg: DictConfig, datamodule: TabularDataModule) -> None:
     """The settings that tell the runs of a sweep apart, for TensorBoard's HParams tab and hparams.yaml."""
     params = {
@@ -95,6 +129,7 @@ def log_hyperparameters(loggers: list[Logger], cfg: DictConfig, datamodule: Tabu
         "loss": cfg.model.loss,
         "max_epochs": cfg.trainer.max_epochs,
         "seed": cfg.seed,
+        "tags": ",".join(cfg.get("tags") or []),
     }
     # The tab shows each metric's last value: NaN until the run logs its result at the end.
     names = ["train/loss"] + [

@@ -54,6 +54,13 @@ class RunProgressBar(ProgressBar):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.bar is not None:
             self.bar.set_postfix(self.get_metrics(trainer, pl_module))
+            self.close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.close()  # before the error is printed, not after it
+
+    def close(self) -> None:
+        if self.bar is not None:
             self.bar.close()
             self.bar = None
 

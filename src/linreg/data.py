@@ -5,12 +5,14 @@ tensor per batch (a `TensorDataset` indexed by a batch sampler), which avoids th
 per-row `__getitem__` and collate of the usual `DataLoader(batch_size=...)`.
 """
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -18,6 +20,8 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from linreg.errors import ConfigError
 from linreg.normalize import Normalizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,31 +69,86 @@ def resolve_path(path: str) -> Path:
     return Path(path).expanduser()
 
 
-def read_csv(path: str, targets: Sequence[str], features: Sequence[str] | None = None) -> Table:
+def read_csv(path: str, targets: Sequence[str], features: Sequence[str] | None = None, dropna: bool = False) -> Table:
     """Read the named columns of a CSV file; features default to every column that is not a target."""
     frame = open_csv(path)
     targets = list(targets)
     features = [c for c in frame.columns if c not in targets] if features is None else list(features)
-    return Table(numeric_columns(frame, features, path), numeric_columns(frame, targets, path), features, targets)
+    both = [c for c in targets if c in features]
+    if both:
+        raise ConfigError(
+            f"Column(s) {', '.join(both)} are in data.targets and in data.features; remove them from one of them."
+        )
+    if not features:
+        raise ConfigError(f"{path} has no column left for features besides the targets {', '.join(targets)}; add one.")
+    numbers = finite_rows(numeric_columns(frame, features + targets, path), path, dropna)
+    return Table(float_tensor(numbers[features]), float_tensor(numbers[targets]), features, targets)
 
 
 def open_csv(path: str, setting: str = "data.path") -> pd.DataFrame:
-    """The CSV file that `setting` names, as a DataFrame."""
+    """The CSV file that `setting` names, as a DataFrame with at least one row."""
     file = resolve_path(path)
+    if file.is_dir():
+        raise ConfigError(f"{setting}={path} is a directory; give the path of a CSV file in it.")
     if not file.is_file():
         raise ConfigError(f"{setting}={path}: no such file ({file.resolve()}). Give the path of a CSV file.")
-    return pd.read_csv(file)
+    try:
+        frame = pd.read_csv(file)
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"{setting}={path} is empty; a CSV file needs a header row and rows of numbers.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, PermissionError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise ConfigError(f"{setting}={path} could not be read as a CSV file ({reason}).") from None
+    if frame.empty:
+        raise ConfigError(f"{setting}={path} has a header ({', '.join(map(str, frame.columns))}) but no rows.")
+    return frame
 
 
-def numeric_columns(frame: pd.DataFrame, columns: list[str], path: str) -> Tensor:
-    """The named columns as one float32 tensor (rows × columns), or an error that names what is missing."""
+def numeric_columns(frame: pd.DataFrame, columns: list[str], path: str) -> pd.DataFrame:
+    """The named columns as numbers, or an error that names the missing or non-numeric column."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ConfigError(
             f"Column(s) {', '.join(missing)} are not in {path}; its columns are: {', '.join(map(str, frame.columns))}. "
             "Check data.targets and data.features (or the checkpoint's feature names)."
         )
-    return torch.from_numpy(frame[columns].to_numpy("float32", copy=True))
+    numbers = frame[columns].apply(pd.to_numeric, errors="coerce")
+    for column in columns:
+        text = numbers[column].isna() & frame[column].notna()
+        if text.any():
+            row = int(text.to_numpy().argmax())
+            raise ConfigError(
+                f"Column {column} of {path} is not numeric: line {row + 2} holds {frame[column].iloc[row]!r}. "
+                "Convert it to numbers, or leave the column out of data.features."
+            )
+    return numbers
+
+
+def finite_rows(numbers: pd.DataFrame, path: str, dropna: bool = False) -> pd.DataFrame:
+    """The rows without empty, NaN or infinite cells: an error naming them, or (dropna) the others."""
+    finite = np.isfinite(numbers.to_numpy(dtype="float64"))
+    bad_rows = ~finite.all(axis=1)
+    if not bad_rows.any():
+        return numbers
+    columns = ", ".join(str(c) for c, ok in zip(numbers.columns, finite.all(axis=0), strict=True) if not ok)
+    if not dropna:
+        raise ConfigError(
+            f"{bad_rows.sum()} row(s) of {path} have empty, NaN or infinite cells (in {columns}). "
+            "Fill them in, or set data.dropna=true to train without those rows."
+        )
+    if bad_rows.all():
+        raise ConfigError(
+            f"Every row of {path} has an empty, NaN or infinite cell (in {columns}): nothing is left to train on."
+        )
+    log.warning(
+        f"data.dropna=true: dropped {bad_rows.sum()} of {len(numbers)} rows of {path} "
+        f"with empty, NaN or infinite cells (in {columns})."
+    )
+    return numbers[~bad_rows]
+
+
+def float_tensor(numbers: pd.DataFrame) -> Tensor:
+    return torch.from_numpy(numbers.to_numpy("float32", copy=True))
 
 
 def make_synthetic(
@@ -173,6 +232,10 @@ class TabularDataModule(L.LightningDataModule):
         seed: int = 42,
     ) -> None:
         super().__init__()
+        if batch_size is not None and batch_size <= 0:
+            raise ConfigError(
+                f"data.batch_size={batch_size}: give a positive number of rows, or null for whole-split batches."
+            )
         self.name, self.batch_size, self.shuffle, self.drop_last = name, batch_size, shuffle, drop_last
         self.num_workers, self.seed, self.normalize = num_workers, seed, normalize
         self.train, self.val, self.test = split(table, val_fraction, test_fraction, seed)
@@ -184,11 +247,11 @@ class TabularDataModule(L.LightningDataModule):
 
     @classmethod
     def from_csv(
-        cls, path: str, targets: Sequence[str], features: Sequence[str] | None = None, **options
+        cls, path: str, targets: Sequence[str], features: Sequence[str] | None = None, dropna: bool = False, **options
     ) -> "TabularDataModule":
         """A data module over the columns of a CSV file (`data=csv` and the built-in tables)."""
         options.setdefault("name", resolve_path(path).stem)
-        return cls(read_csv(path, targets, features), **options)
+        return cls(read_csv(path, targets, features, dropna), **options)
 
     @classmethod
     def from_synthetic(

@@ -1,4 +1,4 @@
-"""The one exception type that reaches the user as a plain message instead of a traceback."""
+"""The exceptions that reach the user as a plain message instead of a traceback."""
 
 import functools
 import os
@@ -13,18 +13,26 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class ConfigError(ValueError):
+class RunError(Exception):
+    """A problem a person can fix: its message says what went wrong and what to do, instead of a traceback."""
+
+
+class ConfigError(RunError, ValueError):
     """A setting or an input file is wrong; the message names it and says how to fix it."""
 
 
-def report_config_errors(task: Callable[[T], R]) -> Callable[[T], R]:
-    """Turn a ConfigError into its message and exit status 1; HYDRA_FULL_ERROR=1 keeps the traceback."""
+class TrainingDiverged(RunError):
+    """The loss stopped being a finite number; the message says when and what to change."""
+
+
+def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
+    """Turn a RunError into its message and exit status 1; HYDRA_FULL_ERROR=1 keeps the traceback."""
 
     @functools.wraps(task)
     def run(cfg: T) -> R:
         try:
             return task(cfg)
-        except ConfigError as error:
+        except RunError as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"Error: {error}", file=sys.stderr)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
-from linreg.errors import ConfigError
+from linreg.errors import ConfigError, TrainingDiverged
 from linreg.normalize import Normalizer, to_original_units
 
 # Every job imports this module right after Lightning. `import lightning` gives its logger a console
@@ -92,6 +92,7 @@ class LinearRegressor(L.LightningModule):
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
         # The least-squares losses per split (set by linreg.train for model.loss=mse): logged as gaps.
         self.least_squares_loss: dict[str, float] | None = None
+        self.last_finite_loss = math.nan
         self.train_rows = 0
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -132,13 +133,16 @@ class LinearRegressor(L.LightningModule):
         # as a whole step on a small table, and reading the value would wait for the device.
         self.train_loss_sum.add_(loss.detach(), alpha=len(features))
         self.train_rows += len(features)
-        if self.loggers and self.global_step % self.trainer.log_every_n_steps == 0:  # one wait per n steps
+        if self.global_step % self.trainer.log_every_n_steps == 0:  # one wait for the device per n steps
+            value = loss.item()
+            self.stop_if_diverged(value, f"step {self.global_step + 1}")
             for logger in self.loggers:
-                logger.log_metrics({"train/loss_step": loss.item()}, step=self.global_step)
+                logger.log_metrics({"train/loss_step": value}, step=self.global_step)
         return loss
 
     def on_train_epoch_end(self) -> None:
         train_loss = self.train_loss_sum / self.train_rows
+        self.stop_if_diverged(float(train_loss), f"epoch {self.current_epoch + 1} (step {self.global_step})")
         self.log("train/loss", train_loss, prog_bar=True, sync_dist=True)
         # Straight to the loggers, as Lightning's LearningRateMonitor does: nothing monitors these.
         metrics = {"train/lr": self.optimizers().param_groups[0]["lr"]}
@@ -153,6 +157,19 @@ class LinearRegressor(L.LightningModule):
                 )
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step - 1)
+
+    def stop_if_diverged(self, loss: float, when: str) -> None:
+        """End training at the first non-finite loss or weight, before a checkpoint can keep it."""
+        if math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in self.linear.parameters()):
+            self.last_finite_loss = loss
+            return
+        hint = " or normalize the inputs (data.normalize=standardize)" if self.hparams.normalize == "none" else ""
+        lr = self.optimizers().param_groups[0]["lr"]
+        raise TrainingDiverged(
+            f"Training diverged at {when}: the loss became {loss:g} "
+            f"(last finite loss seen: {self.last_finite_loss:.6g}). "
+            f"Lower the learning rate (optimizer.lr={lr:g}){hint}. The checkpoints keep the last finite weights."
+        )
 
     def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)

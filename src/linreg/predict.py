@@ -7,7 +7,7 @@ import torch
 from omegaconf import DictConfig
 
 from linreg.checkpoints import find_checkpoint, load_model
-from linreg.data import numeric_columns, open_csv
+from linreg.data import finite_rows, float_tensor, numeric_columns, open_csv
 from linreg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ def predict(cfg: DictConfig) -> Path:
     path = find_checkpoint(cfg.ckpt_path, cfg.log_dir)
     model = load_model(path)
     frame = open_csv(cfg.input, setting="input")
-    features = numeric_columns(frame, list(model.hparams.feature_names), cfg.input)
+    names = list(model.hparams.feature_names)
+    features = float_tensor(finite_rows(numeric_columns(frame, names, cfg.input), cfg.input))
     with torch.no_grad():
         predictions = model(features)  # normalized inside the model with the checkpoint's own statistics
     for name, column in zip(model.hparams.target_names, predictions.T, strict=True):

@@ -1,6 +1,7 @@
 """train(cfg): from a composed config to a fitted model, its logs, checkpoints and summary."""
 
 import functools
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig, OmegaConf
 
 from linreg.baseline import LeastSquares, fit_least_squares
+from linreg.checkpoints import find_checkpoint
 from linreg.data import TabularDataModule
-from linreg.errors import ConfigError, build
+from linreg.errors import ConfigError, TrainingDiverged, build
 from linreg.model import LinearRegressor, lightning_notices_silenced
 from linreg.plots import save_figure
 from linreg.report import format_equation, format_summary, show_config
@@ -36,16 +38,27 @@ class FittedRun:
 
 def train(cfg: DictConfig) -> float:
     """The job behind scripts/train.py; returns `optimized_metric`, the number a Hydra sweep minimises."""
-    show_config(cfg, Path(cfg.output_dir) / "config_tree.txt", print_it=cfg.get("print_config", True))
-    run = fit(cfg)
+    output_dir = Path(cfg.output_dir)
+    show_config(cfg, output_dir / "config_tree.txt", print_it=cfg.get("print_config", True))
+    try:
+        run = fit(cfg)
+    except TrainingDiverged as error:
+        record_status(output_dir, "diverged", str(error))
+        raise
+    record_status(output_dir, "ok", "")
     if run.trainer.is_global_zero:
         log.info(summarize(run, Path(cfg.output_dir)))
     return run.metrics.get(cfg.optimized_metric, math.nan)
 
 
+def record_status(output_dir: Path, status: str, message: str) -> None:
+    """status.json in the run directory: how the run ended (ok or diverged), for people and sweep summaries."""
+    (output_dir / "status.json").write_text(json.dumps({"status": status, "message": message}) + "\n")
+
+
 def fit(cfg: DictConfig) -> FittedRun:
     """Build data, model, loggers, callbacks and trainer from the config, then train and test."""
-    check_devices(cfg.trainer)
+    check_settings(cfg)
     datamodule: TabularDataModule = build(cfg.data)
     if len(datamodule.val) == 0:
         cfg.optimized_metric = cfg.optimized_metric.replace("val/", "train/")
@@ -64,7 +77,8 @@ def fit(cfg: DictConfig) -> FittedRun:
             logger.log_metrics(
                 {f"baseline/ols_{'' if s == 'train' else s + '_'}loss": v for s, v in ols_losses.items()}, step=0
             )
-        trainer.fit(model, datamodule=datamodule)
+        resume_from = find_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
             metrics |= {
@@ -177,6 +191,21 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegress
         # How the data was read and split: eval.py rebuilds the same test split from the checkpoint.
         data_config=OmegaConf.to_container(cfg.data, resolve=True),
     )
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Settings Lightning or PyTorch would reject with a stack trace, or silently run with, explained."""
+    check_devices(cfg.trainer)
+    if (
+        cfg.trainer.get("max_epochs", 1) is not None
+        and cfg.trainer.max_epochs <= 0
+        and cfg.trainer.get("max_steps", -1) == -1
+    ):
+        raise ConfigError(
+            f"trainer.max_epochs={cfg.trainer.max_epochs}: train for at least one epoch (or set trainer.max_steps)."
+        )
+    if cfg.optimizer.get("lr", 1) <= 0:
+        raise ConfigError(f"optimizer.lr={cfg.optimizer.lr}: the learning rate must be above 0, e.g. 0.01.")
 
 
 def check_devices(trainer_cfg: DictConfig) -> None:

@@ -1,0 +1,208 @@
+"""Bad input gets a short message naming the culprit; divergence, kills and interrupted saves lose nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from linreg.callbacks import LastCheckpoint
+from linreg.errors import report_errors
+from linreg.train import train
+
+TRAIN = str(ROOT / "scripts" / "train.py")
+
+
+@pytest.fixture
+def run_job(make_config, capsys):
+    """Run scripts/train.py's job in this process: returns (exit status, what it printed on stderr)."""
+
+    def run(*overrides: str) -> tuple[int, str]:
+        try:
+            report_errors(train)(make_config("print_config=false", *overrides))
+            status = 0
+        except SystemExit as stop:
+            status = stop.code
+        return status, capsys.readouterr().err
+
+    return run
+
+
+def write(path, text: str | bytes):
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+CSV_CASES = {
+    "missing file": (None, [], ["no such file"]),
+    "a directory": ("DIR", [], ["is a directory"]),
+    "not a csv": (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\xfa binary", [], ["could not be read as a CSV"]),
+    "empty file": ("", [], ["is empty"]),
+    "header only": ("x,y\n", [], ["has a header (x, y) but no rows"]),
+    "missing target": ("x,y\n1,2\n2,3\n3,5\n", ["data.targets=[price]"], ["price", "its columns are: x, y"]),
+    "target is also a feature": (
+        "x,y\n1,2\n2,3\n",
+        ["data.features=[x,y]"],
+        ["y", "data.targets and in data.features"],
+    ),
+    "text column": ("x,y\n1,2\nabc,3\n", [], ["Column x", "not numeric", "line 3", "'abc'"]),
+    "empty and infinite cells": ("x,y\n1,2\n,3\n4,inf\n5,6\n", [], ["2 row(s)", "x, y", "data.dropna=true"]),
+}
+
+
+@pytest.mark.parametrize("case", CSV_CASES)
+def test_bad_csv_files_are_named_with_what_to_do(run_job, tmp_path, case):
+    content, extra, words = CSV_CASES[case]
+    path = tmp_path / "table.csv"
+    if content == "DIR":
+        path.mkdir()
+    elif content is not None:
+        write(path, content)
+
+    status, message = run_job("data=csv", f"data.path={path}", "data.targets=[y]", *extra)
+    assert status == 1
+    assert message.startswith("Error: ") and "Traceback" not in message
+    for word in words:
+        assert word in message
+
+
+def test_dropna_drops_the_bad_rows_and_says_how_many(train_with, tmp_path, caplog):
+    path = write(tmp_path / "table.csv", "x,y\n1,2\n,3\n4,inf\n5,6\n6,7\n7,8\n")
+    run = train_with(
+        "data=csv",
+        f"data.path={path}",
+        "data.targets=[y]",
+        "data.dropna=true",
+        "data.val_fraction=0",
+        "trainer.max_epochs=2",
+    )
+
+    assert len(run.datamodule.train) == 4
+    assert "dropped 2 of 6 rows" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["data=crops", "data.val_fraction=0.6", "data.test_fraction=0.3"], ["5 rows", "too few"]),
+        (["data.val_fraction=-0.1"], ["data.val_fraction=-0.1"]),
+        (["data.val_fraction=0.6", "data.test_fraction=0.4"], ["leaves no training rows"]),
+        (["data.batch_size=0"], ["data.batch_size=0", "positive"]),
+        (["trainer.max_epochs=0"], ["trainer.max_epochs=0"]),
+        (["optimizer.lr=-0.1"], ["optimizer.lr=-0.1"]),
+        (["data.normalize=zscore"], ["data.normalize='zscore'", "none, scale, standardize, minmax"]),
+        (["model.loss=hinge"], ["model.loss='hinge'", "mse, l1, huber"]),
+        (["ckpt_path=nowhere/last.ckpt"], ["ckpt_path=nowhere/last.ckpt", "no such checkpoint"]),
+    ],
+)
+def test_bad_settings_are_named_with_what_to_do(run_job, overrides, words):
+    status, message = run_job(*overrides)
+
+    assert status == 1 and "Traceback" not in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.slow
+def test_an_unknown_optimizer_lists_the_choices(tmp_path):
+    result = subprocess.run([sys.executable, TRAIN, "optimizer=lbfgs"], cwd=tmp_path, capture_output=True, text=True)
+
+    assert result.returncode == 1
+    assert "optimizer/lbfgs" in result.stderr and "adam" in result.stderr and "sgd" in result.stderr
+
+
+def test_divergence_stops_at_once_says_why_and_keeps_the_last_finite_checkpoint(run_job, tmp_path):
+    # The book's settings without the normalization (seed notebook 002): lr 1e-2 on raw t_u.
+    status, message = run_job(
+        "experiment=dlwpt_thermometer", "data.normalize=none", "callbacks.last_checkpoint.interval_seconds=0"
+    )
+
+    assert status == 1
+    assert "Training diverged at epoch 11 (step 11)" in message
+    assert "last finite loss" in message and "optimizer.lr=0.01" in message and "data.normalize=standardize" in message
+    assert '"status": "diverged"' in (tmp_path / "status.json").read_text()
+    kept = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert kept["global_step"] == 10 and all(torch.isfinite(v).all() for v in kept["state_dict"].values())
+
+
+def test_the_same_seed_gives_bitwise_the_same_weights(train_with, tmp_path):
+    settings = ["data=synthetic", "data.n_samples=2000", "data.batch_size=32", "trainer.max_epochs=3", "~logger"]
+    first = train_with(*settings)
+    second = train_with(*settings, f"output_dir={tmp_path / 'again'}")
+
+    assert torch.equal(first.model.linear.weight, second.model.linear.weight)
+    assert torch.equal(first.model.linear.bias, second.model.linear.bias)
+
+
+def test_an_interrupted_save_leaves_the_previous_last_checkpoint_loadable(train_with, tmp_path, monkeypatch):
+    run = train_with("trainer.max_epochs=2", "~logger")
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    before = path.read_bytes()
+
+    def killed_midway(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the process were stopped while writing
+
+    monkeypatch.setattr(torch, "save", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        LastCheckpoint(str(path.parent)).save(run.trainer)
+    assert path.read_bytes() == before
+    assert torch.load(path, weights_only=True)["global_step"] == 2
+
+
+RESUMABLE = [
+    "data=synthetic",
+    "data.n_samples=20000",
+    "data.batch_size=64",
+    "optimizer.momentum=0.9",
+    "optimizer.lr=0.01",
+    "trainer.max_epochs=10",
+    "callbacks.last_checkpoint.interval_seconds=0",
+    "print_config=false",
+]
+STEPS_PER_EPOCH = 16000 // 64  # 20 % of the rows are held out for validation
+
+
+def start(tmp_path, run_dir: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, TRAIN, *RESUMABLE, f"hydra.run.dir={tmp_path / run_dir}", *extra],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def saved_epoch(path) -> int:
+    try:
+        return torch.load(path, weights_only=True)["epoch"]
+    except (FileNotFoundError, RuntimeError, EOFError):
+        return -1
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_one(tmp_path):
+    uninterrupted, killed = start(tmp_path, "whole"), start(tmp_path, "killed")
+    checkpoint = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while saved_epoch(checkpoint) < 3 and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.05)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert 3 <= saved_epoch(checkpoint) < 9, "the run was not killed in the middle of training"
+
+    resumed = start(tmp_path, "resumed", f"ckpt_path={tmp_path / 'killed'}")
+    assert resumed.wait(timeout=300) == 0 and uninterrupted.wait(timeout=300) == 0
+    final = {
+        name: torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
+        for name in ("whole", "resumed")
+    }
+    assert final["resumed"]["global_step"] == final["whole"]["global_step"] == 10 * STEPS_PER_EPOCH
+    for key, value in final["whole"]["state_dict"].items():
+        assert torch.equal(final["resumed"]["state_dict"][key], value), key
+    events = EventAccumulator(str(tmp_path / "resumed"))
+    events.Reload()
+    assert events.Scalars("train/loss")[0].step > 3 * STEPS_PER_EPOCH  # the curve goes on where it stopped

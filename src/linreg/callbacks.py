@@ -82,11 +82,8 @@ class LastCheckpoint(Checkpoint):
         self.interval_seconds = interval_seconds
         self.next_save = 0.0
         self.saved_step = -1
-
-    @property
-    def best_model_path(self) -> str:
-        """Where the summary finds this checkpoint (the name Lightning's ModelCheckpoint uses)."""
-        return str(self.path) if self.saved_step >= 0 else ""
+        # Lightning's name for where a checkpoint callback saved: the summary (and ddp_spawn) use it.
+        self.best_model_path = ""
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if time.monotonic() >= self.next_save and not trainer.fast_dev_run:
@@ -99,4 +96,5 @@ class LastCheckpoint(Checkpoint):
     def save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # buffered, then written in one go
         self.saved_step = trainer.global_step
+        self.best_model_path = str(self.path)
         self.next_save = time.monotonic() + self.interval_seconds

@@ -181,7 +181,7 @@ class LinearRegressor(L.LightningModule):
         features, targets = batch
         loss, prediction = self._loss(features, targets)
         metrics.update(prediction, targets)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(features))
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(features), sync_dist=True)
         self.log_dict(metrics, batch_size=len(features))
 
     def configure_optimizers(self) -> dict:

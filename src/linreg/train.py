@@ -4,11 +4,14 @@ import functools
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.tuner import Tuner
@@ -17,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from linreg.baseline import LeastSquares, fit_least_squares
 from linreg.checkpoints import find_checkpoint
 from linreg.data import TabularDataModule
-from linreg.errors import ConfigError, TrainingDiverged, build
+from linreg.errors import ConfigError, RunError, TrainingDiverged, build
 from linreg.model import LinearRegressor, lightning_notices_silenced
 from linreg.plots import save_figure
 from linreg.report import format_equation, format_summary, show_config
@@ -37,23 +40,52 @@ class FittedRun:
 
 
 def train(cfg: DictConfig) -> float:
-    """The job behind scripts/train.py; returns `optimized_metric`, the number a Hydra sweep minimises."""
-    output_dir = Path(cfg.output_dir)
+    """The job behind scripts/train.py; returns `optimized_metric`, the number a Hydra sweep minimises.
+
+    In a multirun, a job that diverges or fails is recorded as such and returns NaN, so the sweep goes on.
+    """
+    output_dir, started = Path(cfg.output_dir), time.monotonic()
     show_config(cfg, output_dir / "config_tree.txt", print_it=cfg.get("print_config", True))
     try:
         run = fit(cfg)
-    except TrainingDiverged as error:
-        record_status(output_dir, "diverged", str(error))
-        raise
-    record_status(output_dir, "ok", "")
+    except Exception as error:
+        status = "diverged" if isinstance(error, TrainingDiverged) else "failed"
+        record_status(output_dir, status, f"{type(error).__name__}: {error}", started)
+        if not in_multirun():
+            raise
+        log.error(f"This job {status}: {error}", exc_info=not isinstance(error, RunError))
+        return math.nan
     if run.trainer.is_global_zero:
-        log.info(summarize(run, Path(cfg.output_dir)))
+        log.info(summarize(run, output_dir))
+    # (Under ddp_spawn the epoch counter stays in the worker processes: recorded as unknown.)
+    epochs = run.trainer.current_epoch or None
+    record_status(output_dir, "ok", "", started, run.metrics, epochs, cfg.optimized_metric)
     return run.metrics.get(cfg.optimized_metric, math.nan)
 
 
-def record_status(output_dir: Path, status: str, message: str) -> None:
-    """status.json in the run directory: how the run ended (ok or diverged), for people and sweep summaries."""
-    (output_dir / "status.json").write_text(json.dumps({"status": status, "message": message}) + "\n")
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def record_status(
+    output_dir: Path,
+    status: str,
+    message: str,
+    started: float,
+    metrics: dict[str, float] | None = None,
+    epochs: int | None = None,
+    objective: str | None = None,
+) -> None:
+    """status.json in the run directory: how the run ended (ok, diverged, failed), for people and sweep summaries."""
+    record = {
+        "status": status,
+        "message": message,
+        "metrics": metrics or {},
+        "epochs": epochs,
+        "seconds": round(time.monotonic() - started, 3),
+        "optimized_metric": objective,
+    }
+    (output_dir / "status.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def fit(cfg: DictConfig) -> FittedRun:

@@ -1,0 +1,72 @@
+"""One table for a whole sweep: a row per job, best first, as summary.csv and on the console.
+
+Light on purpose (no torch): Hydra loads it for every command, `--help` included.
+"""
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+COLUMNS = ("job", "status", "objective", "train/loss", "val/loss", "val/r2", "epochs", "seconds", "overrides")
+
+
+def job_row(job_dir: Path) -> dict[str, Any]:
+    """What one job of the sweep left in its directory."""
+    status_file = job_dir / "status.json"
+    record = json.loads(status_file.read_text()) if status_file.is_file() else {"status": "failed"}
+    overrides_file = job_dir / ".hydra" / "overrides.yaml"
+    overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
+    metrics = record.get("metrics") or {}
+    return {
+        "job": job_dir.name,
+        "status": record["status"],
+        "objective": metrics.get(record.get("optimized_metric") or "", math.nan),
+        "train/loss": metrics.get("train/loss", math.nan),
+        "val/loss": metrics.get("val/loss", math.nan),
+        "val/r2": metrics.get("val/r2", math.nan),
+        "epochs": record.get("epochs"),
+        "seconds": record.get("seconds"),
+        "overrides": " ".join(str(o) for o in overrides),
+    }
+
+
+def summarize_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The sweep's jobs, best optimized metric first (jobs that diverged or failed last); writes summary.csv."""
+    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    rows = [job_row(job) for job in jobs]
+    rows.sort(key=lambda row: (row["status"] != "ok" or math.isnan(row["objective"]), row["objective"]))
+    with open(sweep_dir / "summary.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "-" if math.isnan(value) else f"{value:.6g}"
+        return "-" if value is None else str(value)
+
+    cells = [[cell(row[column]) for column in COLUMNS] for row in rows]
+    widths = [max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(COLUMNS)]
+    lines = ["  ".join(column.ljust(width) for column, width in zip(COLUMNS, widths, strict=True))]
+    lines += ["  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(lines)
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of every multirun, summary.csv in the sweep directory and the table."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir():
+            rows = summarize_sweep(sweep_dir)
+            log.info(f"Sweep summary ({sweep_dir / 'summary.csv'}):\n{format_table(rows)}")

@@ -1,0 +1,114 @@
+"""Sweeps: every job in its own directory, failures that do not stop the sweep, one summary, Optuna, DDP."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import CONFIGS, ROOT
+from hydra import compose, initialize_config_dir
+
+from linreg.data import make_synthetic
+from linreg.model import LinearRegressor
+from linreg.sweeps import format_table, summarize_sweep
+
+TRAIN = str(ROOT / "scripts" / "train.py")
+
+
+def sweep(tmp_path, *overrides: str) -> tuple[subprocess.CompletedProcess, object]:
+    result = subprocess.run(
+        [sys.executable, TRAIN, "-m", "print_config=false", *overrides],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sweep_dir,) = (tmp_path / "logs" / "sweeps").iterdir()
+    return result, sweep_dir
+
+
+@pytest.mark.slow
+def test_a_grid_in_parallel_jobs_goes_on_past_diverging_jobs_and_ends_with_a_summary(tmp_path):
+    result, sweep_dir = sweep(
+        tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer.lr=0.05,50", "data.batch_size=4,11"
+    )
+
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert len(summary) == 4 and sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    assert list(summary["status"]) == ["ok", "ok", "diverged", "diverged"]
+    assert summary["objective"].iloc[0] <= summary["objective"].iloc[1]  # best first
+    assert all(summary["overrides"].iloc[2:].str.contains("optimizer.lr=50"))
+    assert {"train/loss", "val/loss", "val/r2", "epochs", "seconds"} <= set(summary.columns)
+    for job in range(4):  # each job has its own TensorBoard run
+        assert list((sweep_dir / str(job)).glob("events.out.tfevents.*"))
+    assert "Sweep summary" in result.stdout and "diverged" in result.stdout
+
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "summarize.py"), str(sweep_dir)], capture_output=True, text=True
+    )
+    assert again.returncode == 0 and again.stdout.count("diverged") == 2
+
+
+@pytest.mark.slow
+def test_an_optuna_search_records_the_best_trial(tmp_path):
+    result, sweep_dir = sweep(tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=3", "trainer.max_epochs=20")
+
+    best = (sweep_dir / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "optimizer.lr" in best and "best_value" in best
+    assert len(pd.read_csv(sweep_dir / "summary.csv")) == 3
+    assert "Best parameters" in result.stdout
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_inside_a_sweep_recovers_the_weights_like_one_process(tmp_path):
+    n_samples, n_features, noise = 4000, 4, 0.01
+    _, sweep_dir = sweep(
+        tmp_path,
+        "trainer=default,ddp_sim",
+        "data=synthetic",
+        f"data.n_samples={n_samples}",
+        f"data.n_features={n_features}",
+        f"data.noise={noise}",
+        "trainer.max_epochs=10",
+    )
+
+    _, true_weight, true_bias = make_synthetic(n_samples, n_features, 1, noise, seed=42)
+    errors = {}
+    for job in ("0", "1"):
+        job_dir = sweep_dir / job
+        assert json.loads((job_dir / "status.json").read_text())["status"] == "ok"
+        assert sorted(p.name for p in (job_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+        weight, bias = LinearRegressor.load_from_checkpoint(job_dir / "checkpoints" / "last.ckpt").equation()
+        errors[job] = max((weight.float() - true_weight).abs().max(), (bias.float() - true_bias).abs().max()).item()
+    assert errors["1"] < 0.01 and errors["1"] < 2 * errors["0"] + 1e-3, errors
+    assert not (tmp_path / "logs" / "train").exists()  # no stray run directories from the worker processes
+
+
+def test_the_summary_puts_the_best_first_and_failures_last(tmp_path):
+    for job, (status, loss) in enumerate([("ok", 3.0), ("diverged", None), ("ok", 1.0)]):
+        (tmp_path / str(job) / ".hydra").mkdir(parents=True)
+        (tmp_path / str(job) / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
+        metrics = {} if loss is None else {"val/loss": loss, "train/loss": loss}
+        record = {"status": status, "metrics": metrics, "epochs": 5, "seconds": 1.0, "optimized_metric": "val/loss"}
+        (tmp_path / str(job) / "status.json").write_text(json.dumps(record))
+    (tmp_path / "3").mkdir()  # a job that never ended
+
+    rows = summarize_sweep(tmp_path)
+    assert [(row["job"], row["status"]) for row in rows] == [
+        ("2", "ok"),
+        ("0", "ok"),
+        ("1", "diverged"),
+        ("3", "failed"),
+    ]
+    assert "seed=2" in format_table(rows).splitlines()[1]
+    assert (tmp_path / "summary.csv").is_file()
+
+
+def test_the_slurm_launcher_config_composes():
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=submitit_slurm"], return_hydra_config=True)
+
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert {"timeout_min", "gpus_per_node", "tasks_per_node", "partition"} <= set(cfg.hydra.launcher)

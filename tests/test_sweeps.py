@@ -10,8 +10,10 @@ from conftest import CONFIGS, ROOT
 from hydra import compose, initialize_config_dir
 
 from linreg.data import make_synthetic
+from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
 from linreg.sweeps import format_table, summarize_sweep
+from linreg.train import fit
 
 TRAIN = str(ROOT / "scripts" / "train.py")
 
@@ -62,28 +64,30 @@ def test_an_optuna_search_records_the_best_trial(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_inside_a_sweep_recovers_the_weights_like_one_process(tmp_path):
-    n_samples, n_features, noise = 4000, 4, 0.01
-    _, sweep_dir = sweep(
-        tmp_path,
-        "trainer=default,ddp_sim",
-        "data=synthetic",
-        f"data.n_samples={n_samples}",
-        f"data.n_features={n_features}",
-        f"data.noise={noise}",
-        "trainer.max_epochs=10",
-    )
+def test_ddp_on_two_cpu_processes_in_a_sweep_recovers_the_weights_like_one_process(tmp_path, train_with):
+    data = ["data=synthetic", "data.n_samples=4000", "data.n_features=4", "data.noise=0.01", "trainer.max_epochs=10"]
+    _, sweep_dir = sweep(tmp_path, "trainer=ddp_sim", "optimizer.lr=0.05,0.1", *data)
+    single = train_with(*data, "optimizer.lr=0.1", f"output_dir={tmp_path / 'single'}")
 
-    _, true_weight, true_bias = make_synthetic(n_samples, n_features, 1, noise, seed=42)
-    errors = {}
+    _, true_weight, true_bias = make_synthetic(4000, 4, 1, 0.01, seed=42)
+
+    def error(model: LinearRegressor) -> float:
+        weight, bias = model.equation()
+        return max((weight.float() - true_weight).abs().max(), (bias.float() - true_bias).abs().max()).item()
+
     for job in ("0", "1"):
         job_dir = sweep_dir / job
         assert json.loads((job_dir / "status.json").read_text())["status"] == "ok"
         assert sorted(p.name for p in (job_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
-        weight, bias = LinearRegressor.load_from_checkpoint(job_dir / "checkpoints" / "last.ckpt").equation()
-        errors[job] = max((weight.float() - true_weight).abs().max(), (bias.float() - true_bias).abs().max()).item()
-    assert errors["1"] < 0.01 and errors["1"] < 2 * errors["0"] + 1e-3, errors
+        assert len(list(job_dir.glob("plots/*.png"))) == 2
+    ddp_error = error(LinearRegressor.load_from_checkpoint(sweep_dir / "1" / "checkpoints" / "last.ckpt"))
+    assert ddp_error < 0.01 and ddp_error < 2 * error(single.model) + 1e-3
     assert not (tmp_path / "logs" / "train").exists()  # no stray run directories from the worker processes
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(make_config):
+    with pytest.raises(ConfigError, match=r"data.batch_size=5 does not split evenly over 2 processes"):
+        fit(make_config("trainer=ddp_sim", "data.batch_size=5"))
 
 
 def test_the_summary_puts_the_best_first_and_failures_last(tmp_path):

@@ -288,17 +288,23 @@ class TabularDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader | list:
         return self._loader(self.test, shuffle=False, drop_last=False) if len(self.test) else []
 
+    def check_batch_split(self, world_size: int) -> None:
+        """Each of `world_size` processes takes an equal share of every training batch, or this explains why not."""
+        batch_size = self.batch_size or len(self.train)
+        if batch_size % world_size:
+            setting = (
+                f"data.batch_size={self.batch_size}" if self.batch_size else f"data.batch_size=null ({batch_size} rows)"
+            )
+            raise ConfigError(
+                f"{setting} does not split evenly over {world_size} processes; choose a multiple of {world_size}."
+            )
+
     def _loader(self, part: Table, shuffle: bool, drop_last: bool) -> DataLoader:
         batch_size = self.batch_size or len(part)
         sampler = ShuffledBatches(
             len(part), batch_size, shuffle, self.seed, drop_last, part.rows, part.all_features.device
         )
         if self.trainer is not None and self.trainer.world_size > 1:
-            if batch_size % self.trainer.world_size:
-                raise ConfigError(
-                    f"data.batch_size={batch_size} does not split evenly over {self.trainer.world_size} devices; "
-                    f"choose a multiple of {self.trainer.world_size}."
-                )
             sampler.rank, sampler.world_size = self.trainer.global_rank, self.trainer.world_size
         dataset = TensorDataset(part.all_features, part.all_targets)
         # batch_size=None: the sampler's index tensor is the batch, fetched by one gather.

@@ -100,6 +100,7 @@ def fit(cfg: DictConfig) -> FittedRun:
     if model.hparams.loss == "mse":  # the optimum of this loss: the model logs its distance to it
         model.least_squares_loss = ols_losses
     trainer = build_trainer(cfg, has_validation=len(datamodule.val) > 0)
+    datamodule.check_batch_split(trainer.world_size)
 
     with lightning_notices_silenced():
         if cfg.get("tune"):

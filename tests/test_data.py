@@ -172,3 +172,11 @@ def test_a_split_names_its_rows_instead_of_copying_them():
     assert train.all_features is table.all_features and val.all_features is table.all_features
     sampler = ShuffledBatches(len(val), 8, shuffle=True, seed=0, rows=val.rows)
     assert sorted(torch.cat(list(sampler)).tolist()) == sorted(val.rows.tolist())
+
+
+def test_moving_to_the_training_device_keeps_one_copy_shared_by_the_splits():
+    moved = TabularDataModule(table_of(100), val_fraction=0.2, test_fraction=0.1)
+    features, targets = moved.train.all_features * 1, moved.train.all_targets * 1
+    parts = [part.on(features, targets) for part in (moved.train, moved.val, moved.test)]
+    assert all(part.all_features is features for part in parts)
+    assert torch.equal(parts[1].features, moved.val.features)

@@ -158,6 +158,7 @@ def test_gpu_training_keeps_the_data_on_the_gpu(train_with, override):
     run = train_with(override, "data=synthetic", "data.n_samples=4096", "trainer.max_epochs=3")
 
     assert run.datamodule.train.features.device.type == "cuda"
+    assert run.datamodule.val.all_features is run.datamodule.train.all_features  # one copy on the GPU
     assert run.model.linear.weight.device.type == "cuda"
     assert run.metrics["val/r2"] > 0.9
 

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from linreg.data import Table
-from linreg.normalize import Normalizer, row_chunks, to_original_units
+from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks, to_original_units
 
 
 @dataclass
@@ -17,7 +17,7 @@ class LeastSquares:
     bias: Tensor
     train_loss: float  # its MSE on the training split: the lowest train/loss that model.loss=mse can reach
 
-    def loss_on(self, table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = 1 << 18) -> float:
+    def loss_on(self, table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS) -> float:
         """Its MSE (normalized space) on another table, such as the validation split."""
         total = 0.0
         for index in row_chunks(len(table), table.rows, chunk_rows):
@@ -30,7 +30,7 @@ class LeastSquares:
 
 
 def fit_least_squares(
-    table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = 1 << 18
+    table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS
 ) -> LeastSquares:
     """Solve the normal equations, gathered in one pass over the rows in float64 (cheap for millions of rows).
 

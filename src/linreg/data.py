@@ -51,11 +51,10 @@ class Table:
         """The table of the rows at `positions` of this one."""
         return replace(self, rows=positions if self.rows is None else self.rows[positions])
 
-    def to(self, device: torch.device) -> "Table":
-        rows = None if self.rows is None else self.rows.to(device)
-        return replace(
-            self, all_features=self.all_features.to(device), all_targets=self.all_targets.to(device), rows=rows
-        )
+    def on(self, features: Tensor, targets: Tensor) -> "Table":
+        """The same rows of `features` and `targets`: the whole table's columns after a move to another device."""
+        rows = None if self.rows is None else self.rows.to(features.device)
+        return replace(self, all_features=features, all_targets=targets, rows=rows)
 
     def __len__(self) -> int:
         return len(self.all_features) if self.rows is None else len(self.rows)
@@ -275,8 +274,9 @@ class TabularDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         """Move the tables to the training device once, so no batch is copied there later."""
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        if self.train.all_features.device != device:
-            self.train, self.val, self.test = (part.to(device) for part in (self.train, self.val, self.test))
+        if self.train.all_features.device != device:  # one copy of the columns, shared by the three splits
+            features, targets = self.train.all_features.to(device), self.train.all_targets.to(device)
+            self.train, self.val, self.test = (part.on(features, targets) for part in (self.train, self.val, self.test))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, shuffle=self.shuffle, drop_last=self.drop_last)

@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from linreg.errors import ConfigError
 
 METHODS = ("none", "scale", "standardize", "minmax")
+# Rows per piece of a one-pass computation: 64k rows of float64 stay in the CPU cache (measured fastest).
+CHUNK_ROWS = 1 << 16
 
 
 class Normalizer(nn.Module):
@@ -66,7 +68,7 @@ class Normalizer(nn.Module):
         return (normalized - self.offset) / self.factor
 
 
-def column_statistics(values: Tensor, rows: Tensor | None = None, chunk_rows: int = 1 << 18) -> tuple[Tensor, ...]:
+def column_statistics(values: Tensor, rows: Tensor | None = None, chunk_rows: int = CHUNK_ROWS) -> tuple[Tensor, ...]:
     """Mean, standard deviation, minimum and maximum of each column (in float64) over `rows`.
 
     A chunk at a time, merged with Chan's update of the mean and the sum of squared deviations:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import requires_gpu
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader, TensorDataset
 
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
@@ -207,3 +208,35 @@ def test_a_one_row_validation_split_gets_no_r2_but_no_crash(train_with):
     run = train_with("data=crops", "data.val_fraction=0.2", "trainer.max_epochs=2", "~logger")
 
     assert math.isnan(run.metrics["val/r2"]) and math.isfinite(run.metrics["val/mse"])
+
+
+def test_the_fast_batches_train_the_same_weights_as_the_usual_dataloader_in_the_same_order(train_with):
+    epochs, batch_size, lr, seed = 3, 2, 1e-5, 7
+    run = train_with(
+        "data=crops",
+        "data.val_fraction=0",
+        "data.normalize=none",
+        f"data.batch_size={batch_size}",
+        f"seed={seed}",
+        "model.init.weight=0.0",
+        "model.init.bias=0.0",
+        f"optimizer.lr={lr}",
+        f"trainer.max_epochs={epochs}",
+        "~logger",
+        "~callbacks",
+    )
+
+    table = run.datamodule.train
+    usual = torch.nn.Linear(3, 2)
+    torch.nn.init.zeros_(usual.weight), torch.nn.init.zeros_(usual.bias)
+    optimizer = torch.optim.SGD(usual.parameters(), lr=lr)
+    for epoch in range(epochs):  # the template's order: a permutation seeded by seed + epoch
+        order = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+        loader = DataLoader(TensorDataset(table.features, table.targets), batch_size=batch_size, sampler=order)
+        for features, targets in loader:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(usual(features), targets).backward()
+            optimizer.step()
+
+    torch.testing.assert_close(run.model.linear.weight, usual.weight)
+    torch.testing.assert_close(run.model.linear.bias, usual.bias)

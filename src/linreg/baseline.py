@@ -1,5 +1,6 @@
 """The exact answer linear regression has: least squares on the training split, to judge the optimizer by."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -7,6 +8,14 @@ from torch import Tensor
 
 from linreg.data import Table
 from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks, to_original_units
+
+
+def normalized_chunks(
+    table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """The table's rows a piece at a time, normalized as the model sees them, in float64 on the CPU."""
+    for index in row_chunks(len(table), table.rows, chunk_rows):
+        yield features(table.all_features[index]).double().cpu(), targets(table.all_targets[index]).double().cpu()
 
 
 @dataclass
@@ -20,8 +29,7 @@ class LeastSquares:
     def loss_on(self, table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS) -> float:
         """Its MSE (normalized space) on another table, such as the validation split."""
         total = 0.0
-        for index in row_chunks(len(table), table.rows, chunk_rows):
-            x, y = features(table.all_features[index]).double(), targets(table.all_targets[index]).double()
+        for x, y in normalized_chunks(table, features, targets, chunk_rows):
             total += float(((x @ self.weight.T + self.bias - y) ** 2).sum())
         return total / (len(table) * self.weight.shape[0])
 
@@ -42,8 +50,7 @@ def fit_least_squares(
     cross = torch.zeros(n_features + 1, n_targets, dtype=torch.float64)
     target_squares = torch.zeros(n_targets, dtype=torch.float64)
     shift_x = shift_y = None
-    for index in row_chunks(len(table), table.rows, chunk_rows):
-        x, y = features(table.all_features[index]).double().cpu(), targets(table.all_targets[index]).double().cpu()
+    for x, y in normalized_chunks(table, features, targets, chunk_rows):
         if shift_x is None:
             shift_x, shift_y = x.mean(0), y.mean(0)
         design = torch.cat([x - shift_x, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)

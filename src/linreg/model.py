@@ -142,21 +142,27 @@ class LinearRegressor(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         train_loss = self.train_loss_sum / self.train_rows
-        self.stop_if_diverged(float(train_loss), f"epoch {self.current_epoch + 1} (step {self.global_step})")
+        value = float(train_loss)  # the one wait for the device per epoch
+        self.stop_if_diverged(value, f"epoch {self.current_epoch + 1} (step {self.global_step})")
         self.log("train/loss", train_loss, prog_bar=True, sync_dist=True)
         # Straight to the loggers, as Lightning's LearningRateMonitor does: nothing monitors these.
-        metrics = {"train/lr": self.optimizers().param_groups[0]["lr"]}
-        if self.linear.weight.numel() == 1 and self.loggers:  # the path the optimizer takes, in original units
-            weight, bias = self.equation()
-            metrics.update({"model/weight": weight.item(), "model/bias": bias.item()})
-        if self.least_squares_loss and self.loggers:  # how far from the exact optimum, epoch by epoch
-            metrics["train/gap_to_ols"] = float(train_loss) - self.least_squares_loss["train"]
+        if self.loggers:
+            curves = self.epoch_curves(value)
+            for logger in self.loggers:
+                logger.log_metrics(curves, step=self.global_step - 1)
+
+    def epoch_curves(self, train_loss: float) -> dict[str, float]:
+        """Learning rate, the optimizer's path (one feature and target) and the distance to least squares."""
+        curves = {"train/lr": self.optimizers().param_groups[0]["lr"]}
+        if self.linear.weight.numel() == 1:
+            weight, bias = self.equation()  # in original units
+            curves.update({"model/weight": weight.item(), "model/bias": bias.item()})
+        if self.least_squares_loss:
+            curves["train/gap_to_ols"] = train_loss - self.least_squares_loss["train"]
             if "val" in self.least_squares_loss and "val/loss" in self.trainer.callback_metrics:
-                metrics["val/gap_to_ols"] = (
-                    float(self.trainer.callback_metrics["val/loss"]) - self.least_squares_loss["val"]
-                )
-        for logger in self.loggers:
-            logger.log_metrics(metrics, step=self.global_step - 1)
+                val_loss = float(self.trainer.callback_metrics["val/loss"])
+                curves["val/gap_to_ols"] = val_loss - self.least_squares_loss["val"]
+        return curves
 
     def stop_if_diverged(self, loss: float, when: str) -> None:
         """End training at the first non-finite loss or weight, before a checkpoint can keep it."""

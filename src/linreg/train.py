@@ -106,10 +106,11 @@ def fit(cfg: DictConfig) -> FittedRun:
         if cfg.get("tune"):
             find_learning_rate(trainer, model, datamodule, cfg.tune, Path(cfg.output_dir) / "plots")
         log_hyperparameters(trainer.loggers, cfg, datamodule)
+        baseline = {"baseline/ols_loss": ols_losses["train"]}
+        if "val" in ols_losses:
+            baseline["baseline/ols_val_loss"] = ols_losses["val"]
         for logger in trainer.loggers:
-            logger.log_metrics(
-                {f"baseline/ols_{'' if s == 'train' else s + '_'}loss": v for s, v in ols_losses.items()}, step=0
-            )
+            logger.log_metrics(baseline, step=0)
         resume_from = find_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
@@ -229,11 +230,8 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegress
 def check_settings(cfg: DictConfig) -> None:
     """Settings Lightning or PyTorch would reject with a stack trace, or silently run with, explained."""
     check_devices(cfg.trainer)
-    if (
-        cfg.trainer.get("max_epochs", 1) is not None
-        and cfg.trainer.max_epochs <= 0
-        and cfg.trainer.get("max_steps", -1) == -1
-    ):
+    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)
+    if max_epochs is not None and max_epochs <= 0 and max_steps == -1:
         raise ConfigError(
             f"trainer.max_epochs={cfg.trainer.max_epochs}: train for at least one epoch (or set trainer.max_steps)."
         )

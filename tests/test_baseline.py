@@ -54,7 +54,7 @@ def test_validation_loss_of_the_baseline_is_its_mse_on_the_held_out_rows(make_co
 
 
 def test_the_run_logs_the_baseline_and_the_gap_closes(train_with, tmp_path):
-    run = train_with("data.val_fraction=0.2", "trainer.max_epochs=60")
+    run = train_with("data.val_fraction=0.2", "trainer.max_epochs=60", "trainer.log_every_n_steps=1")
 
     events = EventAccumulator(str(tmp_path))
     events.Reload()

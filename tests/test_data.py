@@ -108,20 +108,29 @@ def test_an_unknown_normalization_lists_the_valid_ones():
 
 def test_the_sampler_yields_every_row_once_per_epoch_in_a_seeded_order():
     sampler = ShuffledBatches(n_rows=10, batch_size=4, shuffle=True, seed=3)
-    epoch0 = [batch.tolist() for batch in sampler]
+    epoch0 = [batch.tolist() for batch in sampler.batches()]
     sampler.set_epoch(1)
-    epoch1 = [batch.tolist() for batch in sampler]
+    epoch1 = [batch.tolist() for batch in sampler.batches()]
     sampler.set_epoch(0)
 
-    assert [len(b) for b in epoch0] == [4, 4, 2] and len(sampler) == 3
+    assert [len(b) for b in epoch0] == [4, 4, 2] and sampler.n_batches == 3
     assert sorted(sum(epoch0, [])) == list(range(10)) == sorted(sum(epoch1, []))
     assert epoch0 != epoch1
-    assert [batch.tolist() for batch in sampler] == epoch0
+    assert [batch.tolist() for batch in sampler.batches()] == epoch0
+
+
+def test_the_sampler_hands_out_the_batches_of_an_epoch_in_lists_of_batches_per_call():
+    sampler = ShuffledBatches(n_rows=50, batch_size=4, shuffle=True, seed=3, batches_per_call=5)
+    lists = list(sampler)
+
+    assert [len(batches) for batches in lists] == [5, 5, 3] and len(sampler) == 3
+    assert [b.tolist() for batches in lists for b in batches] == [b.tolist() for b in sampler.batches()]
+    assert (sampler.batches_in(1), sampler.batches_in(2), sampler.batches_in(3)) == (5, 10, 13)
 
 
 def test_the_sampler_can_drop_the_last_partial_batch_or_keep_the_file_order():
-    assert [len(b) for b in ShuffledBatches(10, 4, shuffle=True, seed=0, drop_last=True)] == [4, 4]
-    assert [b.tolist() for b in ShuffledBatches(5, 2, shuffle=False, seed=0)] == [[0, 1], [2, 3], [4]]
+    assert [len(b) for b in ShuffledBatches(10, 4, shuffle=True, seed=0, drop_last=True).batches()] == [4, 4]
+    assert [b.tolist() for b in ShuffledBatches(5, 2, shuffle=False, seed=0).batches()] == [[0, 1], [2, 3], [4]]
 
 
 def test_ddp_ranks_share_each_global_batch_without_overlap():
@@ -129,8 +138,8 @@ def test_ddp_ranks_share_each_global_batch_without_overlap():
     for rank in range(2):
         sampler = ShuffledBatches(n_rows=12, batch_size=4, shuffle=True, seed=5)
         sampler.rank, sampler.world_size = rank, 2
-        shares.append([batch.tolist() for batch in sampler])
-    global_batches = [batch.tolist() for batch in ShuffledBatches(12, 4, shuffle=True, seed=5)]
+        shares.append([batch.tolist() for batch in sampler.batches()])
+    global_batches = [batch.tolist() for batch in ShuffledBatches(12, 4, shuffle=True, seed=5).batches()]
 
     for batch, share0, share1 in zip(global_batches, *shares, strict=True):
         assert sorted(share0 + share1) == sorted(batch) and len(share0) == len(share1) == 2
@@ -138,11 +147,12 @@ def test_ddp_ranks_share_each_global_batch_without_overlap():
 
 def test_loader_batches_are_the_rows_the_sampler_names(make_config):
     datamodule = build(make_config("data=crops", "data.batch_size=2", "data.val_fraction=0.4").data)
-    features, targets = next(iter(datamodule.train_dataloader()))
+    (features, targets), *others = next(iter(datamodule.train_dataloader()))
 
-    first = datamodule.train_dataloader().sampler.__iter__().__next__()
+    first = next(datamodule.train_dataloader().sampler.batches())
     torch.testing.assert_close(features, datamodule.train.all_features[first])
     torch.testing.assert_close(targets, datamodule.train.all_targets[first])
+    assert len(others) == 1  # 3 training rows in batches of 2, all in the first call
 
 
 def test_synthetic_data_keeps_its_true_weights(make_config):
@@ -171,7 +181,7 @@ def test_a_split_names_its_rows_instead_of_copying_them():
 
     assert train.all_features is table.all_features and val.all_features is table.all_features
     sampler = ShuffledBatches(len(val), 8, shuffle=True, seed=0, rows=val.rows)
-    assert sorted(torch.cat(list(sampler)).tolist()) == sorted(val.rows.tolist())
+    assert sorted(torch.cat(list(sampler.batches())).tolist()) == sorted(val.rows.tolist())
 
 
 def test_moving_to_the_training_device_keeps_one_copy_shared_by_the_splits():

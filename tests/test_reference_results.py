@@ -5,6 +5,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+EVERY_EPOCH = "trainer.log_every_n_steps=1"  # short epochs: a point for every one, not every 50 steps
+
 
 def test_book_thermometer_fit_ends_at_the_books_loss_and_weights(train_with):
     run = train_with("experiment=dlwpt_thermometer")
@@ -18,7 +20,9 @@ def test_book_thermometer_fit_ends_at_the_books_loss_and_weights(train_with):
 
 
 def test_book_first_epochs_without_normalization_follow_the_book(train_with, tmp_path):
-    train_with("experiment=dlwpt_thermometer", "data.normalize=none", "optimizer.lr=1e-4", "trainer.max_epochs=5")
+    train_with(
+        "experiment=dlwpt_thermometer", "data.normalize=none", "optimizer.lr=1e-4", "trainer.max_epochs=5", EVERY_EPOCH
+    )
 
     events = EventAccumulator(str(tmp_path))
     events.Reload()
@@ -36,7 +40,7 @@ def test_anscombe_with_rmsprop_ends_near_least_squares(train_with):
 
 
 def test_crops_in_batches_of_two_learn_both_targets(train_with, tmp_path):
-    run = train_with("experiment=crops_sgd", "logger=csv")
+    run = train_with("experiment=crops_sgd", "logger=csv", EVERY_EPOCH)
 
     losses = pd.read_csv(tmp_path / "metrics.csv")["train/loss"].dropna()
     assert len(losses) == 100

@@ -25,9 +25,14 @@ def test_scalars_include_the_step_loss_and_the_path_of_weight_and_bias(train_wit
     assert {"train/loss", "train/loss_step", "val/loss", "val/mse", "val/mae", "val/r2", "train/lr"} <= set(scalars)
     events = events_of(tmp_path)
     assert [e.step for e in events.Scalars("train/loss_step")] == list(range(0, 30, 5))
-    weights = [e.value for e in events.Scalars("model/weight")]
-    assert len(weights) == 30 and weights[-1] == pytest.approx(0.5368, abs=0.01)
-    assert len(events.Scalars("model/bias")) == 30
+    # Epochs of one step: their curves get a point every 5 steps too, and one for the last epoch.
+    weights = events.Scalars("model/weight")
+    assert [e.step for e in weights] == [0, 5, 10, 15, 20, 25, 29] and weights[-1].value == pytest.approx(
+        0.5368, abs=0.01
+    )
+    for name in ("model/bias", "train/loss", "val/loss", "val/r2", "train/lr", "epoch"):
+        assert [e.step for e in events.Scalars(name)] == [0, 5, 10, 15, 20, 25, 29], name
+    assert [e.value for e in events.Scalars("epoch")] == [0, 5, 10, 15, 20, 25, 29]
 
 
 def test_one_feature_gets_a_fit_picture_and_several_get_predicted_vs_actual(train_with, tmp_path):
@@ -68,7 +73,7 @@ def get_json(url: str | urllib.request.Request):
 
 @pytest.mark.slow
 def test_a_tensorboard_server_shows_the_runs_scalars(train_with, tmp_path):
-    run = train_with("trainer.max_epochs=12")
+    run = train_with("trainer.max_epochs=12", "trainer.log_every_n_steps=1")
     port = free_port()
     server = subprocess.Popen(
         [

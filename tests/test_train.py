@@ -36,7 +36,7 @@ def test_the_default_run_reaches_the_least_squares_optimum(train_with, tmp_path)
 
 
 def test_tensorboard_events_hold_the_training_loss_and_hyperparameters(train_with, tmp_path):
-    run = train_with("trainer.max_epochs=7", "data.val_fraction=0.2")
+    run = train_with("trainer.max_epochs=7", "data.val_fraction=0.2", "trainer.log_every_n_steps=1")
 
     events = EventAccumulator(str(tmp_path))
     events.Reload()
@@ -165,7 +165,7 @@ def test_gpu_training_keeps_the_data_on_the_gpu(train_with, override):
 
 
 def test_csv_logger_writes_metrics_csv(train_with, tmp_path):
-    train_with("logger=csv", "trainer.max_epochs=3")
+    train_with("logger=csv", "trainer.max_epochs=3", "trainer.log_every_n_steps=1")
 
     assert len(pd.read_csv(tmp_path / "metrics.csv")["train/loss"].dropna()) == 3
 
@@ -240,3 +240,18 @@ def test_the_fast_batches_train_the_same_weights_as_the_usual_dataloader_in_the_
 
     torch.testing.assert_close(run.model.linear.weight, usual.weight)
     torch.testing.assert_close(run.model.linear.bias, usual.bias)
+
+
+def test_several_batches_per_call_train_exactly_as_one_batch_per_call(train_with, tmp_path):
+    setting = ["data=synthetic", "data.n_samples=400", "data.batch_size=16", "trainer.max_epochs=3", "~logger"]
+    schedule = ["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5"]
+    one = train_with(*setting, *schedule, "data.batches_per_call=1", f"output_dir={tmp_path / 'one'}")
+    seven = train_with(*setting, *schedule, "data.batches_per_call=7", f"output_dir={tmp_path / 'seven'}")
+
+    assert one.trainer.global_step == seven.trainer.global_step == 3 * 320 // 16  # optimizer steps, not calls
+    assert seven.trainer.num_training_batches == 3  # calls per epoch: 7 + 7 + 6 batches
+    assert torch.equal(one.model.linear.weight, seven.model.linear.weight)
+    assert torch.equal(one.model.linear.bias, seven.model.linear.bias)
+    assert seven.model.optimizers().param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)  # stepped once an epoch
+    for name in ("train/loss", "val/loss", "val/r2"):
+        assert seven.metrics[name] == pytest.approx(one.metrics[name], rel=1e-6)

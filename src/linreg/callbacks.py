@@ -30,7 +30,7 @@ class RunProgressBar(ProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not (self.enabled and trainer.is_global_zero):
             return
-        steps_per_epoch = trainer.num_training_batches
+        steps_per_epoch = optimizer_steps(trainer)
         total = trainer.max_epochs * steps_per_epoch if trainer.max_epochs and trainer.max_epochs > 0 else None
         if trainer.max_steps > 0:
             total = min(total or trainer.max_steps, trainer.max_steps)
@@ -48,8 +48,8 @@ class RunProgressBar(ProgressBar):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
+        if self.bar is not None:  # each call takes several optimizer steps
+            self.bar.update(trainer.global_step - self.bar.n)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.bar is not None:
@@ -66,6 +66,14 @@ class RunProgressBar(ProgressBar):
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
         return {name: f"{value:.4g}" for name, value in trainer.progress_bar_metrics.items()}
+
+
+def optimizer_steps(trainer: L.Trainer) -> int:
+    """Optimizer steps per epoch: Lightning counts calls of training_step, which each take a list of batches."""
+    sampler = getattr(trainer.train_dataloader, "sampler", None)
+    if hasattr(sampler, "batches_in"):
+        return sampler.batches_in(trainer.num_training_batches)
+    return trainer.num_training_batches
 
 
 class LastCheckpoint(Checkpoint):

@@ -3,8 +3,12 @@
 The table becomes two tensors once; batches are gathered from them with one index
 tensor per batch (a `TensorDataset` indexed by a batch sampler), which avoids the
 per-row `__getitem__` and collate of the usual `DataLoader(batch_size=...)`.
+Each item of a loader is a list of such batches, `batches_per_call` of them: the model
+takes one optimizer step per batch, and Lightning's own cost per training_step call
+(as much as a whole step on a small batch) is paid once per list.
 """
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -164,8 +168,8 @@ def make_synthetic(
     return table, weight, bias
 
 
-class ShuffledBatches(Sampler[Tensor]):
-    """Yields each batch as one tensor of row indices, in an order fixed by (seed, epoch).
+class ShuffledBatches(Sampler[list[Tensor]]):
+    """Yields the batches as tensors of row indices, in an order fixed by (seed, epoch), `batches_per_call` at a time.
 
     Lightning calls `set_epoch` before every epoch, so the order does not depend on the
     global random state: every DDP rank sees the same permutation and takes its share of
@@ -181,6 +185,7 @@ class ShuffledBatches(Sampler[Tensor]):
         drop_last: bool = False,
         rows: Tensor | None = None,
         device: torch.device | str = "cpu",
+        batches_per_call: int = 1,
     ) -> None:
         self.n_rows, self.batch_size, self.shuffle, self.seed, self.drop_last = (
             n_rows,
@@ -189,6 +194,7 @@ class ShuffledBatches(Sampler[Tensor]):
             seed,
             drop_last,
         )
+        self.batches_per_call = batches_per_call
         self.rows = rows  # the split's row numbers in the whole table (None: rows 0..n_rows-1)
         self.device = torch.device(device)  # where the table is: indices made there need no copy per batch
         self.epoch, self.rank, self.world_size = 0, 0, 1
@@ -196,11 +202,27 @@ class ShuffledBatches(Sampler[Tensor]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
+    @property
+    def n_batches(self) -> int:
+        """Batches (optimizer steps) per epoch."""
         full, partial = divmod(self.n_rows, self.batch_size)
         return full + int(partial >= self.world_size and not self.drop_last)
 
-    def __iter__(self) -> Iterator[Tensor]:
+    def __len__(self) -> int:
+        """Lists of batches per epoch: what Lightning counts as batches."""
+        return -(-self.n_batches // self.batches_per_call)
+
+    def batches_in(self, calls: int) -> int:
+        """The batches in the first `calls` lists of an epoch (Lightning's limit_train_batches counts lists)."""
+        return min(calls * self.batches_per_call, self.n_batches)
+
+    def __iter__(self) -> Iterator[list[Tensor]]:
+        batches = self.batches()
+        while group := list(itertools.islice(batches, self.batches_per_call)):
+            yield group
+
+    def batches(self) -> Iterator[Tensor]:
+        """This epoch's batches one by one."""
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.n_rows, generator=generator).to(self.device)
@@ -208,8 +230,15 @@ class ShuffledBatches(Sampler[Tensor]):
             order = torch.arange(self.n_rows, device=self.device)
         if self.rows is not None:
             order = self.rows[order]
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for start in range(0, self.n_batches * self.batch_size, self.batch_size):
             yield order[start : start + self.batch_size][self.rank :: self.world_size]
+
+
+class BatchLists(TensorDataset):
+    """A `TensorDataset` indexed by a list of row-index tensors: it returns those batches, each gathered at once."""
+
+    def __getitem__(self, batches: list[Tensor]) -> list[tuple[Tensor, ...]]:
+        return [tuple(tensor[rows] for tensor in self.tensors) for rows in batches]
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -224,6 +253,7 @@ class TabularDataModule(L.LightningDataModule):
         batch_size: int | None = 256,
         shuffle: bool = True,
         drop_last: bool = False,
+        batches_per_call: int = 32,
         num_workers: int = 0,
         normalize: str = "standardize",
         scale: float = 0.1,
@@ -235,7 +265,13 @@ class TabularDataModule(L.LightningDataModule):
             raise ConfigError(
                 f"data.batch_size={batch_size}: give a positive number of rows, or null for whole-split batches."
             )
+        if batches_per_call < 1:
+            raise ConfigError(
+                f"data.batches_per_call={batches_per_call}: the model needs at least one batch per call; "
+                "1 gives Lightning's usual one step per training_step."
+            )
         self.name, self.batch_size, self.shuffle, self.drop_last = name, batch_size, shuffle, drop_last
+        self.batches_per_call = batches_per_call
         self.num_workers, self.seed, self.normalize = num_workers, seed, normalize
         self.train, self.val, self.test = split(table, val_fraction, test_fraction, seed)
         self.feature_normalizer = Normalizer(len(table.feature_names))
@@ -302,12 +338,19 @@ class TabularDataModule(L.LightningDataModule):
     def _loader(self, part: Table, shuffle: bool, drop_last: bool) -> DataLoader:
         batch_size = self.batch_size or len(part)
         sampler = ShuffledBatches(
-            len(part), batch_size, shuffle, self.seed, drop_last, part.rows, part.all_features.device
+            len(part),
+            batch_size,
+            shuffle,
+            self.seed,
+            drop_last,
+            part.rows,
+            part.all_features.device,
+            self.batches_per_call,
         )
         if self.trainer is not None and self.trainer.world_size > 1:
             sampler.rank, sampler.world_size = self.trainer.global_rank, self.trainer.world_size
-        dataset = TensorDataset(part.all_features, part.all_targets)
-        # batch_size=None: the sampler's index tensor is the batch, fetched by one gather.
+        dataset = BatchLists(part.all_features, part.all_targets)
+        # batch_size=None: each item is the sampler's list of index tensors, each batch fetched by one gather.
         return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers)
 
 

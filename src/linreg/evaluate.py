@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from linreg.checkpoints import find_checkpoint, load_model
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError, build
-from linreg.model import LinearRegressor, lightning_notices_silenced
+from linreg.model import LinearRegressor, lightning_notices_silenced, results
 
 log = logging.getLogger(__name__)
 SPLITS = ("test", "val", "train")
@@ -28,8 +28,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         enable_model_summary=False,
     )
     with lightning_notices_silenced():
-        results = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    metrics = {name: float(value) for name, value in results.items()}
+        metrics = results(trainer.test(model, datamodule=datamodule, verbose=False)[0])
     source = cfg.input or f"the {cfg.split} split of {datamodule.name}"
     lines = [f"Checkpoint {path}", f"evaluated on {source} ({len(datamodule.test)} rows):"]
     log.info("\n".join(lines + [f"  {name:<10} {value:.6g}" for name, value in sorted(metrics.items())]))

@@ -4,7 +4,7 @@ import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -31,6 +31,8 @@ def lightning_notices_silenced() -> Iterator[None]:
         warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
         # The run directory is new; Hydra's own files are in it, no earlier metrics.csv.
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+        # trainer.test returns only what is logged for loggers, configured or not.
+        warnings.filterwarnings("ignore", message=r".*logger=True\)` but have no logger configured")
         # Lightning's own use of a torch API.
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
         yield
@@ -40,6 +42,14 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {"mse": nn.MSELoss, "l1": nn.L1Loss
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], object]
+
+
+STEP = "step"  # the logged name Lightning takes for the x-axis
+
+
+def results(logged: Mapping[str, Tensor | float]) -> dict[str, float]:
+    """Logged metrics as numbers, without the x-axis value that rides along with them."""
+    return {name: float(value) for name, value in logged.items() if name != STEP}
 
 
 class R2(R2Score):
@@ -93,8 +103,13 @@ class LinearRegressor(L.LightningModule):
         # The least-squares losses per split (set by linreg.train for model.loss=mse): logged as gaps.
         self.least_squares_loss: dict[str, float] | None = None
         self.last_finite_loss = math.nan
+        self.validated = False  # whether validation ran since the curves were last written
+        self.unwritten_curves: tuple[dict[str, float], int] | None = None  # an epoch's curves and their step
+        self.next_curves_step = 0
         self.train_rows = 0
         self.val_metrics = metrics.clone(prefix="val/")
+        # Each training_step call gets a list of batches and takes one optimizer step per batch.
+        self.automatic_optimization = False
         self.test_metrics = metrics.clone(prefix="test/")
 
     def _set_initial_values(self, weight: float | list | None = None, bias: float | list | None = None) -> None:
@@ -126,42 +141,94 @@ class LinearRegressor(L.LightningModule):
         self.train_loss_sum.zero_()
         self.train_rows = 0
 
-    def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
-        features, targets = batch
-        loss, _ = self._loss(features, targets)
-        # Summed on the device and logged once per epoch: `self.log` costs ~0.5 ms a call, as much
-        # as a whole step on a small table, and reading the value would wait for the device.
-        self.train_loss_sum.add_(loss.detach(), alpha=len(features))
-        self.train_rows += len(features)
-        if self.global_step % self.trainer.log_every_n_steps == 0:  # one wait for the device per n steps
-            value = loss.item()
-            self.stop_if_diverged(value, f"step {self.global_step + 1}")
-            for logger in self.loggers:
-                logger.log_metrics({"train/loss_step": value}, step=self.global_step)
-        return loss
+    def training_step(self, batches: list[Sequence[Tensor]], call_idx: int) -> Tensor:
+        """One optimizer step per batch of the list (manual optimization): Lightning's cost per call is paid once."""
+        optimizer = self.optimizers()
+        for features, targets in batches:
+            step = self.global_step
+            loss, _ = self._loss(features, targets)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()  # counts in trainer.global_step
+            self.step_schedulers("step")
+            # Summed on the device and logged once per epoch: reading the value would wait for the device.
+            self.train_loss_sum.add_(loss.detach(), alpha=len(features))
+            self.train_rows += len(features)
+            if step % self.trainer.log_every_n_steps == 0:  # one wait for the device per n steps
+                value = loss.item()
+                self.stop_if_diverged(value, f"step {step + 1}")
+                for logger in self.loggers:
+                    logger.log_metrics({"train/loss_step": value}, step=step)
+            if 0 < self.trainer.max_steps <= self.global_step:
+                break
+        return loss.detach()  # the last batch's loss: Lightning's lr_find reads it
+
+    def step_schedulers(self, interval: str) -> None:
+        """Advance this interval's learning-rate schedules: under manual optimization Lightning leaves them to us."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval:
+                continue
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                config.scheduler.step(self.trainer.callback_metrics[self.hparams.scheduler_monitor])
+            else:
+                config.scheduler.step()
 
     def on_train_epoch_end(self) -> None:
-        train_loss = self.train_loss_sum / self.train_rows
+        # The mean over all rows of the epoch, on every DDP rank (a no-op in one process).
+        train_loss = self.trainer.strategy.reduce(self.train_loss_sum / self.train_rows, reduce_op="mean")
         value = float(train_loss)  # the one wait for the device per epoch
         self.stop_if_diverged(value, f"epoch {self.current_epoch + 1} (step {self.global_step})")
-        self.log("train/loss", train_loss, prog_bar=True, sync_dist=True)
-        # Straight to the loggers, as Lightning's LearningRateMonitor does: nothing monitors these.
+        # For the progress bar and the callbacks that monitor it; the loggers get it with the curves.
+        self.log("train/loss", train_loss, prog_bar=True, logger=False)
         if self.loggers:
-            curves = self.epoch_curves(value)
-            for logger in self.loggers:
-                logger.log_metrics(curves, step=self.global_step - 1)
+            self.unwritten_curves = self.epoch_curves(value), self.global_step - 1
+            # Epochs of a few steps get a point every log_every_n_steps steps, as steps do: 5000 epochs of
+            # a small table would spend more time writing curves than training (the last epoch: on_train_end).
+            if self.global_step >= self.next_curves_step:
+                self.write_curves()
+        self.step_schedulers("epoch")  # after the curves: they show the rate this epoch trained with
+
+    def on_train_end(self) -> None:
+        self.write_curves()
+
+    def write_curves(self) -> None:
+        """The latest epoch's curves to the loggers, unless they are there already."""
+        if self.unwritten_curves is None:
+            return
+        curves, step = self.unwritten_curves
+        for logger in self.loggers:
+            logger.log_metrics(curves, step=step)
+        self.unwritten_curves, self.validated = None, False
+        self.next_curves_step = step + 1 + self.trainer.log_every_n_steps
+
+    def on_validation_epoch_end(self) -> None:
+        self.validated = not self.trainer.sanity_checking
+
+    def on_test_epoch_end(self) -> None:
+        # Lightning would put the test metrics at its count of training_step calls; a logged `step`
+        # is the x-value it takes instead (`results` leaves it out).
+        if self.loggers:
+            self.log(STEP, float(max(self.global_step - 1, 0)))
 
     def epoch_curves(self, train_loss: float) -> dict[str, float]:
-        """Learning rate, the optimizer's path (one feature and target) and the distance to least squares."""
-        curves = {"train/lr": self.optimizers().param_groups[0]["lr"]}
+        """The epoch's metrics, the learning rate, the optimizer's path and the distance to least squares.
+
+        They go to the loggers directly, at the epoch's last optimizer step: through `self.log` each costs
+        about half a millisecond (as much as an epoch of a small table), and Lightning would put them at
+        its count of training_step calls, which each take several steps.
+        """
+        curves = {"epoch": self.current_epoch, "train/loss": train_loss}
+        if self.validated:  # this epoch's validation metrics, already reduced over DDP ranks by Lightning
+            metrics = self.trainer.callback_metrics
+            curves |= {name: float(value) for name, value in metrics.items() if name.startswith("val/")}
+        curves["train/lr"] = self.optimizers().param_groups[0]["lr"]
         if self.linear.weight.numel() == 1:
             weight, bias = self.equation()  # in original units
             curves.update({"model/weight": weight.item(), "model/bias": bias.item()})
         if self.least_squares_loss:
             curves["train/gap_to_ols"] = train_loss - self.least_squares_loss["train"]
-            if "val" in self.least_squares_loss and "val/loss" in self.trainer.callback_metrics:
-                val_loss = float(self.trainer.callback_metrics["val/loss"])
-                curves["val/gap_to_ols"] = val_loss - self.least_squares_loss["val"]
+            if "val" in self.least_squares_loss and "val/loss" in curves:
+                curves["val/gap_to_ols"] = curves["val/loss"] - self.least_squares_loss["val"]
         return curves
 
     def stop_if_diverged(self, loss: float, when: str) -> None:
@@ -177,18 +244,30 @@ class LinearRegressor(L.LightningModule):
             f"Lower the learning rate (optimizer.lr={lr:g}){hint}. The checkpoints keep the last finite weights."
         )
 
-    def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+    def validation_step(self, batches: list[Sequence[Tensor]], call_idx: int) -> None:
+        self._evaluate(batches, "val", self.val_metrics)
 
-    def test_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+    def test_step(self, batches: list[Sequence[Tensor]], call_idx: int) -> None:
+        self._evaluate(batches, "test", self.test_metrics)
 
-    def _evaluate(self, batch: Sequence[Tensor], stage: str, metrics: MetricCollection) -> None:
-        features, targets = batch
-        loss, prediction = self._loss(features, targets)
-        metrics.update(prediction, targets)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(features), sync_dist=True)
-        self.log_dict(metrics, batch_size=len(features))
+    def _evaluate(self, batches: list[Sequence[Tensor]], stage: str, metrics: MetricCollection) -> None:
+        """The list's mean loss is logged once, weighted by its rows: the epoch's value is the mean over all rows."""
+        loss_sum, rows = 0.0, 0
+        for features, targets in batches:
+            loss, prediction = self._loss(features, targets)
+            metrics.update(prediction, targets)
+            loss_sum, rows = loss_sum + loss * len(features), rows + len(features)
+        # Validation metrics reach the loggers with the epoch's curves (see epoch_curves), test metrics from here.
+        to_loggers = stage == "test"  # (and trainer.test returns only what is logged for the loggers)
+        self.log(
+            f"{stage}/loss",
+            loss_sum / rows,
+            prog_bar=stage == "val",
+            batch_size=rows,
+            sync_dist=True,
+            logger=to_loggers,
+        )
+        self.log_dict(metrics, batch_size=rows, logger=to_loggers)
 
     def configure_optimizers(self) -> dict:
         if self.optimizer_factory is None:
@@ -197,10 +276,7 @@ class LinearRegressor(L.LightningModule):
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.scheduler_monitor},
-        }
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}  # stepped by step_schedulers
 
     def equation(self) -> tuple[Tensor, Tensor]:
         """Weights (targets × features) and biases that map raw features straight to raw targets."""

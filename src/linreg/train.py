@@ -21,7 +21,7 @@ from linreg.baseline import LeastSquares, fit_least_squares
 from linreg.checkpoints import find_checkpoint
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError, RunError, TrainingDiverged, build
-from linreg.model import LinearRegressor, lightning_notices_silenced
+from linreg.model import LinearRegressor, lightning_notices_silenced, results
 from linreg.plots import save_figure
 from linreg.report import format_equation, format_summary, show_config
 
@@ -113,12 +113,9 @@ def fit(cfg: DictConfig) -> FittedRun:
             logger.log_metrics(baseline, step=0)
         resume_from = find_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        metrics = results(trainer.callback_metrics)
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
-            metrics |= {
-                name: float(value)
-                for name, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()
-            }
+            metrics |= results(trainer.test(model, datamodule=datamodule, verbose=False)[0])
         for logger in trainer.loggers:  # the results of the HParams tab
             logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
             logger.finalize("success")  # training already closed the files: write these out now, not at exit
@@ -144,14 +141,18 @@ def find_learning_rate(
     trainer: L.Trainer, model: LinearRegressor, datamodule: TabularDataModule, tune: DictConfig, plots: Path
 ) -> float:
     """Lightning's learning-rate finder: report its suggestion, save its plot, and use it if `tune.apply`."""
-    finder = Tuner(trainer).lr_find(
-        model,
-        datamodule=datamodule,
-        min_lr=tune.min_lr,
-        max_lr=tune.max_lr,
-        num_training=tune.num_training,
-        update_attr=False,
-    )
+    batches_per_call, datamodule.batches_per_call = datamodule.batches_per_call, 1  # one lr tried per call
+    try:
+        finder = Tuner(trainer).lr_find(
+            model,
+            datamodule=datamodule,
+            min_lr=tune.min_lr,
+            max_lr=tune.max_lr,
+            num_training=tune.num_training,
+            update_attr=False,
+        )
+    finally:
+        datamodule.batches_per_call = batches_per_call
     suggestion = finder.suggestion()
     if suggestion is None:
         raise ConfigError("tune=lr_find found no learning rate: the loss never fell. Widen tune.min_lr/tune.max_lr.")

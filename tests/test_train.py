@@ -255,3 +255,14 @@ def test_several_batches_per_call_train_exactly_as_one_batch_per_call(train_with
     assert seven.model.optimizers().param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)  # stepped once an epoch
     for name in ("train/loss", "val/loss", "val/r2"):
         assert seven.metrics[name] == pytest.approx(one.metrics[name], rel=1e-6)
+
+
+def test_gradient_clipping_bounds_each_step(train_with):
+    # Raw t_u at lr 1e-2 diverges at once (the book's lesson); with the gradient's norm clipped to 1,
+    # each step moves the weights by at most lr · 1.
+    run = train_with(
+        "experiment=dlwpt_thermometer", "data.normalize=none", "model.gradient_clip_val=1", "trainer.max_epochs=3"
+    )
+
+    moved = torch.cat([run.model.linear.weight.flatten() - 1.0, run.model.linear.bias.flatten()])
+    assert 0 < moved.norm() <= 3 * 1e-2 + 1e-6

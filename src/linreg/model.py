@@ -79,6 +79,7 @@ class LinearRegressor(L.LightningModule):
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
         scheduler_monitor: str = "val/loss",
+        gradient_clip_val: float | None = None,
         data_config: dict | None = None,
     ) -> None:
         super().__init__()
@@ -132,10 +133,9 @@ class LinearRegressor(L.LightningModule):
         return self.target_normalizer.inverse(self.linear(self.feature_normalizer(features)))
 
     def _loss(self, features: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        """The training loss in normalized space, and the predictions in original units."""
+        """The training loss in normalized space, and the normalized predictions."""
         normalized_prediction = self.linear(self.feature_normalizer(features))
-        loss = self.loss_fn(normalized_prediction, self.target_normalizer(targets))
-        return loss, self.target_normalizer.inverse(normalized_prediction.detach())
+        return self.loss_fn(normalized_prediction, self.target_normalizer(targets)), normalized_prediction
 
     def on_train_epoch_start(self) -> None:
         self.train_loss_sum.zero_()
@@ -149,6 +149,8 @@ class LinearRegressor(L.LightningModule):
             loss, _ = self._loss(features, targets)
             optimizer.zero_grad()
             self.manual_backward(loss)
+            if self.hparams.gradient_clip_val:  # (Lightning's Trainer option does not apply to manual steps)
+                self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val)
             optimizer.step()  # counts in trainer.global_step
             self.step_schedulers("step")
             # Summed on the device and logged once per epoch: reading the value would wait for the device.
@@ -254,8 +256,8 @@ class LinearRegressor(L.LightningModule):
         """The list's mean loss is logged once, weighted by its rows: the epoch's value is the mean over all rows."""
         loss_sum, rows = 0.0, 0
         for features, targets in batches:
-            loss, prediction = self._loss(features, targets)
-            metrics.update(prediction, targets)
+            loss, normalized_prediction = self._loss(features, targets)
+            metrics.update(self.target_normalizer.inverse(normalized_prediction), targets)  # in original units
             loss_sum, rows = loss_sum + loss * len(features), rows + len(features)
         # Validation metrics reach the loggers with the epoch's curves (see epoch_curves), test metrics from here.
         to_loggers = stage == "test"  # (and trainer.test returns only what is logged for the loggers)

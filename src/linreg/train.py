@@ -236,6 +236,17 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.max_epochs={cfg.trainer.max_epochs}: train for at least one epoch (or set trainer.max_steps)."
         )
+    # The model takes its optimizer steps itself (several per Lightning step), where these do not apply.
+    if cfg.trainer.get("gradient_clip_val") is not None:
+        raise ConfigError(
+            f"trainer.gradient_clip_val={cfg.trainer.gradient_clip_val}: this template clips in the model; "
+            f"set model.gradient_clip_val={cfg.trainer.gradient_clip_val} instead."
+        )
+    if cfg.trainer.get("accumulate_grad_batches", 1) != 1:
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}: this template takes one "
+            "optimizer step per batch; for the gradient of k batches at once, multiply data.batch_size by k."
+        )
     if cfg.optimizer.get("lr", 1) <= 0:
         raise ConfigError(f"optimizer.lr={cfg.optimizer.lr}: the learning rate must be above 0, e.g. 0.01.")
 

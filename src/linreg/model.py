@@ -105,7 +105,7 @@ class LinearRegressor(L.LightningModule):
         self.least_squares_loss: dict[str, float] | None = None
         self.last_finite_loss = math.nan
         self.validated = False  # whether validation ran since the curves were last written
-        self.unwritten_curves: tuple[dict[str, float], int] | None = None  # an epoch's curves and their step
+        self.unwritten_curves: tuple[dict[str, float], int] | None = None  # an epoch's curves, global_step
         self.next_curves_step = 0
         self.train_rows = 0
         self.val_metrics = metrics.clone(prefix="val/")
@@ -183,25 +183,33 @@ class LinearRegressor(L.LightningModule):
         # For the progress bar and the callbacks that monitor it; the loggers get it with the curves.
         self.log("train/loss", train_loss, prog_bar=True, logger=False)
         if self.loggers:
-            self.unwritten_curves = self.epoch_curves(value), self.global_step - 1
+            # What changes after this hook is kept now; the rest is read when the curves are written.
+            lr = self.optimizers().param_groups[0]["lr"]
+            self.unwritten_curves = {"epoch": self.current_epoch, "train/loss": value, "train/lr": lr}, self.global_step
             # Epochs of a few steps get a point every log_every_n_steps steps, as steps do: 5000 epochs of
             # a small table would spend more time writing curves than training (the last epoch: on_train_end).
             if self.global_step >= self.next_curves_step:
                 self.write_curves()
-        self.step_schedulers("epoch")  # after the curves: they show the rate this epoch trained with
+        self.step_schedulers("epoch")
 
     def on_train_end(self) -> None:
         self.write_curves()
 
     def write_curves(self) -> None:
-        """The latest epoch's curves to the loggers, unless they are there already."""
+        """The latest epoch's curves to the loggers (unless they are there already), at its last optimizer step.
+
+        They go to the loggers directly: through `self.log` each would cost about half a millisecond
+        (as much as an epoch of a small table), and Lightning would put them at its count of
+        training_step calls, which each take several steps.
+        """
         if self.unwritten_curves is None:
             return
-        curves, step = self.unwritten_curves
+        curves, steps = self.unwritten_curves
+        curves |= self.fit_curves(curves["train/loss"])
         for logger in self.loggers:
-            logger.log_metrics(curves, step=step)
+            logger.log_metrics(curves, step=steps - 1)
         self.unwritten_curves, self.validated = None, False
-        self.next_curves_step = step + 1 + self.trainer.log_every_n_steps
+        self.next_curves_step = steps + self.trainer.log_every_n_steps
 
     def on_validation_epoch_end(self) -> None:
         self.validated = not self.trainer.sanity_checking
@@ -212,18 +220,12 @@ class LinearRegressor(L.LightningModule):
         if self.loggers:
             self.log(STEP, float(max(self.global_step - 1, 0)))
 
-    def epoch_curves(self, train_loss: float) -> dict[str, float]:
-        """The epoch's metrics, the learning rate, the optimizer's path and the distance to least squares.
-
-        They go to the loggers directly, at the epoch's last optimizer step: through `self.log` each costs
-        about half a millisecond (as much as an epoch of a small table), and Lightning would put them at
-        its count of training_step calls, which each take several steps.
-        """
-        curves = {"epoch": self.current_epoch, "train/loss": train_loss}
-        if self.validated:  # this epoch's validation metrics, already reduced over DDP ranks by Lightning
+    def fit_curves(self, train_loss: float) -> dict[str, float]:
+        """The latest validation metrics, the optimizer's path and the distance to least squares."""
+        curves = {}
+        if self.validated:  # already reduced over DDP ranks by Lightning
             metrics = self.trainer.callback_metrics
             curves |= {name: float(value) for name, value in metrics.items() if name.startswith("val/")}
-        curves["train/lr"] = self.optimizers().param_groups[0]["lr"]
         if self.linear.weight.numel() == 1:
             weight, bias = self.equation()  # in original units
             curves.update({"model/weight": weight.item(), "model/bias": bias.item()})
@@ -235,7 +237,8 @@ class LinearRegressor(L.LightningModule):
 
     def stop_if_diverged(self, loss: float, when: str) -> None:
         """End training at the first non-finite loss or weight, before a checkpoint can keep it."""
-        if math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in self.linear.parameters()):
+        weights_finite = torch.isfinite(self.linear.weight).all() & torch.isfinite(self.linear.bias).all()
+        if math.isfinite(loss) and weights_finite:
             self.last_finite_loss = loss
             return
         hint = " or normalize the inputs (data.normalize=standardize)" if self.hparams.normalize == "none" else ""
@@ -259,7 +262,7 @@ class LinearRegressor(L.LightningModule):
             loss, normalized_prediction = self._loss(features, targets)
             metrics.update(self.target_normalizer.inverse(normalized_prediction), targets)  # in original units
             loss_sum, rows = loss_sum + loss * len(features), rows + len(features)
-        # Validation metrics reach the loggers with the epoch's curves (see epoch_curves), test metrics from here.
+        # Validation metrics reach the loggers with the epoch's curves (see write_curves), test metrics from here.
         to_loggers = stage == "test"  # (and trainer.test returns only what is logged for the loggers)
         self.log(
             f"{stage}/loss",

@@ -40,9 +40,10 @@ class RunPlots(Callback):
             save_figure(figure, name, self.dirpath, trainer)
 
     def record(self, trainer: L.Trainer) -> None:
+        metrics = trainer.callback_metrics  # (computed afresh each time it is read)
         for name, values in self.history.items():
-            if name in trainer.callback_metrics:
-                values.append(float(trainer.callback_metrics[name]))
+            if name in metrics:
+                values.append(float(metrics[name]))
 
 
 def save_figure(figure: Figure, name: str, dirpath: Path, trainer: L.Trainer) -> None:

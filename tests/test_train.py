@@ -10,6 +10,7 @@ from conftest import requires_gpu
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, TensorDataset
 
+from linreg.callbacks import optimizer_steps
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
 from linreg.normalize import METHODS
@@ -266,3 +267,13 @@ def test_gradient_clipping_bounds_each_step(train_with):
 
     moved = torch.cat([run.model.linear.weight.flatten() - 1.0, run.model.linear.bias.flatten()])
     assert 0 < moved.norm() <= 3 * 1e-2 + 1e-6
+
+
+def test_max_steps_stops_inside_a_call_and_the_progress_bar_counts_optimizer_steps(train_with):
+    setting = ["data=synthetic", "data.n_samples=400", "data.batch_size=16", "data.batches_per_call=7", "~logger"]
+    run = train_with(*setting, "trainer.max_steps=5", "~callbacks.best_checkpoint")  # (no validation yet)
+    assert run.trainer.global_step == 5
+
+    limited = train_with(*setting, "trainer.max_epochs=2", "+trainer.limit_train_batches=2")
+    assert optimizer_steps(limited.trainer) == 14 and limited.trainer.global_step == 28
+    assert optimizer_steps(run.trainer) == 20  # 320 training rows in batches of 16

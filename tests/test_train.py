@@ -269,11 +269,13 @@ def test_gradient_clipping_bounds_each_step(train_with):
     assert 0 < moved.norm() <= 3 * 1e-2 + 1e-6
 
 
-def test_max_steps_stops_inside_a_call_and_the_progress_bar_counts_optimizer_steps(train_with):
+def test_max_steps_stops_inside_a_call_and_the_progress_bar_counts_optimizer_steps(train_with, tmp_path):
     setting = ["data=synthetic", "data.n_samples=400", "data.batch_size=16", "data.batches_per_call=7", "~logger"]
     run = train_with(*setting, "trainer.max_steps=5", "~callbacks.best_checkpoint")  # (no validation yet)
     assert run.trainer.global_step == 5
 
-    limited = train_with(*setting, "trainer.max_epochs=2", "+trainer.limit_train_batches=2")
+    limited = train_with(
+        *setting, "trainer.max_epochs=2", "+trainer.limit_train_batches=2", f"output_dir={tmp_path / 'b'}"
+    )
     assert optimizer_steps(limited.trainer) == 14 and limited.trainer.global_step == 28
     assert optimizer_steps(run.trainer) == 20  # 320 training rows in batches of 16

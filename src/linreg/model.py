@@ -83,6 +83,8 @@ class LinearRegressor(L.LightningModule):
         data_config: dict | None = None,
     ) -> None:
         super().__init__()
+        # training_step gets a list of batches and takes one optimizer step per batch (see linreg.data).
+        self.automatic_optimization = False
         # Plain values only: a checkpoint must load without unpickling objects.
         # (linreg.train logs its own short list of hyperparameters, for TensorBoard's HParams tab.)
         self.save_hyperparameters(
@@ -100,18 +102,17 @@ class LinearRegressor(L.LightningModule):
         metrics = MetricCollection(
             {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2(multioutput="uniform_average")}
         )
-        self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
         # The least-squares losses per split (set by linreg.train for model.loss=mse): logged as gaps.
         self.least_squares_loss: dict[str, float] | None = None
+        # The state of a run: the epoch's loss so far, divergence, and the curves not yet written.
+        self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
+        self.train_rows = 0
         self.last_finite_loss = math.nan
         self.validated = False  # whether validation ran since the curves were last written
         self.unwritten_curves: tuple[dict[str, float], int] | None = None  # an epoch's curves, global_step
         self.next_curves_step = 0
-        self.train_rows = 0
-        self.val_metrics = metrics.clone(prefix="val/")
-        # Each training_step call gets a list of batches and takes one optimizer step per batch.
-        self.automatic_optimization = False
-        self.test_metrics = metrics.clone(prefix="test/")
 
     def _set_initial_values(self, weight: float | list | None = None, bias: float | list | None = None) -> None:
         """Start from given values (the book starts at w=1, b=0) instead of PyTorch's random ones."""

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import linreg  # noqa: F401  (registers the ${pid:} resolver)
 from linreg.train import FittedRun, fit
@@ -14,6 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
 requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def events_of(run_dir) -> EventAccumulator:
+    """A run's TensorBoard event files, read in full."""
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    return events
 
 
 @pytest.fixture

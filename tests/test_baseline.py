@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import events_of
 
 from linreg.baseline import fit_least_squares
 from linreg.errors import build
@@ -56,8 +56,7 @@ def test_validation_loss_of_the_baseline_is_its_mse_on_the_held_out_rows(make_co
 def test_the_run_logs_the_baseline_and_the_gap_closes(train_with, tmp_path):
     run = train_with("data.val_fraction=0.2", "trainer.max_epochs=60", "trainer.log_every_n_steps=1")
 
-    events = EventAccumulator(str(tmp_path))
-    events.Reload()
+    events = events_of(tmp_path)
     assert events.Scalars("baseline/ols_loss")[0].value == pytest.approx(run.least_squares.train_loss, rel=1e-6)
     train_gaps = [event.value for event in events.Scalars("train/gap_to_ols")]
     assert train_gaps[0] > 1 and -1e-6 <= train_gaps[-1] < 1e-3  # the optimum of the same rows: no lower
@@ -67,8 +66,7 @@ def test_the_run_logs_the_baseline_and_the_gap_closes(train_with, tmp_path):
 def test_a_non_mse_loss_logs_the_baseline_but_no_gap(train_with, tmp_path):
     train_with("model.loss=l1", "trainer.max_epochs=3")
 
-    events = EventAccumulator(str(tmp_path))
-    events.Reload()
+    events = events_of(tmp_path)
     assert "baseline/ols_loss" in events.Tags()["scalars"] and "train/gap_to_ols" not in events.Tags()["scalars"]
 
 

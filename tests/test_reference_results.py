@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import events_of
 
 EVERY_EPOCH = "trainer.log_every_n_steps=1"  # short epochs: a point for every one, not every 50 steps
 
@@ -24,8 +24,7 @@ def test_book_first_epochs_without_normalization_follow_the_book(train_with, tmp
         "experiment=dlwpt_thermometer", "data.normalize=none", "optimizer.lr=1e-4", "trainer.max_epochs=5", EVERY_EPOCH
     )
 
-    events = EventAccumulator(str(tmp_path))
-    events.Reload()
+    events = events_of(tmp_path)
     losses = [event.value for event in events.Scalars("train/loss")]
     assert losses == pytest.approx([1763.8848, 323.0905, 78.9296, 37.5528, 30.5403], rel=1e-4)
 

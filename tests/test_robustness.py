@@ -8,8 +8,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import ROOT, events_of
 
 from linreg.callbacks import LastCheckpoint
 from linreg.errors import report_errors
@@ -206,6 +205,5 @@ def test_a_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_one(tmp
     assert final["resumed"]["global_step"] == final["whole"]["global_step"] == 10 * STEPS_PER_EPOCH
     for key, value in final["whole"]["state_dict"].items():
         assert torch.equal(final["resumed"]["state_dict"][key], value), key
-    events = EventAccumulator(str(tmp_path / "resumed"))
-    events.Reload()
+    events = events_of(tmp_path / "resumed")
     assert events.Scalars("train/loss")[0].step > 3 * STEPS_PER_EPOCH  # the curve goes on where it stopped

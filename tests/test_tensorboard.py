@@ -8,14 +8,8 @@ import time
 import urllib.request
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import events_of
 from tensorboard.plugins.hparams import plugin_data_pb2
-
-
-def events_of(run_dir) -> EventAccumulator:
-    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
-    events.Reload()
-    return events
 
 
 def test_scalars_include_the_step_loss_and_the_path_of_weight_and_bias(train_with, tmp_path):

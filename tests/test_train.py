@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import requires_gpu
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import events_of, requires_gpu
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg.callbacks import optimizer_steps
@@ -39,8 +38,7 @@ def test_the_default_run_reaches_the_least_squares_optimum(train_with, tmp_path)
 def test_tensorboard_events_hold_the_training_loss_and_hyperparameters(train_with, tmp_path):
     run = train_with("trainer.max_epochs=7", "data.val_fraction=0.2", "trainer.log_every_n_steps=1")
 
-    events = EventAccumulator(str(tmp_path))
-    events.Reload()
+    events = events_of(tmp_path)
     losses = [event.value for event in events.Scalars("train/loss")]
     assert len(losses) == 7 and losses[-1] == pytest.approx(run.metrics["train/loss"], rel=1e-6)
     assert {"val/loss", "val/mse", "val/mae", "val/r2", "train/lr"} <= set(events.Tags()["scalars"])

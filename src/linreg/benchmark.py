@@ -81,12 +81,19 @@ class EpochTimer(Callback):
         return self.last_epoch_end - self.start
 
 
-class NaiveRegressor(L.LightningModule):
-    """The LightningModule most tutorials write: log the loss on every step."""
+class LinearSGD(L.LightningModule):
+    """`nn.Linear` trained by SGD: what the Lightning variants below share."""
 
     def __init__(self, n_features: int, n_targets: int) -> None:
         super().__init__()
         self.linear = nn.Linear(n_features, n_targets)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=LEARNING_RATE)
+
+
+class NaiveRegressor(LinearSGD):
+    """The LightningModule most tutorials write: log the loss on every step."""
 
     def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
         features, targets = batch
@@ -94,16 +101,12 @@ class NaiveRegressor(L.LightningModule):
         self.log("train/loss", loss)
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=LEARNING_RATE)
 
-
-class BareRegressor(L.LightningModule):
-    """The least a LightningModule can do per step: the template's manual steps, nothing logged, no callbacks."""
+class BareRegressor(LinearSGD):
+    """The least a LightningModule can do per step: the template's manual steps, nothing logged."""
 
     def __init__(self, n_features: int, n_targets: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(n_features, n_targets)
+        super().__init__(n_features, n_targets)
         self.automatic_optimization = False
 
     def training_step(self, batch: list[Tensor], batch_idx: int) -> None:
@@ -113,28 +116,23 @@ class BareRegressor(L.LightningModule):
         self.manual_backward(nn.functional.mse_loss(self.linear(features), targets))
         optimizer.step()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=LEARNING_RATE)
+
+def timed_fit(module: L.LightningModule, loader: DataLoader, epochs: int, workdir: Path, **trainer_options) -> float:
+    """Seconds of the epochs of `trainer.fit`, not the set-up before them."""
+    timer = EpochTimer()
+    trainer = L.Trainer(max_epochs=epochs, devices=1, default_root_dir=workdir, callbacks=[timer], **trainer_options)
+    trainer.fit(module, loader)
+    return timer.epochs_seconds
 
 
 def lightning_floor(features: Tensor, targets: Tensor, epochs: int, workdir: Path) -> float:
     """Seconds of `epochs` full-batch epochs of Lightning's loop around the bare module: what no template can beat."""
-    timer = EpochTimer()
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=workdir,
-        callbacks=[timer],
-    )
+    whole_table = [torch.arange(len(features))]  # one batch an epoch, gathered at once
+    loader = DataLoader(TensorDataset(features, targets), sampler=whole_table, batch_size=None)
+    bare = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     with lightning_notices_silenced():
-        whole_table = [torch.arange(len(features))]  # one batch an epoch, gathered at once
-        loader = DataLoader(TensorDataset(features, targets), sampler=whole_table, batch_size=None)
-        trainer.fit(BareRegressor(features.shape[1], targets.shape[1]), loader)
-    return timer.epochs_seconds
+        module = BareRegressor(features.shape[1], targets.shape[1])
+        return timed_fit(module, loader, epochs, workdir, accelerator="cpu", **bare)
 
 
 def naive_lightning(
@@ -142,12 +140,8 @@ def naive_lightning(
 ) -> float:
     """Seconds of `trainer.fit` training time with per-row fetching and collation."""
     loader = DataLoader(TensorDataset(features.cpu(), targets.cpu()), batch_size=batch_size, shuffle=True)
-    timer = EpochTimer()
-    trainer = L.Trainer(
-        max_epochs=epochs, accelerator=accelerator, devices=1, default_root_dir=workdir, callbacks=[timer]
-    )
-    trainer.fit(NaiveRegressor(features.shape[1], targets.shape[1]), loader)
-    return timer.epochs_seconds
+    module = NaiveRegressor(features.shape[1], targets.shape[1])
+    return timed_fit(module, loader, epochs, workdir, accelerator=accelerator)
 
 
 def template(overrides: list[str], workdir: Path) -> EpochTimer:

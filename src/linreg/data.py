@@ -187,14 +187,8 @@ class ShuffledBatches(Sampler[list[Tensor]]):
         device: torch.device | str = "cpu",
         batches_per_call: int = 1,
     ) -> None:
-        self.n_rows, self.batch_size, self.shuffle, self.seed, self.drop_last = (
-            n_rows,
-            batch_size,
-            shuffle,
-            seed,
-            drop_last,
-        )
-        self.batches_per_call = batches_per_call
+        self.n_rows, self.batch_size, self.batches_per_call = n_rows, batch_size, batches_per_call
+        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.rows = rows  # the split's row numbers in the whole table (None: rows 0..n_rows-1)
         self.device = torch.device(device)  # where the table is: indices made there need no copy per batch
         self.epoch, self.rank, self.world_size = 0, 0, 1
@@ -343,9 +337,9 @@ class TabularDataModule(L.LightningDataModule):
             shuffle,
             self.seed,
             drop_last,
-            part.rows,
-            part.all_features.device,
-            self.batches_per_call,
+            rows=part.rows,
+            device=part.all_features.device,
+            batches_per_call=self.batches_per_call,
         )
         if self.trainer is not None and self.trainer.world_size > 1:
             sampler.rank, sampler.world_size = self.trainer.global_rank, self.trainer.world_size

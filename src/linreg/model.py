@@ -145,24 +145,26 @@ class LinearRegressor(L.LightningModule):
     def training_step(self, batches: list[Sequence[Tensor]], call_idx: int) -> Tensor:
         """One optimizer step per batch of the list (manual optimization): Lightning's cost per call is paid once."""
         optimizer = self.optimizers()
+        clip = self.hparams.gradient_clip_val
+        log_every, max_steps = self.trainer.log_every_n_steps, self.trainer.max_steps
         for features, targets in batches:
             step = self.global_step
             loss, _ = self._loss(features, targets)
             optimizer.zero_grad()
             self.manual_backward(loss)
-            if self.hparams.gradient_clip_val:  # (Lightning's Trainer option does not apply to manual steps)
-                self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val)
+            if clip:  # (Lightning's Trainer option does not apply to manual steps)
+                self.clip_gradients(optimizer, gradient_clip_val=clip)
             optimizer.step()  # counts in trainer.global_step
             self.step_schedulers("step")
             # Summed on the device and logged once per epoch: reading the value would wait for the device.
             self.train_loss_sum.add_(loss.detach(), alpha=len(features))
             self.train_rows += len(features)
-            if step % self.trainer.log_every_n_steps == 0:  # one wait for the device per n steps
+            if step % log_every == 0:  # one wait for the device per n steps
                 value = loss.item()
                 self.stop_if_diverged(value, f"step {step + 1}")
                 for logger in self.loggers:
                     logger.log_metrics({"train/loss_step": value}, step=step)
-            if 0 < self.trainer.max_steps <= self.global_step:
+            if 0 < max_steps <= step + 1:
                 break
         return loss.detach()  # the last batch's loss: Lightning's lr_find reads it
 
@@ -185,8 +187,8 @@ class LinearRegressor(L.LightningModule):
         self.log("train/loss", train_loss, prog_bar=True, logger=False)
         if self.loggers:
             # What changes after this hook is kept now; the rest is read when the curves are written.
-            lr = self.optimizers().param_groups[0]["lr"]
-            self.unwritten_curves = {"epoch": self.current_epoch, "train/loss": value, "train/lr": lr}, self.global_step
+            epoch = {"epoch": self.current_epoch, "train/loss": value, "train/lr": self.learning_rate}
+            self.unwritten_curves = epoch, self.global_step
             # Epochs of a few steps get a point every log_every_n_steps steps, as steps do: 5000 epochs of
             # a small table would spend more time writing curves than training (the last epoch: on_train_end).
             if self.global_step >= self.next_curves_step:
@@ -243,11 +245,11 @@ class LinearRegressor(L.LightningModule):
             self.last_finite_loss = loss
             return
         hint = " or normalize the inputs (data.normalize=standardize)" if self.hparams.normalize == "none" else ""
-        lr = self.optimizers().param_groups[0]["lr"]
         raise TrainingDiverged(
             f"Training diverged at {when}: the loss became {loss:g} "
             f"(last finite loss seen: {self.last_finite_loss:.6g}). "
-            f"Lower the learning rate (optimizer.lr={lr:g}){hint}. The checkpoints keep the last finite weights."
+            f"Lower the learning rate (optimizer.lr={self.learning_rate:g}){hint}. "
+            "The checkpoints keep the last finite weights."
         )
 
     def validation_step(self, batches: list[Sequence[Tensor]], call_idx: int) -> None:
@@ -283,6 +285,11 @@ class LinearRegressor(L.LightningModule):
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}  # stepped by step_schedulers
+
+    @property
+    def learning_rate(self) -> float:
+        """The optimizer's current rate (a schedule changes it)."""
+        return self.optimizers().param_groups[0]["lr"]
 
     def equation(self) -> tuple[Tensor, Tensor]:
         """Weights (targets × features) and biases that map raw features straight to raw targets."""

@@ -75,9 +75,10 @@ def config_tree(cfg: DictConfig) -> Tree:
 
 def show_config(cfg: DictConfig, path: Path, print_it: bool = True) -> None:
     """Print the config tree (unless `print_config=false`) and keep a plain-text copy in the run."""
+    tree = config_tree(cfg)
     recorder = Console(record=True, file=io.StringIO(), width=100)
-    recorder.print(config_tree(cfg))
+    recorder.print(tree)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(recorder.export_text())
     if print_it:
-        Console().print(config_tree(cfg))
+        Console().print(tree)

@@ -92,14 +92,15 @@ def fit(cfg: DictConfig) -> FittedRun:
     """Build data, model, loggers, callbacks and trainer from the config, then train and test."""
     check_settings(cfg)
     datamodule: TabularDataModule = build(cfg.data)
-    if len(datamodule.val) == 0:
+    has_validation = len(datamodule.val) > 0
+    if not has_validation:
         cfg.optimized_metric = cfg.optimized_metric.replace("val/", "train/")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg, datamodule)
     least_squares, ols_losses = least_squares_baseline(datamodule)
     if model.hparams.loss == "mse":  # the optimum of this loss: the model logs its distance to it
         model.least_squares_loss = ols_losses
-    trainer = build_trainer(cfg, has_validation=len(datamodule.val) > 0)
+    trainer = build_trainer(cfg, has_validation)
     datamodule.check_batch_split(trainer.world_size)
 
     with lightning_notices_silenced():

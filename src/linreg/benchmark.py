@@ -33,8 +33,8 @@ from linreg.train import fit
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
 LEARNING_RATE = 0.01
-# Raw and template throughput: the best of a few runs, not one run slowed by whatever else the machine
-# did then. The slow naive run and the 5000-epoch template run go once.
+# Raw and template throughput and least squares: the best of a few runs, not one run slowed by whatever
+# else the machine did then. The slow naive run and the 5000-epoch template run go once.
 REPEATS = 3
 
 
@@ -59,6 +59,12 @@ def raw_loop(features: Tensor, targets: Tensor, batch_size: int, epochs: int, sc
 
 def best_of(repeats: int, seconds: Callable[..., float], *args, **kwargs) -> float:
     return min(seconds(*args, **kwargs) for _ in range(repeats))
+
+
+def seconds_of(function: Callable, *args) -> float:
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
 
 
 class EpochTimer(Callback):
@@ -194,10 +200,9 @@ def throughput_table(
         lines.append(
             f"{batch_size:>7} {raw:>12,.0f} {naive:>13,.0f} {ours:>16,.0f} {ours / raw:>13.2f} {ours / naive:>15.2f}"
         )
-    start = time.perf_counter()
-    fit_least_squares(table, Normalizer(n_features), Normalizer(1))
+    least_squares = best_of(REPEATS, seconds_of, fit_least_squares, table, Normalizer(n_features), Normalizer(1))
     lines.append(
-        f"least-squares baseline: {time.perf_counter() - start:.3f} s; one template epoch at batch "
+        f"least-squares baseline: {least_squares:.3f} s; one template epoch at batch "
         f"{batch_sizes[-1]}: {rows / ours:.3f} s; the pictures after the last epoch: "
         f"{timer.train_end - timer.last_epoch_end:.3f} s"
     )

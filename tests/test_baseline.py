@@ -5,9 +5,23 @@ import pytest
 import torch
 from conftest import events_of
 
-from linreg.baseline import fit_least_squares
-from linreg.errors import build
-from linreg.train import least_squares_baseline
+from linreg.least_squares import fit_least_squares
+from linreg.runtime import build
+
+
+def data_of(cfg):
+    datamodule = build(cfg.data)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def baseline_of(datamodule):
+    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
+    least_squares = fit_least_squares(datamodule.train, *normalizers)
+    losses = {"train": least_squares.train_loss}
+    if len(datamodule.val):
+        losses["val"] = least_squares.loss_on(datamodule.val, *normalizers)
+    return least_squares, losses
 
 
 def numpy_least_squares(features: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float]:
@@ -19,7 +33,7 @@ def numpy_least_squares(features: np.ndarray, targets: np.ndarray) -> tuple[np.n
 @pytest.mark.parametrize("data", ["thermometer", "anscombe", "crops"])
 @pytest.mark.parametrize("normalize", ["none", "standardize"])
 def test_the_baseline_is_numpys_least_squares_in_original_units(make_config, data, normalize):
-    datamodule = build(make_config(f"data={data}", f"data.normalize={normalize}").data)
+    datamodule = data_of(make_config(f"data={data}", f"data.normalize={normalize}"))
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
     least_squares = fit_least_squares(datamodule.train, *normalizers, chunk_rows=2)  # several chunks
 
@@ -35,8 +49,8 @@ def test_the_baseline_is_numpys_least_squares_in_original_units(make_config, dat
 
 
 def test_thermometer_reference_numbers(make_config):
-    datamodule = build(make_config("data.normalize=none").data)
-    least_squares, losses = least_squares_baseline(datamodule)
+    datamodule = data_of(make_config("data.normalize=none"))
+    least_squares, losses = baseline_of(datamodule)
 
     weight, bias = least_squares.equation(datamodule.feature_normalizer, datamodule.target_normalizer)
     assert (weight.item(), bias.item()) == (pytest.approx(0.536772, abs=1e-6), pytest.approx(-17.304786, abs=1e-6))
@@ -44,8 +58,8 @@ def test_thermometer_reference_numbers(make_config):
 
 
 def test_validation_loss_of_the_baseline_is_its_mse_on_the_held_out_rows(make_config):
-    datamodule = build(make_config("data=synthetic", "data.n_samples=1000", "data.normalize_targets=true").data)
-    least_squares, losses = least_squares_baseline(datamodule)
+    datamodule = data_of(make_config("data=synthetic", "data.n_samples=1000", "data.normalize_targets=true"))
+    least_squares, losses = baseline_of(datamodule)
 
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
     x, y = normalizers[0](datamodule.val.features).double(), normalizers[1](datamodule.val.targets).double()

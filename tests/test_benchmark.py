@@ -1,14 +1,21 @@
 """The benchmark runs on a tiny size and prints its table (speed itself is measured, never asserted)."""
 
-from linreg.benchmark import main
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from speed import main  # noqa: E402  (benchmarks/ is not part of the installed package)
 
 
-def test_benchmark_prints_rows_per_second_and_ratios(capsys):
+def test_benchmark_prints_rows_per_second_and_ratios_and_nothing_else(capsys):
     main(["--rows", "3000", "--features", "4", "--batch-sizes", "512", "--epochs", "1", "--quick"])
 
-    report = capsys.readouterr().out
-    header, row, baseline = report.splitlines()[-3:]
-    assert "template/raw" in header and "template/naive" in header
-    batch, raw, naive, ours, *ratios = row.split()
-    assert batch == "512" and all(float(value.replace(",", "")) > 0 for value in (raw, naive, ours, *ratios))
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no progress bars, banners or tips
+    title, header, row, baseline = captured.out.strip().splitlines()
+    assert title.startswith("Throughput, 3,000 x 4 rows")
+    assert header.split()[-3:] == ["template/bare", "template/naive", "template/raw"]
+    batch, *figures = row.split()
+    assert batch == "512" and len(figures) == 7 and all(float(value.replace(",", "")) > 0 for value in figures)
     assert baseline.startswith("least-squares baseline:")

@@ -4,14 +4,35 @@ import pandas as pd
 import pytest
 import torch
 
-from linreg.data import ShuffledBatches, Table, TabularDataModule, split
-from linreg.errors import ConfigError, build
+from linreg.data import SeededOrder, ShuffledBatches, Table, TabularDataModule, split
+from linreg.errors import ConfigError
 from linreg.normalize import column_statistics
+from linreg.runtime import build
 
 
 def table_of(n_rows: int) -> Table:
     features = torch.arange(n_rows * 2, dtype=torch.float32).reshape(n_rows, 2)
     return Table(features, features[:, :1] * 3, ["a", "b"], ["y"])
+
+
+class InMemory(TabularDataModule):
+    """A data module over a table already in memory: what a user writes for a source of their own."""
+
+    def __init__(self, table: Table, **settings) -> None:
+        super().__init__(**settings)
+        self.table = table
+
+    def read_table(self) -> Table:
+        return self.table
+
+
+def ready(datamodule: TabularDataModule) -> TabularDataModule:
+    datamodule.setup("fit")
+    return datamodule
+
+
+def built(cfg) -> TabularDataModule:
+    return ready(build(cfg.data, _convert_="all"))
 
 
 @pytest.mark.parametrize(
@@ -23,7 +44,7 @@ def table_of(n_rows: int) -> Table:
     ],
 )
 def test_builtin_tables_load_from_the_package(make_config, name, n_rows, features, targets):
-    datamodule = build(make_config(f"data={name}").data)
+    datamodule = built(make_config(f"data={name}"))
 
     assert (len(datamodule.train), datamodule.feature_names, datamodule.target_names) == (n_rows, features, targets)
 
@@ -34,15 +55,15 @@ def test_a_users_csv_takes_every_other_column_as_features(make_config, tmp_path)
         path, index=False
     )
 
-    datamodule = build(make_config("data=csv", f"data.path={path}", "data.targets=[price]").data)
+    datamodule = built(make_config("data=csv", f"data.path={path}", "data.targets=[price]"))
     assert datamodule.feature_names == ["rooms", "age"]
-    chosen = build(make_config("data=csv", f"data.path={path}", "data.targets=[price]", "data.features=[age]").data)
+    chosen = built(make_config("data=csv", f"data.path={path}", "data.targets=[price]", "data.features=[age]"))
     assert chosen.feature_names == ["age"]
 
 
 def test_a_missing_column_is_named_with_the_columns_that_exist(make_config):
     with pytest.raises(ConfigError, match=r"Column\(s\) t_f are not in .*thermometer.csv; its columns are: t_u, t_c"):
-        build(make_config("data.targets=[t_f]").data)
+        built(make_config("data.targets=[t_f]"))
 
 
 def test_splits_are_disjoint_seeded_and_sized_by_fraction():
@@ -75,7 +96,7 @@ def test_impossible_splits_are_refused(val_fraction, test_fraction, message):
 
 
 def test_normalization_is_fitted_on_the_training_split_alone():
-    datamodule = TabularDataModule(table_of(50), val_fraction=0.3, normalize="standardize", seed=1)
+    datamodule = ready(InMemory(table_of(50), val_fraction=0.3, normalize="standardize", seed=1))
     train = datamodule.train.features.double()
     normalized = datamodule.feature_normalizer(datamodule.train.features).double()
 
@@ -87,7 +108,7 @@ def test_normalization_is_fitted_on_the_training_split_alone():
 
 @pytest.mark.parametrize("method, low, high", [("minmax", 0.0, 1.0), ("scale", 0.0, 9.9)])
 def test_minmax_and_scale_map_the_training_rows_as_documented(method, low, high):
-    datamodule = TabularDataModule(table_of(50), val_fraction=0, normalize=method, scale=0.1)
+    datamodule = ready(InMemory(table_of(50), val_fraction=0, normalize=method, scale=0.1))
     normalized = datamodule.feature_normalizer(datamodule.train.features)
 
     assert normalized.min().item() == pytest.approx(low, abs=1e-6)
@@ -97,66 +118,60 @@ def test_minmax_and_scale_map_the_training_rows_as_documented(method, low, high)
 def test_a_constant_column_is_left_unscaled_with_a_warning():
     table = Table(torch.tensor([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]), torch.zeros(3, 1), ["x", "flat"], ["y"])
     with pytest.warns(UserWarning, match="flat"):
-        datamodule = TabularDataModule(table, val_fraction=0, normalize="standardize")
+        datamodule = ready(InMemory(table, val_fraction=0, normalize="standardize"))
     assert torch.isfinite(datamodule.feature_normalizer(table.features)).all()
 
 
 def test_an_unknown_normalization_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="none, scale, standardize, minmax"):
-        TabularDataModule(table_of(10), val_fraction=0, normalize="zscore")
+        ready(InMemory(table_of(10), val_fraction=0, normalize="zscore"))
 
 
 def test_the_sampler_yields_every_row_once_per_epoch_in_a_seeded_order():
-    sampler = ShuffledBatches(n_rows=10, batch_size=4, shuffle=True, seed=3)
-    epoch0 = [batch.tolist() for batch in sampler.batches()]
-    sampler.set_epoch(1)
-    epoch1 = [batch.tolist() for batch in sampler.batches()]
-    sampler.set_epoch(0)
+    order = SeededOrder(n_rows=10, shuffle=True, seed=3)
+    sampler = ShuffledBatches(order, batch_size=4, drop_last=False)
+    epoch0 = [batch.tolist() for batch in sampler]
+    order.set_epoch(1)  # Lightning calls it on the batch sampler's sampler
+    epoch1 = [batch.tolist() for batch in sampler]
+    order.set_epoch(0)
 
-    assert [len(b) for b in epoch0] == [4, 4, 2] and sampler.n_batches == 3
+    assert [len(b) for b in epoch0] == [4, 4, 2] and len(sampler) == 3
     assert sorted(sum(epoch0, [])) == list(range(10)) == sorted(sum(epoch1, []))
     assert epoch0 != epoch1
-    assert [batch.tolist() for batch in sampler.batches()] == epoch0
-
-
-def test_the_sampler_hands_out_the_batches_of_an_epoch_in_lists_of_batches_per_call():
-    sampler = ShuffledBatches(n_rows=50, batch_size=4, shuffle=True, seed=3, batches_per_call=5)
-    lists = list(sampler)
-
-    assert [len(batches) for batches in lists] == [5, 5, 3] and len(sampler) == 3
-    assert [b.tolist() for batches in lists for b in batches] == [b.tolist() for b in sampler.batches()]
-    assert (sampler.batches_in(1), sampler.batches_in(2), sampler.batches_in(3)) == (5, 10, 13)
+    assert [batch.tolist() for batch in sampler] == epoch0
 
 
 def test_the_sampler_can_drop_the_last_partial_batch_or_keep_the_file_order():
-    assert [len(b) for b in ShuffledBatches(10, 4, shuffle=True, seed=0, drop_last=True).batches()] == [4, 4]
-    assert [b.tolist() for b in ShuffledBatches(5, 2, shuffle=False, seed=0).batches()] == [[0, 1], [2, 3], [4]]
+    shuffled, in_order = SeededOrder(10, shuffle=True, seed=0), SeededOrder(5, shuffle=False, seed=0)
+    assert [len(b) for b in ShuffledBatches(shuffled, 4, drop_last=True)] == [4, 4]
+    assert [b.tolist() for b in ShuffledBatches(in_order, 2, drop_last=False)] == [[0, 1], [2, 3], [4]]
 
 
 def test_ddp_ranks_share_each_global_batch_without_overlap():
-    shares = []
-    for rank in range(2):
-        sampler = ShuffledBatches(n_rows=12, batch_size=4, shuffle=True, seed=5)
-        sampler.rank, sampler.world_size = rank, 2
-        shares.append([batch.tolist() for batch in sampler.batches()])
-    global_batches = [batch.tolist() for batch in ShuffledBatches(12, 4, shuffle=True, seed=5).batches()]
+    shares = [
+        [batch.tolist() for batch in ShuffledBatches(SeededOrder(12, True, 5), 4, False, rank=rank, world_size=2)]
+        for rank in range(2)
+    ]
+    global_batches = [batch.tolist() for batch in ShuffledBatches(SeededOrder(12, True, 5), 4, drop_last=False)]
 
     for batch, share0, share1 in zip(global_batches, *shares, strict=True):
         assert sorted(share0 + share1) == sorted(batch) and len(share0) == len(share1) == 2
 
 
-def test_loader_batches_are_the_rows_the_sampler_names(make_config):
-    datamodule = build(make_config("data=crops", "data.batch_size=2", "data.val_fraction=0.4").data)
-    (features, targets), *others = next(iter(datamodule.train_dataloader()))
+def test_each_item_of_a_loader_is_one_batch_of_the_rows_the_sampler_names(make_config):
+    datamodule = built(make_config("data=crops", "data.batch_size=2", "data.val_fraction=0.4"))
+    loader = datamodule.train_dataloader()
+    batches = list(loader)
 
-    first = next(datamodule.train_dataloader().sampler.batches())
-    torch.testing.assert_close(features, datamodule.train.all_features[first])
-    torch.testing.assert_close(targets, datamodule.train.all_targets[first])
-    assert len(others) == 1  # 3 training rows in batches of 2, all in the first call
+    assert len(batches) == len(loader) == 2  # 3 training rows in batches of 2
+    for (features, targets), positions in zip(batches, loader.batch_sampler, strict=True):
+        rows = datamodule.train.rows[positions]  # positions in the split, rows of the whole table
+        torch.testing.assert_close(features, datamodule.train.all_features[rows])
+        torch.testing.assert_close(targets, datamodule.train.all_targets[rows])
 
 
 def test_synthetic_data_keeps_its_true_weights(make_config):
-    datamodule = build(make_config("data=synthetic", "data.n_samples=500", "data.n_features=3", "data.noise=0").data)
+    datamodule = built(make_config("data=synthetic", "data.n_samples=500", "data.n_features=3", "data.noise=0"))
     table = datamodule.train
 
     expected = table.features @ datamodule.true_weight.T + datamodule.true_bias
@@ -180,12 +195,14 @@ def test_a_split_names_its_rows_instead_of_copying_them():
     train, val, _ = split(table, val_fraction=0.2, test_fraction=0.0, seed=0)
 
     assert train.all_features is table.all_features and val.all_features is table.all_features
-    sampler = ShuffledBatches(len(val), 8, shuffle=True, seed=0, rows=val.rows)
-    assert sorted(torch.cat(list(sampler.batches())).tolist()) == sorted(val.rows.tolist())
+    served = torch.cat(
+        [features[:, 0] for features, _ in ready(InMemory(table, val_fraction=0.2, seed=0)).loader("val")]
+    )
+    assert sorted(served.tolist()) == sorted(val.features[:, 0].tolist())
 
 
 def test_moving_to_the_training_device_keeps_one_copy_shared_by_the_splits():
-    moved = TabularDataModule(table_of(100), val_fraction=0.2, test_fraction=0.1)
+    moved = ready(InMemory(table_of(100), val_fraction=0.2, test_fraction=0.1))
     features, targets = moved.train.all_features * 1, moved.train.all_targets * 1
     parts = [part.on(features, targets) for part in (moved.train, moved.val, moved.test)]
     assert all(part.all_features is features for part in parts)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from linreg.errors import build
+from linreg.runtime import build
 from linreg.train import build_model
 
 
@@ -12,6 +12,7 @@ def book_model(make_config):
     """The thermometer model at the book's start, w=1 and b=0, on raw inputs; and its data."""
     cfg = make_config("experiment=dlwpt_thermometer", "data.normalize=none")
     datamodule = build(cfg.data)
+    datamodule.setup("fit")
     return build_model(cfg, datamodule), datamodule.train
 
 
@@ -45,6 +46,7 @@ def test_gradient_matches_a_central_finite_difference(book_model):
 def test_one_optimizer_step_is_the_manual_update(make_config):
     cfg = make_config("data=crops", "data.normalize=none", "optimizer=sgd", "optimizer.lr=0.01")
     datamodule = build(cfg.data)
+    datamodule.setup("fit")
     model = build_model(cfg, datamodule)
     optimizer = model.configure_optimizers()["optimizer"]
     x, y = datamodule.train.features / 100, datamodule.train.targets / 100

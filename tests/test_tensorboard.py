@@ -12,21 +12,18 @@ from conftest import events_of
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 
-def test_scalars_include_the_step_loss_and_the_path_of_weight_and_bias(train_with, tmp_path):
-    train_with("trainer.max_epochs=30", "trainer.log_every_n_steps=5", "data.val_fraction=0.2")
+def test_scalars_hold_epoch_curves_and_step_values_every_log_every_n_steps(train_with, tmp_path):
+    train_with("trainer.max_epochs=30", "trainer.log_every_n_steps=5", "data.val_fraction=0.2", "scheduler=step")
 
-    scalars = events_of(tmp_path).Tags()["scalars"]
-    assert {"train/loss", "train/loss_step", "val/loss", "val/mse", "val/mae", "val/r2", "train/lr"} <= set(scalars)
     events = events_of(tmp_path)
-    assert [e.step for e in events.Scalars("train/loss_step")] == list(range(0, 30, 5))
-    # Epochs of one step: their curves get a point every 5 steps too, and one for the last epoch.
-    weights = events.Scalars("model/weight")
-    assert [e.step for e in weights] == [0, 5, 10, 15, 20, 25, 29] and weights[-1].value == pytest.approx(
-        0.5368, abs=0.01
-    )
-    for name in ("model/bias", "train/loss", "val/loss", "val/r2", "train/lr", "epoch"):
-        assert [e.step for e in events.Scalars(name)] == [0, 5, 10, 15, 20, 25, 29], name
-    assert [e.value for e in events.Scalars("epoch")] == [0, 5, 10, 15, 20, 25, 29]
+    every_epoch = ("train/loss", "val/loss", "val/mse", "val/mae", "val/r2", "train/lr")
+    every_5_steps = ("train/loss_step", "train/gap_to_ols", "val/gap_to_ols", "model/weight", "model/bias")
+    assert set(every_epoch + every_5_steps) <= set(events.Tags()["scalars"])
+    for name in every_epoch:  # one-step epochs: a point an epoch
+        assert [e.step for e in events.Scalars(name)] == list(range(30)), name
+    for name in every_5_steps:  # Lightning writes step values at steps 5, 10, ... (counted from 0: 4, 9, ...)
+        assert [e.step for e in events.Scalars(name)] == [4, 9, 14, 19, 24, 29], name
+    assert events.Scalars("model/weight")[-1].value == pytest.approx(0.5368, abs=0.01)
 
 
 def test_one_feature_gets_a_fit_picture_and_several_get_predicted_vs_actual(train_with, tmp_path):
@@ -67,7 +64,7 @@ def get_json(url: str | urllib.request.Request):
 
 @pytest.mark.slow
 def test_a_tensorboard_server_shows_the_runs_scalars(train_with, tmp_path):
-    run = train_with("trainer.max_epochs=12", "trainer.log_every_n_steps=1")
+    run = train_with("trainer.max_epochs=12", "trainer.log_every_n_steps=1", "scheduler=cosine")
     port = free_port()
     server = subprocess.Popen(
         [

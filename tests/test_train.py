@@ -9,7 +9,6 @@ import torch
 from conftest import events_of, requires_gpu
 from torch.utils.data import DataLoader, TensorDataset
 
-from linreg.callbacks import optimizer_steps
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
 from linreg.normalize import METHODS
@@ -36,7 +35,7 @@ def test_the_default_run_reaches_the_least_squares_optimum(train_with, tmp_path)
 
 
 def test_tensorboard_events_hold_the_training_loss_and_hyperparameters(train_with, tmp_path):
-    run = train_with("trainer.max_epochs=7", "data.val_fraction=0.2", "trainer.log_every_n_steps=1")
+    run = train_with("trainer.max_epochs=7", "data.val_fraction=0.2", "trainer.log_every_n_steps=1", "scheduler=step")
 
     events = events_of(tmp_path)
     losses = [event.value for event in events.Scalars("train/loss")]
@@ -241,39 +240,12 @@ def test_the_fast_batches_train_the_same_weights_as_the_usual_dataloader_in_the_
     torch.testing.assert_close(run.model.linear.bias, usual.bias)
 
 
-def test_several_batches_per_call_train_exactly_as_one_batch_per_call(train_with, tmp_path):
-    setting = ["data=synthetic", "data.n_samples=400", "data.batch_size=16", "trainer.max_epochs=3", "~logger"]
-    schedule = ["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5"]
-    one = train_with(*setting, *schedule, "data.batches_per_call=1", f"output_dir={tmp_path / 'one'}")
-    seven = train_with(*setting, *schedule, "data.batches_per_call=7", f"output_dir={tmp_path / 'seven'}")
-
-    assert one.trainer.global_step == seven.trainer.global_step == 3 * 320 // 16  # optimizer steps, not calls
-    assert seven.trainer.num_training_batches == 3  # calls per epoch: 7 + 7 + 6 batches
-    assert torch.equal(one.model.linear.weight, seven.model.linear.weight)
-    assert torch.equal(one.model.linear.bias, seven.model.linear.bias)
-    assert seven.model.optimizers().param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)  # stepped once an epoch
-    for name in ("train/loss", "val/loss", "val/r2"):
-        assert seven.metrics[name] == pytest.approx(one.metrics[name], rel=1e-6)
-
-
 def test_gradient_clipping_bounds_each_step(train_with):
     # Raw t_u at lr 1e-2 diverges at once (the book's lesson); with the gradient's norm clipped to 1,
     # each step moves the weights by at most lr · 1.
     run = train_with(
-        "experiment=dlwpt_thermometer", "data.normalize=none", "model.gradient_clip_val=1", "trainer.max_epochs=3"
+        "experiment=dlwpt_thermometer", "data.normalize=none", "trainer.gradient_clip_val=1", "trainer.max_epochs=3"
     )
 
     moved = torch.cat([run.model.linear.weight.flatten() - 1.0, run.model.linear.bias.flatten()])
     assert 0 < moved.norm() <= 3 * 1e-2 + 1e-6
-
-
-def test_max_steps_stops_inside_a_call_and_the_progress_bar_counts_optimizer_steps(train_with, tmp_path):
-    setting = ["data=synthetic", "data.n_samples=400", "data.batch_size=16", "data.batches_per_call=7", "~logger"]
-    run = train_with(*setting, "trainer.max_steps=5", "~callbacks.best_checkpoint")  # (no validation yet)
-    assert run.trainer.global_step == 5
-
-    limited = train_with(
-        *setting, "trainer.max_epochs=2", "+trainer.limit_train_batches=2", f"output_dir={tmp_path / 'b'}"
-    )
-    assert optimizer_steps(limited.trainer) == 14 and limited.trainer.global_step == 28
-    assert optimizer_steps(run.trainer) == 20  # 320 training rows in batches of 16

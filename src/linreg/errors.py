@@ -4,10 +4,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,13 +36,3 @@ def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
             raise SystemExit(1) from None
 
     return run
-
-
-def build(config: Any, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, letting our ConfigError through unwrapped so its message stays short."""
-    try:
-        return instantiate(config, **kwargs)
-    except InstantiationException as error:
-        if isinstance(error.__cause__, ConfigError):
-            raise error.__cause__ from None
-        raise

@@ -1,24 +1,44 @@
-"""evaluate(cfg): the test metrics of a saved checkpoint, on its own data's split or on a CSV file."""
+"""evaluate(cfg): the test metrics of a saved checkpoint, on a split of its own data or on a CSV file."""
 
 import logging
 
 import lightning as L
 from omegaconf import DictConfig
 
-from linreg.checkpoints import find_checkpoint, load_model
-from linreg.data import TabularDataModule
-from linreg.errors import ConfigError, build
-from linreg.model import LinearRegressor, lightning_notices_silenced, results
+from linreg.checkpoints import find_checkpoint, load_datamodule, load_model, read_checkpoint
+from linreg.config import EvalSettings, checked
+from linreg.data import CsvDataModule, TabularDataModule
+from linreg.errors import ConfigError
+from linreg.runtime import as_numbers, build, lightning_quieted
 
 log = logging.getLogger(__name__)
-SPLITS = ("test", "val", "train")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """The job behind scripts/eval.py: `test/…` metrics equal to those train.py reports for the same weights."""
-    path = find_checkpoint(cfg.ckpt_path, cfg.log_dir)
-    model = load_model(path)
-    datamodule = evaluation_data(model, cfg.split, cfg.input)
+    settings = checked(cfg, EvalSettings)
+    path = find_checkpoint(settings.ckpt_path, settings.log_dir)
+    checkpoint = read_checkpoint(path)
+    model = load_model(path, checkpoint)
+    if settings.input:  # every row of the file
+        datamodule: TabularDataModule = CsvDataModule(
+            path=settings.input,
+            targets=model.hparams.target_names,
+            features=model.hparams.feature_names,
+            val_fraction=0,
+            normalize="none",
+        )
+        datamodule.setup("test")
+        split, source = "train", settings.input
+    else:
+        datamodule, split = load_datamodule(path, checkpoint), settings.split.name
+        source = f"the {split} split of {datamodule.name}"
+    rows = getattr(datamodule, split)
+    if not len(rows):
+        raise ConfigError(
+            f"The checkpoint's run has no {split} split (data.{split}_fraction was 0); "
+            "choose another split= or give input=<CSV file>."
+        )
     loggers = [build(c) for c in (cfg.get("logger") or {}).values()]
     trainer = L.Trainer(
         accelerator="cpu",
@@ -27,37 +47,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         enable_checkpointing=False,
         enable_model_summary=False,
     )
-    with lightning_notices_silenced():
-        metrics = results(trainer.test(model, datamodule=datamodule, verbose=False)[0])
-    source = cfg.input or f"the {cfg.split} split of {datamodule.name}"
-    lines = [f"Checkpoint {path}", f"evaluated on {source} ({len(datamodule.test)} rows):"]
+    with lightning_quieted():
+        metrics = as_numbers(trainer.test(model, dataloaders=datamodule.loader(split), verbose=False)[0])
+    lines = [f"Checkpoint {path}", f"evaluated on {source} ({len(rows)} rows):"]
     log.info("\n".join(lines + [f"  {name:<10} {value:.6g}" for name, value in sorted(metrics.items())]))
     return metrics
-
-
-def evaluation_data(model: LinearRegressor, split: str, input_csv: str | None) -> TabularDataModule:
-    """A data module whose test split holds the rows to evaluate on."""
-    if input_csv:  # every row of the file
-        datamodule = TabularDataModule.from_csv(
-            input_csv,
-            targets=model.hparams.target_names,
-            features=model.hparams.feature_names,
-            val_fraction=0,
-            normalize="none",
-        )
-        split = "train"
-    elif split not in SPLITS:
-        raise ConfigError(
-            f"split={split!r} is not a split; choose one of {', '.join(SPLITS)}, or give input=<CSV file>."
-        )
-    elif not model.hparams.data_config:
-        raise ConfigError("This checkpoint does not record its data; give input=<CSV file> to evaluate on.")
-    else:
-        datamodule = build(model.hparams.data_config)
-    datamodule.test = getattr(datamodule, split)
-    if len(datamodule.test) == 0:
-        raise ConfigError(
-            f"The checkpoint's run has no {split} split (data.{split}_fraction was 0); "
-            "choose another split= or give input=<CSV file>."
-        )
-    return datamodule

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from linreg.config import NORMALIZATIONS as METHODS
 from linreg.errors import ConfigError
 
-METHODS = ("none", "scale", "standardize", "minmax")
 # Rows per piece of a one-pass computation: 64k rows of float64 stay in the CPU cache (measured fastest).
 CHUNK_ROWS = 1 << 16
 

@@ -1,31 +1,33 @@
 """train(cfg): from a composed config to a fitted model, its logs, checkpoints and summary."""
 
-import functools
 import json
 import logging
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import Checkpoint, ProgressBar
+from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
-from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig, OmegaConf
 
-from linreg.baseline import LeastSquares, fit_least_squares
 from linreg.checkpoints import find_checkpoint
+from linreg.config import TrainSettings, checked
 from linreg.data import TabularDataModule
-from linreg.errors import ConfigError, RunError, TrainingDiverged, build
-from linreg.model import LinearRegressor, lightning_notices_silenced, results
-from linreg.plots import save_figure
+from linreg.errors import ConfigError, RunError, TrainingDiverged
+from linreg.least_squares import LeastSquares, fit_least_squares
+from linreg.model import LinearRegressor
 from linreg.report import format_equation, format_summary, show_config
+from linreg.runtime import as_numbers, build, lightning_quieted
 
 log = logging.getLogger(__name__)
+# Lightning's keys of an lr_scheduler dictionary, given beside the torch scheduler's own in configs/scheduler/.
+SCHEDULER_KEYS = ("interval", "frequency", "monitor")
 
 
 @dataclass
@@ -91,35 +93,29 @@ def record_status(
 def fit(cfg: DictConfig) -> FittedRun:
     """Build data, model, loggers, callbacks and trainer from the config, then train and test."""
     check_settings(cfg)
-    datamodule: TabularDataModule = build(cfg.data)
+    datamodule: TabularDataModule = build(cfg.data, _convert_="all")  # plain lists: checkpoints hold plain values
+    datamodule.setup("fit")  # read and split now: the model is sized by the table and carries its normalization
     has_validation = len(datamodule.val) > 0
-    if not has_validation:
-        cfg.optimized_metric = cfg.optimized_metric.replace("val/", "train/")
+    if not has_validation and cfg.optimized_metric.startswith("val/"):
+        raise ConfigError(
+            f"optimized_metric={cfg.optimized_metric} needs a validation split, and data.val_fraction is 0; "
+            "hold some rows out (data.val_fraction=0.2) or watch a train/ metric."
+        )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg, datamodule)
-    least_squares, ols_losses = least_squares_baseline(datamodule)
-    if model.hparams.loss == "mse":  # the optimum of this loss: the model logs its distance to it
-        model.least_squares_loss = ols_losses
-    trainer = build_trainer(cfg, has_validation)
-    datamodule.check_batch_split(trainer.world_size)
-
-    with lightning_notices_silenced():
-        if cfg.get("tune"):
-            find_learning_rate(trainer, model, datamodule, cfg.tune, Path(cfg.output_dir) / "plots")
+    with lightning_quieted():
+        trainer = build_trainer(cfg, has_validation)
+        datamodule.check_batch_split(trainer.world_size)
         log_hyperparameters(trainer.loggers, cfg, datamodule)
-        baseline = {"baseline/ols_loss": ols_losses["train"]}
-        if "val" in ols_losses:
-            baseline["baseline/ols_val_loss"] = ols_losses["val"]
-        for logger in trainer.loggers:
-            logger.log_metrics(baseline, step=0)
         resume_from = find_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        metrics = results(trainer.callback_metrics)
+        metrics = as_numbers(trainer.callback_metrics)
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
-            metrics |= results(trainer.test(model, datamodule=datamodule, verbose=False)[0])
+            metrics |= as_numbers(trainer.test(model, datamodule=datamodule, verbose=False)[0])
         for logger in trainer.loggers:  # the results of the HParams tab
             logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
             logger.finalize("success")  # training already closed the files: write these out now, not at exit
+    least_squares = fit_least_squares(datamodule.train, model.feature_normalizer, model.target_normalizer)
     return FittedRun(model, datamodule, trainer, metrics, least_squares)
 
 
@@ -127,8 +123,15 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
     """The Trainer with the configured loggers and callbacks (and no others of Lightning's choosing)."""
     loggers: list[Logger] = [build(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    if not has_validation:  # nothing to watch: best.ckpt by val/loss needs a validation split
-        callbacks = [c for c in callbacks if not str(getattr(c, "monitor", "")).startswith("val/")]
+    if cfg.get("tune"):
+        callbacks.append(build(cfg.tune))
+    # Nothing to watch: best.ckpt by val/loss needs a validation split, train/lr a schedule that changes it.
+    callbacks = [
+        c
+        for c in callbacks
+        if (has_validation or not str(getattr(c, "monitor", "")).startswith("val/"))
+        and (cfg.get("scheduler") or not isinstance(c, LearningRateMonitor))
+    ]
     return build(
         cfg.trainer,
         logger=loggers or False,
@@ -138,40 +141,11 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
     )
 
 
-def find_learning_rate(
-    trainer: L.Trainer, model: LinearRegressor, datamodule: TabularDataModule, tune: DictConfig, plots: Path
-) -> float:
-    """Lightning's learning-rate finder: report its suggestion, save its plot, and use it if `tune.apply`."""
-    batches_per_call, datamodule.batches_per_call = datamodule.batches_per_call, 1  # one lr tried per call
-    try:
-        finder = Tuner(trainer).lr_find(
-            model,
-            datamodule=datamodule,
-            min_lr=tune.min_lr,
-            max_lr=tune.max_lr,
-            num_training=tune.num_training,
-            update_attr=False,
-        )
-    finally:
-        datamodule.batches_per_call = batches_per_call
-    suggestion = finder.suggestion()
-    if suggestion is None:
-        raise ConfigError("tune=lr_find found no learning rate: the loss never fell. Widen tune.min_lr/tune.max_lr.")
-    save_figure(finder.plot(suggest=True), "lr_find", plots, trainer)
-    if tune.apply:  # the optimizer config's lr, replaced for this run
-        model.optimizer_factory = functools.partial(model.optimizer_factory, lr=suggestion)
-    log.info(
-        f"lr_find suggests lr={suggestion:.3g}"
-        + (" (used: tune.apply=true)" if tune.apply else " (tune.apply=true to use it)")
-    )
-    return suggestion
-
-
 def log_hyperparameters(loggers: list[Logger], cfg: DictConfig, datamodule: TabularDataModule) -> None:
     """The settings that tell the runs of a sweep apart, for TensorBoard's HParams tab and hparams.yaml."""
     params = {
         "data": datamodule.name,
-        "normalize": datamodule.normalize,
+        "normalize": datamodule.hparams.normalize,
         "batch_size": cfg.data.batch_size or "full",
         "optimizer": cfg.optimizer._target_.rpartition(".")[2],
         "lr": cfg.optimizer.lr,
@@ -200,56 +174,34 @@ def final_name(metric: str) -> str:
     return "final/" + metric.replace("/", "_")
 
 
-def least_squares_baseline(datamodule: TabularDataModule) -> tuple[LeastSquares, dict[str, float]]:
-    """The exact least-squares fit of the training split and its MSE per split (train, and val if any)."""
-    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
-    least_squares = fit_least_squares(datamodule.train, *normalizers)
-    losses = {"train": least_squares.train_loss}
-    if len(datamodule.val):
-        losses["val"] = least_squares.loss_on(datamodule.val, *normalizers)
-    return least_squares, losses
-
-
 def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegressor:
     """The model sized from the data, carrying the data's normalization so checkpoints predict raw rows."""
-    scheduler = build(cfg.scheduler) if cfg.get("scheduler") else None
     # _partial_: the config gives the model's settings, the data its shape and normalization.
     model_with_settings = build(cfg.model, _partial_=True, _convert_="all")
     return model_with_settings(
         feature_names=datamodule.feature_names,
         target_names=datamodule.target_names,
-        normalize=datamodule.normalize,
+        normalize=datamodule.hparams.normalize,
         feature_normalizer=datamodule.feature_normalizer,
         target_normalizer=datamodule.target_normalizer,
         optimizer=build(cfg.optimizer),
-        scheduler=scheduler,
-        scheduler_monitor=cfg.optimized_metric,
-        # How the data was read and split: eval.py rebuilds the same test split from the checkpoint.
-        data_config=OmegaConf.to_container(cfg.data, resolve=True),
+        scheduler=lr_scheduler(cfg),
     )
+
+
+def lr_scheduler(cfg: DictConfig) -> dict[str, Any] | None:
+    """Lightning's lr_scheduler dictionary: the torch scheduler (still without its optimizer) and when to step it."""
+    if not cfg.get("scheduler"):
+        return None
+    settings = OmegaConf.to_container(cfg.scheduler, resolve=True)
+    lightning_keys = {key: settings.pop(key) for key in SCHEDULER_KEYS if key in settings}
+    return {"scheduler": build(settings), "name": "train/lr", **lightning_keys}
 
 
 def check_settings(cfg: DictConfig) -> None:
     """Settings Lightning or PyTorch would reject with a stack trace, or silently run with, explained."""
+    checked(cfg, TrainSettings)
     check_devices(cfg.trainer)
-    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)
-    if max_epochs is not None and max_epochs <= 0 and max_steps == -1:
-        raise ConfigError(
-            f"trainer.max_epochs={cfg.trainer.max_epochs}: train for at least one epoch (or set trainer.max_steps)."
-        )
-    # The model takes its optimizer steps itself (several per Lightning step), where these do not apply.
-    if cfg.trainer.get("gradient_clip_val") is not None:
-        raise ConfigError(
-            f"trainer.gradient_clip_val={cfg.trainer.gradient_clip_val}: this template clips in the model; "
-            f"set model.gradient_clip_val={cfg.trainer.gradient_clip_val} instead."
-        )
-    if cfg.trainer.get("accumulate_grad_batches", 1) != 1:
-        raise ConfigError(
-            f"trainer.accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}: this template takes one "
-            "optimizer step per batch; for the gradient of k batches at once, multiply data.batch_size by k."
-        )
-    if cfg.optimizer.get("lr", 1) <= 0:
-        raise ConfigError(f"optimizer.lr={cfg.optimizer.lr}: the learning rate must be above 0, e.g. 0.01.")
 
 
 def check_devices(trainer_cfg: DictConfig) -> None:
@@ -272,7 +224,7 @@ def check_devices(trainer_cfg: DictConfig) -> None:
 
 def summarize(run: FittedRun, output_dir: Path) -> str:
     names = run.datamodule.feature_names, run.datamodule.target_names
-    least_squares = run.least_squares.equation(run.datamodule.feature_normalizer, run.datamodule.target_normalizer)
+    least_squares = run.least_squares.equation(run.model.feature_normalizer, run.model.target_normalizer)
     equations = {
         "trained": format_equation(*run.model.equation(), *names),
         "least squares": format_equation(*least_squares, *names),

@@ -1,20 +1,30 @@
-"""Training speed of the template against a hand-written loop and the usual Lightning set-up.
+"""Training speed of the template against a hand-written loop, the usual Lightning set-up and a bare one.
 
-All three train the same `nn.Linear` with MSE and SGD on the same synthetic rows, in one process:
+python benchmarks/speed.py [--rows N] [--batch-sizes 1024 8192] [--device cpu|cuda] [--quick]
+
+All four train the same `nn.Linear` with MSE and SGD on the same synthetic rows, in one process:
 
 - raw: a minimal PyTorch loop over shuffled index batches, the ceiling to approach;
 - naive: a LightningModule that logs every step, fed by `DataLoader(TensorDataset, shuffle=True)`;
+- bare: a LightningModule on the template's data path (its data module), nothing logged, no callbacks:
+  what Lightning itself costs;
 - template: `linreg.train.fit` with the project's configs, logging, progress bar and checkpoints on.
+
+It prints its table and nothing else.
 """
 
 import argparse
+import contextlib
+import io
+import logging
 import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lightning as L
@@ -24,18 +34,22 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from linreg.baseline import fit_least_squares
-from linreg.data import make_synthetic
-from linreg.model import lightning_notices_silenced
+from linreg.data import Table, TabularDataModule, make_synthetic
+from linreg.least_squares import fit_least_squares
 from linreg.normalize import Normalizer
+from linreg.runtime import lightning_quieted
 from linreg.train import fit
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
 LEARNING_RATE = 0.01
-# Raw and template throughput and least squares: the best of a few runs, not one run slowed by whatever
-# else the machine did then. The slow naive run and the 5000-epoch template run go once.
+# Raw, bare and template throughput and least squares: the best of a few runs, not one run slowed by
+# whatever else the machine did then. The slow naive run goes once.
 REPEATS = 3
+THERMOMETER = (
+    [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4],
+    [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0],
+)
 
 
 def raw_loop(features: Tensor, targets: Tensor, batch_size: int, epochs: int, scale: float = 1.0) -> float:
@@ -109,36 +123,60 @@ class NaiveRegressor(LinearSGD):
 
 
 class BareRegressor(LinearSGD):
-    """The least a LightningModule can do per step: the template's manual steps, nothing logged."""
+    """The least a LightningModule does per step: the loss, with Lightning's automatic optimization."""
 
-    def __init__(self, n_features: int, n_targets: int) -> None:
-        super().__init__(n_features, n_targets)
-        self.automatic_optimization = False
-
-    def training_step(self, batch: list[Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
         features, targets = batch
-        optimizer = self.optimizers()
-        optimizer.zero_grad()
-        self.manual_backward(nn.functional.mse_loss(self.linear(features), targets))
-        optimizer.step()
+        return nn.functional.mse_loss(self.linear(features), targets)
 
 
-def timed_fit(module: L.LightningModule, loader: DataLoader, epochs: int, workdir: Path, **trainer_options) -> float:
+class GivenTable(TabularDataModule):
+    """The template's data module over a table already in memory."""
+
+    def __init__(self, table: Table, **settings) -> None:
+        super().__init__(**settings)
+        self.table = table
+
+    def read_table(self) -> Table:
+        return self.table
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Nothing but the table on the console: Lightning's notices and the template's progress bar go nowhere."""
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        with lightning_quieted(), contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            warnings.filterwarnings("ignore", message="You passed in a `val_dataloader` but have no `validation_step`")
+            yield
+    finally:
+        lightning_log.setLevel(level)
+
+
+def timed_fit(
+    module: L.LightningModule, data: DataLoader | L.LightningDataModule, epochs: int, workdir: Path, **options
+) -> float:
     """Seconds of the epochs of `trainer.fit`, not the set-up before them."""
     timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=epochs, devices=1, default_root_dir=workdir, callbacks=[timer], **trainer_options)
-    trainer.fit(module, loader)
+    trainer = L.Trainer(max_epochs=epochs, devices=1, default_root_dir=workdir, callbacks=[timer], **options)
+    with quiet():
+        if isinstance(data, L.LightningDataModule):
+            trainer.fit(module, datamodule=data)
+        else:
+            trainer.fit(module, data)
     return timer.epochs_seconds
 
 
-def lightning_floor(features: Tensor, targets: Tensor, epochs: int, workdir: Path) -> float:
-    """Seconds of `epochs` full-batch epochs of Lightning's loop around the bare module: what no template can beat."""
-    whole_table = [torch.arange(len(features))]  # one batch an epoch, gathered at once
-    loader = DataLoader(TensorDataset(features, targets), sampler=whole_table, batch_size=None)
+def bare_lightning(table: Table, batch_size: int | None, epochs: int, accelerator: str, workdir: Path, **data) -> float:
+    """Seconds of the epochs of the bare module on the template's data module: the same rows and batches."""
+    datamodule = GivenTable(table, val_fraction=0, seed=0, batch_size=batch_size, **data)
     bare = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    with lightning_notices_silenced():
-        module = BareRegressor(features.shape[1], targets.shape[1])
-        return timed_fit(module, loader, epochs, workdir, accelerator="cpu", **bare)
+    module = BareRegressor(len(table.feature_names), len(table.target_names))
+    return timed_fit(
+        module, datamodule, epochs, workdir, accelerator=accelerator, use_distributed_sampler=False, **bare
+    )
 
 
 def naive_lightning(
@@ -147,15 +185,16 @@ def naive_lightning(
     """Seconds of `trainer.fit` training time with per-row fetching and collation."""
     loader = DataLoader(TensorDataset(features.cpu(), targets.cpu()), batch_size=batch_size, shuffle=True)
     module = NaiveRegressor(features.shape[1], targets.shape[1])
-    return timed_fit(module, loader, epochs, workdir, accelerator=accelerator)
+    return timed_fit(module, loader, epochs, workdir, accelerator=accelerator, enable_progress_bar=False)
 
 
 def template(overrides: list[str], workdir: Path) -> EpochTimer:
     """The epochs (and what follows them) of the template's own path, as scripts/train.py runs it."""
-    timer = "+callbacks.timer._target_=linreg.benchmark.EpochTimer"
+    timer = f"+callbacks.timer._target_={__name__}.EpochTimer"
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"output_dir={workdir}", timer, *overrides])
-    run = fit(cfg)
+        cfg = compose("train", overrides=[f"output_dir={workdir}", "print_config=false", timer, *overrides])
+    with quiet():
+        run = fit(cfg)
     return next(c for c in run.trainer.callbacks if isinstance(c, EpochTimer))
 
 
@@ -167,19 +206,28 @@ def synchronize(device: torch.device) -> None:
 def throughput_table(
     rows: int, n_features: int, batch_sizes: list[int], epochs: int, device: str, workdir: Path
 ) -> list[str]:
-    """Rows per second of raw, naive and template at each batch size, and their ratios."""
+    """Rows per second of raw, naive, bare Lightning and template at each batch size, and their ratios."""
     accelerator = "gpu" if device == "cuda" else "cpu"
     table, _, _ = make_synthetic(rows, n_features, 1, 0.1, seed=0)
     features, targets = table.features.to(device), table.targets.to(device)
-    lines = [
-        f"{'batch':>7} {'raw rows/s':>12} {'naive rows/s':>13} {'template rows/s':>16}"
-        f" {'template/raw':>13} {'template/naive':>15}"
-    ]
+    columns = ["batch", "raw rows/s", "naive rows/s", "bare rows/s", "template rows/s"]
+    columns += ["template/bare", "template/naive", "template/raw"]
+    lines = ["  ".join(f"{c:>15}" for c in columns)]
     for batch_size in batch_sizes:
         work = rows * epochs
         raw = work / best_of(REPEATS, raw_loop, features, targets, batch_size, epochs)
         naive = work / naive_lightning(
             features, targets, batch_size, epochs, accelerator, workdir / f"naive{batch_size}"
+        )
+        bare = work / best_of(
+            REPEATS,
+            bare_lightning,
+            table,
+            batch_size,
+            epochs,
+            accelerator,
+            workdir / f"bare{batch_size}",
+            normalize="none",
         )
         overrides = [
             "data=synthetic",
@@ -197,9 +245,9 @@ def throughput_table(
         runs = [template(overrides, workdir / f"template{batch_size}_{repeat}") for repeat in range(REPEATS)]
         timer = min(runs, key=lambda run: run.epochs_seconds)
         ours = work / timer.epochs_seconds
-        lines.append(
-            f"{batch_size:>7} {raw:>12,.0f} {naive:>13,.0f} {ours:>16,.0f} {ours / raw:>13.2f} {ours / naive:>15.2f}"
-        )
+        cells = [f"{batch_size}", *(f"{v:,.0f}" for v in (raw, naive, bare, ours))]
+        cells += [f"{ours / v:.2f}" for v in (bare, naive, raw)]
+        lines.append("  ".join(f"{c:>15}" for c in cells))
     least_squares = best_of(REPEATS, seconds_of, fit_least_squares, table, Normalizer(n_features), Normalizer(1))
     lines.append(
         f"least-squares baseline: {least_squares:.3f} s; one template epoch at batch "
@@ -210,17 +258,15 @@ def throughput_table(
 
 
 def thermometer_fit(workdir: Path) -> list[str]:
-    """The book's 5000 full-batch epochs: the template with logging on, the raw loop, and Lightning's own floor."""
+    """The book's 5000 full-batch epochs: the template, a bare LightningModule on the same data, the raw loop."""
     ours = template(["experiment=dlwpt_thermometer"], workdir / "thermometer").epochs_seconds
-    t_u = torch.tensor([35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4])[:, None]
-    t_c = torch.tensor([0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0])[:, None]
+    t_u, t_c = (torch.tensor(column)[:, None] for column in THERMOMETER)
+    table = Table(t_u * 0.1, t_c, ["t_un"], ["t_c"])  # the book's t_un = 0.1 * t_u, which the bare module cannot do
+    bare = best_of(REPEATS, bare_lightning, table, None, 5000, "cpu", workdir / "bare", shuffle=False, normalize="none")
     raw = best_of(REPEATS, raw_loop, t_u, t_c, batch_size=11, epochs=5000, scale=0.1)
-    floor = lightning_floor(t_u * 0.1, t_c, epochs=5000, workdir=workdir / "floor")
     return [
-        f"thermometer, 5000 full-batch epochs: template {ours:.2f} s, raw loop {raw:.2f} s, "
-        f"template/raw {ours / raw:.1f}x",
-        f"Lightning's loop around a bare module (nothing logged, no callbacks): {floor:.2f} s, "
-        f"{floor / raw:.1f}x the raw loop; the template takes {ours / floor:.1f}x that",
+        f"{'':>12}{'template':>10}{'bare':>10}{'raw':>10}{'template/bare':>15}{'template/raw':>14}",
+        f"{'seconds':>12}{ours:>10.2f}{bare:>10.2f}{raw:>10.2f}{ours / bare:>15.2f}{ours / raw:>14.2f}",
     ]
 
 
@@ -302,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         ),
     ]
     if not args.quick:
-        sections.append(("Thermometer (seed notebook 002)", thermometer_fit))
+        sections.append(("Thermometer (seed notebook 002), 5000 full-batch epochs", thermometer_fit))
         sections.append(("Start-up", lambda work: startup_lines()))
         if args.memory_rows:
             sections.append(("Memory", lambda work: [peak_memory_line(args.memory_rows, args.features)]))
@@ -311,3 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         for title, measure in sections:
             report += ["", title, *measure(Path(workdir))]
     print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 
 from linreg.data import Table, TabularDataModule
+from linreg.least_squares import fit_least_squares
 from linreg.model import LinearRegressor
 from linreg.report import format_equation
 
@@ -22,28 +23,26 @@ class RunPlots(Callback):
         self.dirpath = Path(dirpath)
         self.history: dict[str, list[float]] = {"train/loss": [], "val/loss": []}
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch > 0:  # the previous epoch's metrics are complete now
-            self.record(trainer)
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics  # (computed afresh each time it is read)
+        for name, values in self.history.items():
+            if name in metrics:
+                values.append(float(metrics[name]))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.record(trainer)
         if not trainer.is_global_zero or trainer.fast_dev_run:
             return
-        figures = {"loss": loss_figure(self.history, (pl_module.least_squares_loss or {}).get("train"))}
         model, datamodule = pl_module, trainer.datamodule
+        optimum = None
+        if model.hparams.loss == "mse":  # the least-squares loss is the optimum of this loss alone
+            optimum = fit_least_squares(datamodule.train, model.feature_normalizer, model.target_normalizer).train_loss
+        figures = {"loss": loss_figure(self.history, optimum)}
         if len(model.hparams.feature_names) == 1 and len(model.hparams.target_names) == 1:
             figures["fit"] = fit_figure(model, datamodule)
         else:
             figures["predicted_vs_actual"] = predicted_vs_actual_figure(model, datamodule)
         for name, figure in figures.items():
             save_figure(figure, name, self.dirpath, trainer)
-
-    def record(self, trainer: L.Trainer) -> None:
-        metrics = trainer.callback_metrics  # (computed afresh each time it is read)
-        for name, values in self.history.items():
-            if name in metrics:
-                values.append(float(metrics[name]))
 
 
 def save_figure(figure: Figure, name: str, dirpath: Path, trainer: L.Trainer) -> None:

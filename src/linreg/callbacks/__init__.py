@@ -1,0 +1,9 @@
+"""Everything a run does besides the regression itself, each a Lightning callback switched on in configs/callbacks/."""
+
+from linreg.callbacks.checkpoint import LastCheckpoint
+from linreg.callbacks.divergence import DivergenceStop
+from linreg.callbacks.fit_path import LeastSquaresGap, WeightPath
+from linreg.callbacks.lr_finder import LearningRateFinder
+from linreg.callbacks.plots import RunPlots
+
+__all__ = ["DivergenceStop", "LastCheckpoint", "LearningRateFinder", "LeastSquaresGap", "RunPlots", "WeightPath"]

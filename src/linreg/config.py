@@ -1,0 +1,230 @@
+"""The typed schema of the settings: every key a job reads is checked here before anything runs.
+
+The YAML files in configs/ give the values; these dataclasses give each key's type and range, so
+`trainer.max_epochs=abc` is an error about that key, not a traceback from deep inside Lightning.
+Keys the schema does not name (any other Trainer or optimizer argument) pass through unchecked.
+Light on purpose (no torch): Hydra's `--help` and `--cfg` stay fast.
+"""
+
+import dataclasses
+import enum
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf, ValidationError
+
+from linreg.errors import ConfigError
+
+T = TypeVar("T")
+
+NORMALIZATIONS = ("none", "scale", "standardize", "minmax")
+LOSS_NAMES = ("mse", "l1", "huber")
+Normalization = enum.Enum("Normalization", {name: name for name in NORMALIZATIONS})
+Loss = enum.Enum("Loss", {name: name for name in LOSS_NAMES})
+Interval = enum.Enum("Interval", {name: name for name in ("epoch", "step")})
+Split = enum.Enum("Split", {name: name for name in ("test", "val", "train")})
+
+
+def require(ok: bool, key: str, value: Any, what: str) -> None:
+    """A range check: the message names the key, the value given and what it takes."""
+    if not ok:
+        raise ConfigError(f"{key}={value} is out of range: {what}.")
+
+
+@dataclass
+class DataSettings:
+    val_fraction: float = 0.2
+    test_fraction: float = 0.0
+    batch_size: int | None = 256
+    shuffle: bool = True
+    drop_last: bool = False
+    num_workers: int = 0
+    normalize: Normalization = Normalization.standardize
+    scale: float = 0.1
+    normalize_targets: bool = False
+    seed: int = 42
+    # data=csv and the built-in tables
+    path: str | None = None
+    targets: list[str] | None = None
+    features: list[str] | None = None
+    dropna: bool = False
+    # data=synthetic
+    n_samples: int = 10000
+    n_features: int = 8
+    n_targets: int = 1
+    noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        for key in ("val_fraction", "test_fraction"):
+            value = getattr(self, key)
+            require(0 <= value < 1, f"data.{key}", value, "at least 0 and below 1")
+        require(
+            self.batch_size is None or self.batch_size > 0,
+            "data.batch_size",
+            self.batch_size,
+            "1 or more rows, or null for whole-split batches",
+        )
+        require(self.num_workers >= 0, "data.num_workers", self.num_workers, "0 or more processes")
+        for key in ("n_samples", "n_features", "n_targets"):
+            require(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "1 or more")
+        require(self.noise >= 0, "data.noise", self.noise, "0 or more")
+
+
+@dataclass
+class ModelSettings:
+    loss: Loss = Loss.mse
+
+
+@dataclass
+class OptimizerSettings:
+    lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, "optimizer.lr", self.lr, "above 0, e.g. 0.01")
+
+
+@dataclass
+class SchedulerSettings:
+    interval: Interval = Interval.epoch
+    frequency: int = 1
+    monitor: str | None = None
+
+    def __post_init__(self) -> None:
+        require(self.frequency >= 1, "scheduler.frequency", self.frequency, "1 or more")
+
+
+@dataclass
+class TrainerSettings:
+    accelerator: str = "cpu"
+    max_epochs: int = 100
+    max_steps: int = -1
+    log_every_n_steps: int = 50
+    check_val_every_n_epoch: int | None = 1
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = None
+
+    def __post_init__(self) -> None:
+        require(
+            self.max_steps == -1 or self.max_steps >= 1,
+            "trainer.max_steps",
+            self.max_steps,
+            "1 or more, or -1 for no limit",
+        )
+        if self.max_steps == -1:
+            require(
+                self.max_epochs >= 1 or self.max_epochs == -1,
+                "trainer.max_epochs",
+                self.max_epochs,
+                "train for at least one epoch (-1: no limit), or set trainer.max_steps",
+            )
+        require(self.log_every_n_steps >= 0, "trainer.log_every_n_steps", self.log_every_n_steps, "0 or more")
+        require(
+            self.accumulate_grad_batches >= 1,
+            "trainer.accumulate_grad_batches",
+            self.accumulate_grad_batches,
+            "1 or more",
+        )
+        clip = self.gradient_clip_val
+        require(clip is None or clip >= 0, "trainer.gradient_clip_val", clip, "0 or more, or null for no clipping")
+
+
+@dataclass
+class TrainSettings:
+    """configs/train.yaml: the keys train.py reads."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+    scheduler: SchedulerSettings | None = None
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    seed: int = 42
+    tags: list[str] = field(default_factory=list)
+    print_config: bool = True
+    ckpt_path: str | None = None
+    optimized_metric: str = "val/loss"
+
+    def __post_init__(self) -> None:
+        require(self.seed >= 0, "seed", self.seed, "0 or more, e.g. seed=42")
+
+
+@dataclass
+class EvalSettings:
+    """configs/eval.yaml."""
+
+    ckpt_path: str = "last"
+    log_dir: str = "logs"
+    split: Split = Split.test
+    input: str | None = None
+
+
+@dataclass
+class PredictSettings:
+    """configs/predict.yaml."""
+
+    input: str
+    output: str
+    ckpt_path: str = "last"
+    log_dir: str = "logs"
+    overwrite: bool = False
+
+
+def checked(cfg: DictConfig, schema: type[T]) -> T:
+    """The settings of `cfg` that `schema` names, type- and range-checked; a ConfigError names the first bad key."""
+    values = pick(OmegaConf.to_container(cfg, resolve=True), schema, prefix="")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except ValidationError as error:
+        raise ConfigError(explain(error, values, schema)) from None
+
+
+def pick(values: dict, schema: type, prefix: str) -> dict:
+    """The keys of `values` that the dataclass `schema` declares (nested ones too); a missing `???` is an error."""
+    picked = {}
+    for spec in dataclasses.fields(schema):
+        if spec.name not in values:
+            continue
+        value, key = values[spec.name], prefix + spec.name
+        if value == "???":
+            raise ConfigError(f"{key} is required: give it on the command line ({key}=...) or in a config file.")
+        nested = dataclass_in(spec.type)
+        picked[spec.name] = pick(value, nested, key + ".") if nested and isinstance(value, dict) else value
+    return picked
+
+
+def dataclass_in(annotation: Any) -> type | None:
+    """The dataclass an annotation names (also inside `X | None`), if any."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
+def explain(error: ValidationError, values: dict, schema: type) -> str:
+    """One sentence for a value of the wrong type: the key, the value, what it takes, and an example."""
+    key = error.full_key
+    annotation, default, value = schema, None, values
+    for part in key.split("."):
+        spec = next(s for s in dataclasses.fields(dataclass_in(annotation)) if s.name == part)
+        annotation = spec.type
+        default = spec.default if spec.default is not dataclasses.MISSING else None
+        value = value.get(part) if isinstance(value, dict) else None
+    shown = repr(value) if isinstance(value, str) else value
+    example = (
+        f" (e.g. {key}={default.name if isinstance(default, enum.Enum) else default})" if default is not None else ""
+    )
+    return f"{key}={shown} is not valid: {key} takes {describe(annotation)}{example}."
+
+
+def describe(annotation: Any) -> str:
+    """A type in words: `int | None` is 'a whole number or null'."""
+    arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if arguments and len(arguments) < len(typing.get_args(annotation)):
+        return describe(arguments[0]) + " or null"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "one of " + ", ".join(member.name for member in annotation)
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return "a list such as [a,b]"
+    words = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}
+    return words.get(annotation, str(annotation))

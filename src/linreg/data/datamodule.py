@@ -1,0 +1,294 @@
+"""The LightningDataModule: a table read once, split, normalized on its training rows, served in batches.
+
+A batch is gathered from the table's tensors with one index tensor: the batch sampler names a batch's
+rows and `SplitRows.__getitems__` (PyTorch's batched-fetch protocol) takes them in one gather, instead
+of the usual `__getitem__` per row and collate. The pieces are PyTorch's usual ones (a sampler with
+`set_epoch`, a `BatchSampler`, a map-style dataset), so Lightning counts, limits and re-seeds them as
+its docs say.
+"""
+
+from collections.abc import Iterator, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
+
+from linreg.data.read import Table, make_synthetic, read_csv, resolve_path
+from linreg.errors import ConfigError
+from linreg.normalize import Normalizer
+
+SPLITS = ("train", "val", "test")
+
+
+class SplitRows(Dataset):
+    """One split of the table as a map-style dataset; the DataLoader asks it for a whole batch at once."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, position: int) -> tuple[Tensor, Tensor]:
+        features, targets = self.__getitems__([position])
+        return features[0], targets[0]
+
+    def __getitems__(self, positions: Tensor | list[int]) -> tuple[Tensor, Tensor]:
+        table = self.table
+        positions = torch.as_tensor(positions, device=table.all_features.device)
+        rows = positions if table.rows is None else table.rows[positions]
+        return table.all_features[rows], table.all_targets[rows]
+
+
+def gathered(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """The DataLoader's collate step: `SplitRows` already returns the batch as two tensors."""
+    return batch
+
+
+class SeededOrder(Sampler[int]):
+    """The positions of a split's rows in an order fixed by (seed, epoch), made as one tensor.
+
+    Lightning calls `set_epoch` before every epoch, so the order does not depend on the global
+    random state: every DDP rank sees the same permutation, and a resumed run replays the order it
+    would have had.
+    """
+
+    def __init__(self, n_rows: int, shuffle: bool, seed: int, device: torch.device | str = "cpu") -> None:
+        self.n_rows, self.shuffle, self.seed = n_rows, shuffle, seed
+        self.device = torch.device(device)  # where the table is: positions made there need no copy per batch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self) -> Tensor:
+        if not self.shuffle:
+            return torch.arange(self.n_rows, device=self.device)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return torch.randperm(self.n_rows, generator=generator).to(self.device)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order().tolist())
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+
+class ShuffledBatches(BatchSampler):
+    """Cuts the sampler's order into batches of tensors, each split evenly over `world_size` DDP ranks.
+
+    `data.batch_size` is the global batch: rank r takes every world_size-th row of each batch.
+    """
+
+    def __init__(
+        self, sampler: Sampler[int], batch_size: int, drop_last: bool, rank: int = 0, world_size: int = 1
+    ) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        full, partial = divmod(len(self.sampler), self.batch_size)
+        return full + int(partial >= self.world_size and not self.drop_last)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        sampler = self.sampler
+        order = sampler.order() if isinstance(sampler, SeededOrder) else torch.as_tensor(list(sampler))
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start : start + self.batch_size][self.rank :: self.world_size]
+
+
+class TabularDataModule(L.LightningDataModule):
+    """Reads the table in `setup`, splits it, fits the normalization on the training split, and serves batches.
+
+    Subclasses say where the rows come from (`read_table`); every setting is saved in checkpoints
+    (`save_hyperparameters`), so eval.py can rebuild the same splits without the run's config.
+    """
+
+    def __init__(
+        self,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.0,
+        batch_size: int | None = 256,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        normalize: str = "standardize",
+        scale: float = 0.1,
+        normalize_targets: bool = False,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)  # (also the subclass's own arguments)
+        self.train: Table | None = None
+        self.val: Table | None = None
+        self.test: Table | None = None
+        self.feature_normalizer: Normalizer | None = None
+        self.target_normalizer: Normalizer | None = None
+
+    @property
+    def name(self) -> str:
+        """How runs and summaries name this table."""
+        return type(self).__name__
+
+    def read_table(self) -> Table:
+        raise NotImplementedError(f"{type(self).__name__} must say where its rows come from (read_table).")
+
+    def setup(self, stage: str) -> None:
+        """Read, split and fit the normalization once (train.py calls it before building the model, which
+        is sized by the table); on every call, move the table to the trainer's device."""
+        if self.train is None:
+            self._read_and_split()
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        if self.train.all_features.device != device:  # one copy of the columns, shared by the three splits
+            features, targets = self.train.all_features.to(device), self.train.all_targets.to(device)
+            self.train, self.val, self.test = (part.on(features, targets) for part in (self.train, self.val, self.test))
+
+    def _read_and_split(self) -> None:
+        settings = self.hparams
+        table = self.read_table()
+        self.train, self.val, self.test = split(table, settings.val_fraction, settings.test_fraction, settings.seed)
+        self.feature_normalizer = Normalizer(len(table.feature_names))
+        self.feature_normalizer.fit(
+            table.all_features, settings.normalize, settings.scale, table.feature_names, self.train.rows
+        )
+        self.target_normalizer = Normalizer(len(table.target_names))
+        if settings.normalize_targets:
+            self.target_normalizer.fit(
+                table.all_targets, settings.normalize, settings.scale, table.target_names, self.train.rows
+            )
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.train.feature_names
+
+    @property
+    def target_names(self) -> list[str]:
+        return self.train.target_names
+
+    def state_dict(self) -> dict[str, int]:
+        """The split sizes, saved in checkpoints: eval.py checks that the splits it rebuilds are the same."""
+        return {f"{part}_rows": len(getattr(self, part)) for part in SPLITS} if self.train is not None else {}
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train")
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self.loader("test")
+
+    def loader(self, part: str) -> DataLoader | list:
+        """The batches of one split; training batches are shuffled (`data.shuffle`), the others in file order.
+
+        An empty split gives no loader at all, so Lightning runs no such loop.
+        """
+        table: Table = getattr(self, part)
+        if not len(table):
+            return []
+        training, trainer = part == "train", self.trainer
+        # Like Lightning's own loaders, overfit_batches trains on the same first batches every epoch.
+        overfitting = trainer is not None and trainer.overfit_batches > 0
+        order = SeededOrder(
+            len(table),
+            shuffle=training and self.hparams.shuffle and not overfitting,
+            seed=self.hparams.seed,
+            device=table.all_features.device,
+        )
+        batches = ShuffledBatches(
+            order,
+            self.hparams.batch_size or len(table),
+            drop_last=training and self.hparams.drop_last,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+        )
+        return DataLoader(
+            SplitRows(table), batch_sampler=batches, collate_fn=gathered, num_workers=self.hparams.num_workers
+        )
+
+    def check_batch_split(self, world_size: int) -> None:
+        """Each of `world_size` processes takes an equal share of every training batch, or this explains why not."""
+        batch_size = self.hparams.batch_size or len(self.train)
+        if batch_size % world_size:
+            setting = (
+                f"data.batch_size={batch_size}"
+                if self.hparams.batch_size
+                else f"data.batch_size=null ({batch_size} rows)"
+            )
+            raise ConfigError(
+                f"{setting} does not split evenly over {world_size} processes; choose a multiple of {world_size}."
+            )
+
+
+class CsvDataModule(TabularDataModule):
+    """The columns of a CSV file: `data=csv` and the built-in tables."""
+
+    def __init__(
+        self,
+        path: str,
+        targets: Sequence[str],
+        features: Sequence[str] | None = None,
+        dropna: bool = False,
+        **settings,
+    ) -> None:
+        super().__init__(**settings)
+
+    @property
+    def name(self) -> str:
+        return resolve_path(self.hparams.path).stem
+
+    def read_table(self) -> Table:
+        return read_csv(self.hparams.path, self.hparams.targets, self.hparams.features, self.hparams.dropna)
+
+
+class SyntheticDataModule(TabularDataModule):
+    """Generated rows whose true weights are kept in `true_weight` and `true_bias`, to check what a fit recovers."""
+
+    def __init__(self, n_samples: int, n_features: int, n_targets: int = 1, noise: float = 0.1, **settings) -> None:
+        super().__init__(**settings)
+        self.true_weight: Tensor | None = None
+        self.true_bias: Tensor | None = None
+
+    @property
+    def name(self) -> str:
+        return "synthetic"
+
+    def read_table(self) -> Table:
+        settings = self.hparams
+        table, self.true_weight, self.true_bias = make_synthetic(
+            settings.n_samples, settings.n_features, settings.n_targets, settings.noise, settings.seed
+        )
+        return table
+
+
+# What eval.py may rebuild from a checkpoint: Lightning files a data module's state under its class name.
+DATA_MODULES = {cls.__qualname__: cls for cls in (CsvDataModule, SyntheticDataModule)}
+
+
+def split(table: Table, val_fraction: float, test_fraction: float, seed: int) -> tuple[Table, Table, Table]:
+    """Shuffle the rows with `seed` and cut them into train, validation and test tables."""
+    for key, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= fraction < 1:
+            raise ConfigError(f"data.{key}={fraction} must be at least 0 and below 1.")
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} leaves no training rows; "
+            "keep their sum below 1."
+        )
+    n_rows = len(table)
+    n_val, n_test = (max(1, round(n_rows * f)) if f > 0 else 0 for f in (val_fraction, test_fraction))
+    if n_rows - n_val - n_test < 1:
+        raise ConfigError(
+            f"The table has {n_rows} rows: too few for data.val_fraction={val_fraction} and "
+            f"data.test_fraction={test_fraction}. Lower the fractions or add rows."
+        )
+    if n_val == n_test == 0:
+        return table, table.select(torch.arange(0)), table.select(torch.arange(0))
+    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed))
+    n_train = n_rows - n_val - n_test
+    return (
+        table.select(order[:n_train]),
+        table.select(order[n_train : n_train + n_val]),
+        table.select(order[n_train + n_val :]),
+    )

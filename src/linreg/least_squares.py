@@ -1,0 +1,106 @@
+"""The exact answer linear regression has: least squares on the training split, to judge the optimizer by.
+
+One pass over a split gathers its normal equations (XᵀX, Xᵀy and yᵀy of the normalized columns, in
+float64). They give the least-squares fit, and the MSE of *any* weights on that split without another
+pass over the rows: the loss is a quadratic function of the weights.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from linreg.data import Table
+from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks, to_original_units
+
+
+def normalized_chunks(
+    table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """The table's rows a piece at a time, normalized as the model sees them, in float64 on the CPU."""
+    for index in row_chunks(len(table), table.rows, chunk_rows):
+        yield features(table.all_features[index]).double().cpu(), targets(table.all_targets[index]).double().cpu()
+
+
+@dataclass
+class NormalEquations:
+    """The sums of one split that every linear fit's MSE on it depends on.
+
+    Rows are shifted by `shift_x`/`shift_y` (the first chunk's means) before they are summed: the normal
+    equations of raw columns far from zero (temperatures around 80, say) would lose digits otherwise.
+    """
+
+    gram: Tensor  # (features + 1)²: [x − shift_x, 1]ᵀ[x − shift_x, 1]
+    cross: Tensor  # (features + 1) × targets: [x − shift_x, 1]ᵀ(y − shift_y)
+    target_squares: Tensor  # per target: Σ (y − shift_y)²
+    rows: int
+    shift_x: Tensor
+    shift_y: Tensor
+
+    @classmethod
+    def of(
+        cls,
+        table: Table,
+        features: Normalizer,
+        targets: Normalizer,
+        shifts: tuple[Tensor, Tensor] | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> "NormalEquations":
+        """Gather them in one pass over the table's rows (cheap for millions of rows)."""
+        n_features, n_targets = features.factor.numel(), targets.factor.numel()
+        gram = torch.zeros(n_features + 1, n_features + 1, dtype=torch.float64)
+        cross = torch.zeros(n_features + 1, n_targets, dtype=torch.float64)
+        target_squares = torch.zeros(n_targets, dtype=torch.float64)
+        for x, y in normalized_chunks(table, features, targets, chunk_rows):
+            if shifts is None:
+                shifts = x.mean(0), y.mean(0)
+            design = torch.cat([x - shifts[0], torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
+            y = y - shifts[1]
+            gram += design.T @ design
+            cross += design.T @ y
+            target_squares += (y * y).sum(0)
+        return cls(gram, cross, target_squares, len(table), *shifts)
+
+    def coefficients(self, weight: Tensor, bias: Tensor) -> Tensor:
+        """A linear map of normalized columns as the (features + 1) × targets solution of these equations."""
+        weight, bias = weight.detach().double().cpu(), bias.detach().double().cpu()
+        intercept = bias + weight @ self.shift_x - self.shift_y
+        return torch.cat([weight.T, intercept[None]], dim=0)
+
+    def loss(self, weight: Tensor, bias: Tensor) -> float:
+        """The MSE (normalized space, mean over rows and targets) of these weights on the split."""
+        solution = self.coefficients(weight, bias)
+        squared_error = (
+            self.target_squares - 2 * (solution * self.cross).sum(0) + (solution * (self.gram @ solution)).sum(0)
+        )
+        return float(squared_error.sum()) / (self.rows * len(self.target_squares))
+
+
+@dataclass
+class LeastSquares:
+    """The least-squares fit in the normalized space the model trains in."""
+
+    weight: Tensor  # targets × features
+    bias: Tensor
+    train_loss: float  # its MSE on the training split: the lowest train/loss that model.loss=mse can reach
+    train_equations: NormalEquations
+
+    def loss_on(self, table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS) -> float:
+        """Its MSE (normalized space) on another table, such as the validation split."""
+        shifts = self.train_equations.shift_x, self.train_equations.shift_y
+        return NormalEquations.of(table, features, targets, shifts, chunk_rows).loss(self.weight, self.bias)
+
+    def equation(self, features: Normalizer, targets: Normalizer) -> tuple[Tensor, Tensor]:
+        return to_original_units(self.weight, self.bias, features, targets)
+
+
+def fit_least_squares(
+    table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS
+) -> LeastSquares:
+    """Solve the normal equations of the table's rows."""
+    equations = NormalEquations.of(table, features, targets, chunk_rows=chunk_rows)
+    solution = torch.linalg.lstsq(equations.gram, equations.cross).solution  # also copes with collinear columns
+    weight = solution[:-1].T.contiguous()
+    bias = solution[-1] + equations.shift_y - weight @ equations.shift_x
+    return LeastSquares(weight, bias, equations.loss(weight, bias), equations)

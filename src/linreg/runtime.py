@@ -1,0 +1,65 @@
+"""How the jobs talk to Lightning and Hydra: quiet consoles, and objects built from config nodes."""
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+
+from linreg.errors import ConfigError
+
+if TYPE_CHECKING:
+    import lightning as L
+
+
+@contextlib.contextmanager
+def lightning_quieted() -> Iterator[None]:
+    """Hide Lightning's console notices that do not apply to this template's runs.
+
+    `import lightning` gives its logger a console handler of its own; where Hydra has already set up
+    the root logger (console and the job's .log file) every Lightning message would be printed twice.
+    """
+    if logging.getLogger().hasHandlers():
+        logging.getLogger("lightning").handlers.clear()
+    with warnings.catch_warnings():
+        # Step values are logged every log_every_n_steps steps, whatever the length of an epoch.
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval")
+        # A split of fraction 0 is left out on purpose.
+        warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
+        # The run directory is new; Hydra's own files are in it, no earlier metrics.csv.
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+        # trainer.test returns only what is logged for loggers, configured or not.
+        warnings.filterwarnings("ignore", message=r".*logger=True\)` but have no logger configured")
+        # The table is in memory: worker processes would only add start-up time (data.num_workers).
+        warnings.filterwarnings("ignore", message=".*does not have many workers")
+        # Lightning's own use of a torch API.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        yield
+
+
+def build(config: Any, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, letting our ConfigError through unwrapped so its message stays short."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ConfigError):
+            raise error.__cause__ from None
+        raise
+
+
+def logs_this_step(trainer: "L.Trainer") -> bool:
+    """Whether Lightning writes step-level values to the loggers at the optimizer step just taken.
+
+    It does so every `trainer.log_every_n_steps` steps. Step values are only logged then: a `self.log`
+    call costs about as much as an optimizer step on a thousand rows, and the others would not be written.
+    """
+    every = trainer.log_every_n_steps
+    return bool(every) and trainer.global_step % every == 0
+
+
+def as_numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Logged metrics (tensors) as plain numbers, for summaries, status.json and the sweeper."""
+    return {name: float(value) for name, value in metrics.items()}

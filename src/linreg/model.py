@@ -61,7 +61,11 @@ class LinearRegressor(L.LightningModule):
         self.loss_fn = LOSSES[loss]()
         self.optimizer_factory, self.scheduler_config = optimizer, scheduler
         self._set_initial_values(**(init or {}))
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        # The training loss is summed on the device, and read once an epoch: a metric object costs as much again
+        # per step as the step on a thousand rows. (NaN checks off: they would wait for the device.)
+        self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
+        self.train_rows = 0
+        self.val_loss, self.test_loss = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
         errors = MetricCollection(
             {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2(multioutput="uniform_average")}
         )
@@ -86,38 +90,44 @@ class LinearRegressor(L.LightningModule):
         """Predictions in the targets' original units from features in their original units."""
         return self.target_normalizer.inverse(self.linear(self.feature_normalizer(features)))
 
-    def _step(self, batch: Sequence[Tensor], mean_loss: MeanMetric) -> tuple[Tensor, Tensor]:
-        """The loss in normalized space (added to the epoch's mean) and the predictions in original units."""
+    def _step(self, batch: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """The loss in normalized space and the normalized predictions."""
         features, targets = batch
         normalized_prediction = self.linear(self.feature_normalizer(features))
-        loss = self.loss_fn(normalized_prediction, self.target_normalizer(targets))
-        mean_loss.update(loss.detach(), len(features))
-        return loss, self.target_normalizer.inverse(normalized_prediction.detach())
+        return self.loss_fn(normalized_prediction, self.target_normalizer(targets)), normalized_prediction
+
+    def on_train_epoch_start(self) -> None:
+        self.train_loss_sum.zero_()
+        self.train_rows = 0
 
     def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
-        loss, _ = self._step(batch, self.train_loss)
-        if self.train_loss.update_count == 1:  # the epoch's first step (Lightning resets the metric after each)
-            # The mean over the epoch's rows (and DDP ranks), for early stopping and best.ckpt too. Lightning
-            # computes a logged metric object from its state when the epoch ends, and every step updates it,
-            # so one self.log call an epoch is enough (each costs about as much as a step on a thousand rows).
-            self.log("train/loss", self.train_loss, prog_bar=True, on_step=False, on_epoch=True)
+        loss, _ = self._step(batch)
+        self.train_loss_sum.add_(loss.detach(), alpha=len(batch[0]))
+        self.train_rows += len(batch[0])
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        # The mean over the epoch's rows (and DDP ranks): what early stopping, best.ckpt and the plateau schedule
+        # watch (Lightning calls them after this hook).
+        self.log("train/loss", self.train_loss_sum / self.train_rows, prog_bar=True, sync_dist=True)
 
     def on_train_batch_end(self, outputs: dict[str, Tensor], batch: Sequence[Tensor], batch_idx: int) -> None:
         if logs_this_step(self.trainer):
             self.log("train/loss_step", outputs["loss"])
 
     def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
-        _, prediction = self._step(batch, self.val_loss)
-        self.val_metrics.update(prediction, batch[1])
+        loss, prediction = self._step(batch)
+        self.val_loss.update(loss, len(prediction))
+        self.val_metrics.update(self.target_normalizer.inverse(prediction), batch[1])  # errors in original units
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/loss", self.val_loss, prog_bar=True)
         self.log_dict(self.val_metrics)
 
     def test_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
-        _, prediction = self._step(batch, self.test_loss)
-        self.test_metrics.update(prediction, batch[1])
+        loss, prediction = self._step(batch)
+        self.test_loss.update(loss, len(prediction))
+        self.test_metrics.update(self.target_normalizer.inverse(prediction), batch[1])
 
     def on_test_epoch_end(self) -> None:
         self.log("test/loss", self.test_loss)

@@ -2,8 +2,8 @@
 
 from linreg.callbacks.checkpoint import LastCheckpoint
 from linreg.callbacks.divergence import DivergenceStop
-from linreg.callbacks.fit_path import LeastSquaresGap, WeightPath
+from linreg.callbacks.fit_path import FitPath
 from linreg.callbacks.lr_finder import LearningRateFinder
 from linreg.callbacks.plots import RunPlots
 
-__all__ = ["DivergenceStop", "LastCheckpoint", "LearningRateFinder", "LeastSquaresGap", "RunPlots", "WeightPath"]
+__all__ = ["DivergenceStop", "FitPath", "LastCheckpoint", "LearningRateFinder", "RunPlots"]

@@ -8,12 +8,14 @@ from linreg.least_squares import LeastSquares, NormalEquations, fit_least_square
 from linreg.runtime import logs_this_step
 
 
-class LeastSquaresGap(Callback):
-    """Logs the least-squares loss of the training split, and how far above it the model's weights are.
+class FitPath(Callback):
+    """Where the optimizer is, every `trainer.log_every_n_steps` steps: its distance to least squares, and
+    for one feature and one target the weight and bias in original units.
 
-    `train/gap_to_ols` is the MSE of the current weights on the whole training split minus the least-squares
-    MSE (exact, from the split's normal equations: no pass over the rows), `val/gap_to_ols` the same on the
-    validation split; both every `trainer.log_every_n_steps` steps, for `model.loss=mse`, whose optimum it is.
+    `baseline/ols_loss` is the least-squares MSE of the training split (`baseline/ols_val_loss` that fit's
+    MSE on the validation split), logged once. `train/gap_to_ols` is the MSE of the current weights on the
+    whole training split minus it (exact, from the split's normal equations: no pass over the rows),
+    `val/gap_to_ols` the same on the validation split; for `model.loss=mse`, whose optimum it is.
     """
 
     def __init__(self) -> None:
@@ -37,24 +39,21 @@ class LeastSquaresGap(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT, batch, batch_idx: int
     ) -> None:
-        if pl_module.hparams.get("loss") != "mse" or not logs_this_step(trainer):
-            return
+        if logs_this_step(trainer):
+            pl_module.log_dict(self.values(pl_module), on_step=True, on_epoch=False)
+
+    def values(self, pl_module: L.LightningModule) -> dict[str, float]:
         weight, bias = pl_module.linear.weight, pl_module.linear.bias
-        gaps = {
-            "train/gap_to_ols": self.least_squares.train_equations.loss(weight, bias) - self.least_squares.train_loss
-        }
-        if self.val_equations is not None:
-            gaps["val/gap_to_ols"] = self.val_equations.loss(weight, bias) - self.baseline["baseline/ols_val_loss"]
-        pl_module.log_dict(gaps, on_step=True, on_epoch=False)
-
-
-class WeightPath(Callback):
-    """For one feature and one target: the weight and bias in original units every `log_every_n_steps` steps."""
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT, batch, batch_idx: int
-    ) -> None:
-        if pl_module.linear.weight.numel() != 1 or not logs_this_step(trainer):
-            return
-        weight, bias = pl_module.equation()
-        pl_module.log_dict({"model/weight": weight.item(), "model/bias": bias.item()}, on_step=True, on_epoch=False)
+        values = {}
+        if pl_module.hparams.get("loss") == "mse":
+            values["train/gap_to_ols"] = (
+                self.least_squares.train_equations.loss(weight, bias) - self.least_squares.train_loss
+            )
+            if self.val_equations is not None:
+                values["val/gap_to_ols"] = (
+                    self.val_equations.loss(weight, bias) - self.baseline["baseline/ols_val_loss"]
+                )
+        if weight.numel() == 1:
+            original_weight, original_bias = pl_module.equation()
+            values |= {"model/weight": original_weight.item(), "model/bias": original_bias.item()}
+        return values

@@ -17,19 +17,32 @@ MAX_POINTS = 5000  # a scatter of millions of rows shows no more than this many,
 
 
 class RunPlots(Callback):
-    """Draws the pictures when training ends: PNG files in `dirpath`, images in TensorBoard."""
+    """Draws the pictures when training ends: PNG files in `dirpath`, images in TensorBoard.
+
+    The loss curve gets the epoch losses at least every `trainer.log_every_n_steps` steps (every epoch
+    of epochs that long) and the last one: reading the metrics costs as much as a one-step epoch.
+    """
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
-        self.history: dict[str, list[float]] = {"train/loss": [], "val/loss": []}
+        self.history: dict[str, list[tuple[int, float]]] = {"train/loss": [], "val/loss": []}
+        self.next_record_step = 0
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = trainer.callback_metrics  # (computed afresh each time it is read)
-        for name, values in self.history.items():
-            if name in metrics:
-                values.append(float(metrics[name]))
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The previous epoch's losses are complete now (the model logs train/loss when its epoch ends).
+        if trainer.current_epoch > 0 and trainer.global_step >= self.next_record_step:
+            self.record(trainer)
+
+    def record(self, trainer: L.Trainer) -> None:
+        """The losses of the epoch that ended last (epochs counted from 1)."""
+        epochs_done, metrics = trainer.current_epoch, trainer.callback_metrics
+        for name, points in self.history.items():
+            if name in metrics and (not points or points[-1][0] < epochs_done):
+                points.append((epochs_done, float(metrics[name])))
+        self.next_record_step = trainer.global_step + max(trainer.log_every_n_steps, 1)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.record(trainer)
         if not trainer.is_global_zero or trainer.fast_dev_run:
             return
         model, datamodule = pl_module, trainer.datamodule
@@ -76,11 +89,11 @@ def fit_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
     axes = figure.add_subplot()
     low, high = float("inf"), float("-inf")
     for name, table in labelled_splits(datamodule):
-        x = table.features.cpu()
-        axes.scatter(x[:, 0], table.targets.cpu()[:, 0], s=18, alpha=0.8, label=f"{name} rows")
+        x = table.features.cpu().numpy()  # (matplotlib walks a tensor element by element)
+        axes.scatter(x[:, 0], table.targets.cpu().numpy()[:, 0], s=18, alpha=0.8, label=f"{name} rows")
         low, high = min(low, float(x.min())), max(high, float(x.max()))
     line = torch.linspace(low, high, 100)[:, None]
-    axes.plot(line[:, 0], predictions(model, line)[:, 0], color="black", label="fitted line")
+    axes.plot(line[:, 0].numpy(), predictions(model, line)[:, 0].numpy(), color="black", label="fitted line")
     axes.set(xlabel=model.hparams.feature_names[0], ylabel=model.hparams.target_names[0])
     axes.set_title(format_equation(*model.equation(), model.hparams.feature_names, model.hparams.target_names))
     axes.legend()
@@ -93,7 +106,7 @@ def predicted_vs_actual_figure(model: LinearRegressor, datamodule: TabularDataMo
     figure = Figure(figsize=(4.5 * len(targets), 4.5), layout="constrained")
     axes_row = figure.subplots(1, len(targets), squeeze=False)[0]
     for name, table in labelled_splits(datamodule):
-        predicted, actual = predictions(model, table.features), table.targets.cpu()
+        predicted, actual = predictions(model, table.features).numpy(), table.targets.cpu().numpy()
         for column, axes in enumerate(axes_row):
             axes.scatter(actual[:, column], predicted[:, column], s=12, alpha=0.7, label=f"{name} rows")
     for column, axes in enumerate(axes_row):
@@ -104,16 +117,16 @@ def predicted_vs_actual_figure(model: LinearRegressor, datamodule: TabularDataMo
     return figure
 
 
-def loss_figure(history: dict[str, list[float]], least_squares_loss: float | None = None) -> Figure:
-    """The loss per epoch (and the least-squares optimum it should reach), on a log scale where positive."""
+def loss_figure(history: dict[str, list[tuple[int, float]]], least_squares_loss: float | None = None) -> Figure:
+    """The loss by epoch (and the least-squares optimum it should reach), on a log scale where positive."""
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
-    for name, values in history.items():
-        if values:
-            axes.plot(range(1, len(values) + 1), values, label=name)
+    for name, points in history.items():
+        if points:
+            axes.plot(*zip(*points, strict=True), label=name)
     if least_squares_loss is not None:
         axes.axhline(least_squares_loss, color="black", linestyle="--", linewidth=1, label="least squares (train)")
-    if all(v > 0 for values in history.values() for v in values) and (
+    if all(v > 0 for points in history.values() for _, v in points) and (
         least_squares_loss is None or least_squares_loss > 0
     ):
         axes.set_yscale("log")

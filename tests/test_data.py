@@ -3,6 +3,8 @@
 import pandas as pd
 import pytest
 import torch
+from conftest import CONFIGS
+from omegaconf import OmegaConf
 
 from linreg.data import SeededOrder, ShuffledBatches, Table, TabularDataModule, split
 from linreg.errors import ConfigError
@@ -207,3 +209,24 @@ def test_moving_to_the_training_device_keeps_one_copy_shared_by_the_splits():
     parts = [part.on(features, targets) for part in (moved.train, moved.val, moved.test)]
     assert all(part.all_features is features for part in parts)
     assert torch.equal(parts[1].features, moved.val.features)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("data/*.yaml")))
+def test_every_data_config_keeps_its_own_values_over_the_shared_defaults(make_config, name):
+    own = OmegaConf.load(CONFIGS / "data" / f"{name}.yaml")
+    composed = make_config(f"data={name}").data
+
+    for key in own:
+        if key != "defaults" and not OmegaConf.is_missing(own, key):
+            assert composed[key] == own[key], key
+    assert {"batch_size", "normalize", "val_fraction"} <= set(composed)  # and the shared keys are there
+
+
+def test_an_edit_to_a_data_config_is_what_runs(make_config, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.yaml").write_text(
+        "defaults:\n  - csv\n  - _self_\npath: x.csv\ntargets: [y]\nbatch_size: 7\n"
+    )
+
+    cfg = make_config("hydra.searchpath=[file://" + str(tmp_path) + "]", "data=mine")
+    assert cfg.data.batch_size == 7 and cfg.data._target_ == "linreg.data.CsvDataModule"

@@ -109,3 +109,16 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused_and_nothing_runs(tm
     with pytest.raises(ConfigError, match="not a checkpoint this template can load safely"):
         evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path / 'evil.ckpt'}", "~logger"))
     assert not marker.exists()
+
+
+def test_a_checkpoint_whose_data_settings_name_code_is_refused_and_nothing_runs(train_with, tmp_path):
+    train_with("trainer.max_epochs=2", "~logger")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["datamodule_hyper_parameters"] = {"_target_": "builtins.open", "file": str(victim), "mode": "w"}
+    torch.save(checkpoint, tmp_path / "hostile.ckpt")
+
+    with pytest.raises(ConfigError, match="not a checkpoint this template can load safely"):
+        evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path / 'hostile.ckpt'}", "split=train", "~logger"))
+    assert victim.read_text() == "keep me\n"

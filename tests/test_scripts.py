@@ -74,3 +74,12 @@ def test_hydras_own_flags_work_without_training(tmp_path, flag, expected):
 
     assert expected in result.stdout
     assert not (tmp_path / "logs").exists()
+
+
+def test_help_lists_each_group_with_its_choices_and_no_shared_file(tmp_path):
+    result = subprocess.run([sys.executable, TRAIN, "--help"], cwd=tmp_path, capture_output=True, text=True, check=True)
+
+    choices = dict(line.split(": ", 1) for line in result.stdout.split("== Config ==")[0].splitlines() if ": " in line)
+    assert choices["data"].split(", ") == ["anscombe", "crops", "csv", "synthetic", "thermometer"]
+    assert "lbfgs" in choices["optimizer"] and "onecycle" in choices["scheduler"]
+    assert "_common" not in result.stdout and "data_defaults" not in result.stdout

@@ -125,12 +125,12 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if cfg.get("tune"):
         callbacks.append(build(cfg.tune))
-    # Nothing to watch: best.ckpt by val/loss needs a validation split, train/lr a schedule that changes it.
+    # Nothing to watch: best.ckpt by val/loss needs a validation split, train/lr a schedule and a logger.
     callbacks = [
         c
         for c in callbacks
         if (has_validation or not str(getattr(c, "monitor", "")).startswith("val/"))
-        and (cfg.get("scheduler") or not isinstance(c, LearningRateMonitor))
+        and ((cfg.get("scheduler") and loggers) or not isinstance(c, LearningRateMonitor))
     ]
     return build(
         cfg.trainer,

@@ -160,8 +160,8 @@ def timed_fit(
 ) -> float:
     """Seconds of the epochs of `trainer.fit`, not the set-up before them."""
     timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=epochs, devices=1, default_root_dir=workdir, callbacks=[timer], **options)
     with quiet():
+        trainer = L.Trainer(max_epochs=epochs, devices=1, default_root_dir=workdir, callbacks=[timer], **options)
         if isinstance(data, L.LightningDataModule):
             trainer.fit(module, datamodule=data)
         else:

@@ -34,7 +34,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from linreg.data import Table, TabularDataModule, make_synthetic
+from linreg.data import InMemoryDataModule, Table, make_synthetic
 from linreg.least_squares import fit_least_squares
 from linreg.normalize import Normalizer
 from linreg.runtime import lightning_quieted
@@ -130,17 +130,6 @@ class BareRegressor(LinearSGD):
         return nn.functional.mse_loss(self.linear(features), targets)
 
 
-class GivenTable(TabularDataModule):
-    """The template's data module over a table already in memory."""
-
-    def __init__(self, table: Table, **settings) -> None:
-        super().__init__(**settings)
-        self.table = table
-
-    def read_table(self) -> Table:
-        return self.table
-
-
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Nothing but the table on the console: Lightning's notices and the template's progress bar go nowhere."""
@@ -171,7 +160,7 @@ def timed_fit(
 
 def bare_lightning(table: Table, batch_size: int | None, epochs: int, accelerator: str, workdir: Path, **data) -> float:
     """Seconds of the epochs of the bare module on the template's data module: the same rows and batches."""
-    datamodule = GivenTable(table, val_fraction=0, seed=0, batch_size=batch_size, **data)
+    datamodule = InMemoryDataModule(table, val_fraction=0, seed=0, batch_size=batch_size, **data)
     bare = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     module = BareRegressor(len(table.feature_names), len(table.target_names))
     return timed_fit(

@@ -6,7 +6,7 @@ import torch
 from conftest import CONFIGS
 from omegaconf import OmegaConf
 
-from linreg.data import SeededOrder, ShuffledBatches, Table, TabularDataModule, split
+from linreg.data import InMemoryDataModule, SeededOrder, ShuffledBatches, Table, TabularDataModule, split
 from linreg.errors import ConfigError
 from linreg.normalize import column_statistics
 from linreg.runtime import build
@@ -15,17 +15,6 @@ from linreg.runtime import build
 def table_of(n_rows: int) -> Table:
     features = torch.arange(n_rows * 2, dtype=torch.float32).reshape(n_rows, 2)
     return Table(features, features[:, :1] * 3, ["a", "b"], ["y"])
-
-
-class InMemory(TabularDataModule):
-    """A data module over a table already in memory: what a user writes for a source of their own."""
-
-    def __init__(self, table: Table, **settings) -> None:
-        super().__init__(**settings)
-        self.table = table
-
-    def read_table(self) -> Table:
-        return self.table
 
 
 def ready(datamodule: TabularDataModule) -> TabularDataModule:
@@ -98,7 +87,7 @@ def test_impossible_splits_are_refused(val_fraction, test_fraction, message):
 
 
 def test_normalization_is_fitted_on_the_training_split_alone():
-    datamodule = ready(InMemory(table_of(50), val_fraction=0.3, normalize="standardize", seed=1))
+    datamodule = ready(InMemoryDataModule(table_of(50), val_fraction=0.3, normalize="standardize", seed=1))
     train = datamodule.train.features.double()
     normalized = datamodule.feature_normalizer(datamodule.train.features).double()
 
@@ -110,7 +99,7 @@ def test_normalization_is_fitted_on_the_training_split_alone():
 
 @pytest.mark.parametrize("method, low, high", [("minmax", 0.0, 1.0), ("scale", 0.0, 9.9)])
 def test_minmax_and_scale_map_the_training_rows_as_documented(method, low, high):
-    datamodule = ready(InMemory(table_of(50), val_fraction=0, normalize=method, scale=0.1))
+    datamodule = ready(InMemoryDataModule(table_of(50), val_fraction=0, normalize=method, scale=0.1))
     normalized = datamodule.feature_normalizer(datamodule.train.features)
 
     assert normalized.min().item() == pytest.approx(low, abs=1e-6)
@@ -120,13 +109,13 @@ def test_minmax_and_scale_map_the_training_rows_as_documented(method, low, high)
 def test_a_constant_column_is_left_unscaled_with_a_warning():
     table = Table(torch.tensor([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]), torch.zeros(3, 1), ["x", "flat"], ["y"])
     with pytest.warns(UserWarning, match="flat"):
-        datamodule = ready(InMemory(table, val_fraction=0, normalize="standardize"))
+        datamodule = ready(InMemoryDataModule(table, val_fraction=0, normalize="standardize"))
     assert torch.isfinite(datamodule.feature_normalizer(table.features)).all()
 
 
 def test_an_unknown_normalization_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="none, scale, standardize, minmax"):
-        ready(InMemory(table_of(10), val_fraction=0, normalize="zscore"))
+        ready(InMemoryDataModule(table_of(10), val_fraction=0, normalize="zscore"))
 
 
 def test_the_sampler_yields_every_row_once_per_epoch_in_a_seeded_order():
@@ -198,13 +187,13 @@ def test_a_split_names_its_rows_instead_of_copying_them():
 
     assert train.all_features is table.all_features and val.all_features is table.all_features
     served = torch.cat(
-        [features[:, 0] for features, _ in ready(InMemory(table, val_fraction=0.2, seed=0)).loader("val")]
+        [features[:, 0] for features, _ in ready(InMemoryDataModule(table, val_fraction=0.2, seed=0)).loader("val")]
     )
     assert sorted(served.tolist()) == sorted(val.features[:, 0].tolist())
 
 
 def test_moving_to_the_training_device_keeps_one_copy_shared_by_the_splits():
-    moved = ready(InMemory(table_of(100), val_fraction=0.2, test_fraction=0.1))
+    moved = ready(InMemoryDataModule(table_of(100), val_fraction=0.2, test_fraction=0.1))
     features, targets = moved.train.all_features * 1, moved.train.all_targets * 1
     parts = [part.on(features, targets) for part in (moved.train, moved.val, moved.test)]
     assert all(part.all_features is features for part in parts)

@@ -3,6 +3,7 @@
 from linreg.data.datamodule import (
     DATA_MODULES,
     CsvDataModule,
+    InMemoryDataModule,
     SeededOrder,
     ShuffledBatches,
     SplitRows,
@@ -15,6 +16,7 @@ from linreg.data.read import Table, make_synthetic, read_csv
 __all__ = [
     "DATA_MODULES",
     "CsvDataModule",
+    "InMemoryDataModule",
     "SeededOrder",
     "ShuffledBatches",
     "SplitRows",

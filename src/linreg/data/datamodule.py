@@ -105,6 +105,8 @@ class TabularDataModule(L.LightningDataModule):
     (`save_hyperparameters`), so eval.py can rebuild the same splits without the run's config.
     """
 
+    not_saved: tuple[str, ...] = ()  # arguments that are not plain values, left out of the checkpoints
+
     def __init__(
         self,
         val_fraction: float = 0.2,
@@ -119,7 +121,7 @@ class TabularDataModule(L.LightningDataModule):
         seed: int = 42,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False)  # (also the subclass's own arguments)
+        self.save_hyperparameters(ignore=self.not_saved, logger=False)  # (also the subclass's own arguments)
         self.train: Table | None = None
         self.val: Table | None = None
         self.test: Table | None = None
@@ -260,6 +262,19 @@ class SyntheticDataModule(TabularDataModule):
             settings.n_samples, settings.n_features, settings.n_targets, settings.noise, settings.seed
         )
         return table
+
+
+class InMemoryDataModule(TabularDataModule):
+    """A table already in memory (a notebook's tensors, say); its checkpoints keep the settings, not the rows."""
+
+    not_saved = ("table",)
+
+    def __init__(self, table: Table, **settings) -> None:
+        super().__init__(**settings)
+        self.table = table
+
+    def read_table(self) -> Table:
+        return self.table
 
 
 # What eval.py may rebuild from a checkpoint: Lightning files a data module's state under its class name.

@@ -7,16 +7,19 @@ pass over the rows: the loss is a quadratic function of the weights.
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from linreg.data import Table
 from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks, to_original_units
+
+if TYPE_CHECKING:  # (the data module imports this module: it offers its training split's fit)
+    from linreg.data import Table
 
 
 def normalized_chunks(
-    table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int
+    table: "Table", features: Normalizer, targets: Normalizer, chunk_rows: int
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """The table's rows a piece at a time, normalized as the model sees them, in float64 on the CPU."""
     for index in row_chunks(len(table), table.rows, chunk_rows):
@@ -41,7 +44,7 @@ class NormalEquations:
     @classmethod
     def of(
         cls,
-        table: Table,
+        table: "Table",
         features: Normalizer,
         targets: Normalizer,
         shifts: tuple[Tensor, Tensor] | None = None,
@@ -86,7 +89,7 @@ class LeastSquares:
     train_loss: float  # its MSE on the training split: the lowest train/loss that model.loss=mse can reach
     train_equations: NormalEquations
 
-    def loss_on(self, table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS) -> float:
+    def loss_on(self, table: "Table", features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS) -> float:
         """Its MSE (normalized space) on another table, such as the validation split."""
         shifts = self.train_equations.shift_x, self.train_equations.shift_y
         return NormalEquations.of(table, features, targets, shifts, chunk_rows).loss(self.weight, self.bias)
@@ -96,7 +99,7 @@ class LeastSquares:
 
 
 def fit_least_squares(
-    table: Table, features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS
+    table: "Table", features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS
 ) -> LeastSquares:
     """Solve the normal equations of the table's rows."""
     equations = NormalEquations.of(table, features, targets, chunk_rows=chunk_rows)

@@ -20,7 +20,7 @@ from linreg.checkpoints import find_checkpoint
 from linreg.config import TrainSettings, checked
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError, RunError, TrainingDiverged
-from linreg.least_squares import LeastSquares, fit_least_squares
+from linreg.least_squares import LeastSquares
 from linreg.model import LinearRegressor
 from linreg.report import format_equation, format_summary, show_config
 from linreg.runtime import as_numbers, build, lightning_quieted
@@ -115,8 +115,7 @@ def fit(cfg: DictConfig) -> FittedRun:
         for logger in trainer.loggers:  # the results of the HParams tab
             logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
             logger.finalize("success")  # training already closed the files: write these out now, not at exit
-    least_squares = fit_least_squares(datamodule.train, model.feature_normalizer, model.target_normalizer)
-    return FittedRun(model, datamodule, trainer, metrics, least_squares)
+    return FittedRun(model, datamodule, trainer, metrics, datamodule.least_squares)
 
 
 def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:

@@ -4,7 +4,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
-from linreg.least_squares import LeastSquares, NormalEquations, fit_least_squares
+from linreg.least_squares import LeastSquares, NormalEquations
 from linreg.runtime import logs_this_step
 
 
@@ -25,7 +25,7 @@ class FitPath(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule, normalizers = trainer.datamodule, (pl_module.feature_normalizer, pl_module.target_normalizer)
-        self.least_squares = fit_least_squares(datamodule.train, *normalizers)
+        self.least_squares = datamodule.least_squares
         self.baseline = {"baseline/ols_loss": self.least_squares.train_loss}
         if len(datamodule.val):
             shifts = self.least_squares.train_equations.shift_x, self.least_squares.train_equations.shift_y

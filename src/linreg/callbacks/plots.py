@@ -9,7 +9,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 
 from linreg.data import Table, TabularDataModule
-from linreg.least_squares import fit_least_squares
 from linreg.model import LinearRegressor
 from linreg.report import format_equation
 
@@ -48,7 +47,7 @@ class RunPlots(Callback):
         model, datamodule = pl_module, trainer.datamodule
         optimum = None
         if model.hparams.loss == "mse":  # the least-squares loss is the optimum of this loss alone
-            optimum = fit_least_squares(datamodule.train, model.feature_normalizer, model.target_normalizer).train_loss
+            optimum = datamodule.least_squares.train_loss
         figures = {"loss": loss_figure(self.history, optimum)}
         if len(model.hparams.feature_names) == 1 and len(model.hparams.target_names) == 1:
             figures["fit"] = fit_figure(model, datamodule)

@@ -16,6 +16,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from linreg.data.read import Table, make_synthetic, read_csv, resolve_path
 from linreg.errors import ConfigError
+from linreg.least_squares import LeastSquares, fit_least_squares
 from linreg.normalize import Normalizer
 
 SPLITS = ("train", "val", "test")
@@ -127,6 +128,7 @@ class TabularDataModule(L.LightningDataModule):
         self.test: Table | None = None
         self.feature_normalizer: Normalizer | None = None
         self.target_normalizer: Normalizer | None = None
+        self._least_squares: LeastSquares | None = None
 
     @property
     def name(self) -> str:
@@ -159,6 +161,16 @@ class TabularDataModule(L.LightningDataModule):
             self.target_normalizer.fit(
                 table.all_targets, settings.normalize, settings.scale, table.target_names, self.train.rows
             )
+
+    @property
+    def least_squares(self) -> LeastSquares:
+        """The exact least-squares fit of the training split, in the normalized space the model trains in.
+
+        Computed once (one pass over the rows), for every callback and report that compares with it.
+        """
+        if self._least_squares is None:
+            self._least_squares = fit_least_squares(self.train, self.feature_normalizer, self.target_normalizer)
+        return self._least_squares
 
     @property
     def feature_names(self) -> list[str]:

@@ -1,10 +1,12 @@
 """Bad input gets a short message naming the culprit; divergence, kills and interrupted saves lose nothing."""
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -215,3 +217,73 @@ def test_a_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_one(tmp
         assert torch.equal(final["resumed"]["state_dict"][key], value), key
     events = events_of(tmp_path / "resumed")
     assert events.Scalars("train/loss")[0].step > 3 * STEPS_PER_EPOCH  # the curve goes on where it stopped
+
+
+@pytest.fixture
+def thermometer_checkpoint(train_with, tmp_path):
+    """A real checkpoint of the default run, and the bytes of it."""
+    train_with("trainer.max_epochs=2", "~logger", f"output_dir={tmp_path / 'first'}")
+    return tmp_path / "first" / "checkpoints" / "last.ckpt"
+
+
+def crafted(tmp_path, name: str, content: bytes):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("empty", ["not a checkpoint this template can load safely"]),
+        ("truncated", ["not a checkpoint this template can load safely"]),
+        ("runs code", ["not a checkpoint this template can load safely"]),
+        ("other columns", ["feature columns are temperature, rainfall, humidity", "this run's are t_u"]),
+        ("other normalization", ["normalized differently", "data.normalize"]),
+    ],
+)
+def test_resuming_from_a_checkpoint_that_cannot_continue_this_run_is_refused(
+    run_job, train_with, thermometer_checkpoint, tmp_path, case, words
+):
+    marker = tmp_path / "code_ran"
+    if case == "empty":
+        path = crafted(tmp_path, "empty.ckpt", b"")
+    elif case == "truncated":
+        path = crafted(tmp_path, "truncated.ckpt", thermometer_checkpoint.read_bytes()[:2000])
+    elif case == "runs code":
+        path = tmp_path / "evil.ckpt"
+        torch.save({"state_dict": {}, "hyper_parameters": {"x": RunsCode(marker)}}, path)
+    elif case == "other columns":
+        train_with("data=crops", "trainer.max_epochs=1", "~logger", f"output_dir={tmp_path / 'crops'}")
+        path = tmp_path / "crops" / "checkpoints" / "last.ckpt"
+    else:
+        path = thermometer_checkpoint
+    normalize = ["data.normalize=minmax"] if case == "other normalization" else []
+
+    status, message = run_job(f"ckpt_path={path}", "trainer.max_epochs=4", *normalize)
+    assert status == 1 and message.startswith("Error: ") and "Traceback" not in message
+    assert len(message.strip().splitlines()) == 1
+    for word in words:
+        assert word in message
+    assert not marker.exists()
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_ckpt_path_last_resumes_the_newest_run_of_this_data_and_says_which(
+    train_with, make_config, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO, logger="linreg")
+    train_with("trainer.max_epochs=2", "~logger", f"output_dir={tmp_path / 'logs' / 'train' / 'thermometer'}")
+    train_with("data=crops", "trainer.max_epochs=2", "~logger", f"output_dir={tmp_path / 'logs' / 'train' / 'crops'}")
+
+    run = train_with("trainer.max_epochs=4", "~logger", "ckpt_path=last", f"output_dir={tmp_path / 'resumed'}")
+    assert run.trainer.global_step == 4  # two epochs of one step went on from the thermometer run's two
+    assert f"resuming from {Path('logs') / 'train' / 'thermometer' / 'checkpoints' / 'last.ckpt'}" in caplog.text

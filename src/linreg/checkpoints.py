@@ -5,6 +5,7 @@ lists and dicts; no pickled code runs), and only this package's own classes are 
 """
 
 import inspect
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -15,17 +16,24 @@ from linreg.data import DATA_MODULES, TabularDataModule
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
 
+log = logging.getLogger(__name__)
+
+
+def last_checkpoints(log_dir: str) -> list[Path]:
+    """Every checkpoints/last.ckpt under `log_dir`, the newest first, or an error when there is none."""
+    candidates = sorted(Path(log_dir).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not candidates:
+        raise ConfigError(
+            f"ckpt_path=last: no checkpoints/last.ckpt under {Path(log_dir).resolve()}. "
+            "Train first (make train), or give ckpt_path=<run directory or .ckpt file>."
+        )
+    return candidates
+
 
 def find_checkpoint(ckpt_path: str, log_dir: str = "logs") -> Path:
     """`last` (the newest last.ckpt under `log_dir`), a run directory, or a checkpoint file."""
     if ckpt_path == "last":
-        candidates = sorted(Path(log_dir).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not candidates:
-            raise ConfigError(
-                f"ckpt_path=last: no checkpoints/last.ckpt under {Path(log_dir).resolve()}. "
-                "Train first (make train), or give ckpt_path=<run directory or .ckpt file>."
-            )
-        return candidates[-1]
+        return last_checkpoints(log_dir)[0]
     path = Path(ckpt_path).expanduser()
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt" if (path / "checkpoints").is_dir() else path / "last.ckpt"
@@ -92,3 +100,52 @@ def load_datamodule(path: Path, checkpoint: dict[str, Any]) -> TabularDataModule
             f"{datamodule.state_dict()}): the file changed. Give input=<CSV file> to evaluate on."
         )
     return datamodule
+
+
+def resumable_checkpoint(ckpt_path: str, model: LinearRegressor, log_dir: str = "logs") -> Path:
+    """The checkpoint that train.py resumes `model`'s run from: plain values, the same columns, the same normalization.
+
+    `last` is the newest last.ckpt under `log_dir` that fits this run, not merely the newest one.
+    """
+    if ckpt_path == "last":
+        candidates = last_checkpoints(log_dir)
+        for path in candidates:
+            try:
+                fits = misfit(read_checkpoint(path), model) is None
+            except ConfigError:  # not loadable: not one to resume from
+                continue
+            if fits:
+                log.info(f"ckpt_path=last: resuming from {path}")
+                return path
+        raise ConfigError(
+            f"ckpt_path=last: none of the {len(candidates)} last.ckpt under {Path(log_dir).resolve()} was trained on "
+            f"these columns with this normalization (features {', '.join(model.hparams.feature_names)}; targets "
+            f"{', '.join(model.hparams.target_names)}). Give ckpt_path=<run directory or .ckpt file>, or leave it "
+            "out to start a new run."
+        )
+    path = find_checkpoint(ckpt_path, log_dir)
+    reason = misfit(read_checkpoint(path), model)
+    if reason is not None:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} cannot resume this run: {reason}. Resume with the data settings it was "
+            "trained with, or leave ckpt_path out to start a new run."
+        )
+    return path
+
+
+def misfit(checkpoint: dict[str, Any], model: LinearRegressor) -> str | None:
+    """Why a checkpoint cannot continue `model`'s training, or None when it can."""
+    saved = checkpoint["hyper_parameters"]
+    for key, what in (("feature_names", "feature columns"), ("target_names", "target columns")):
+        if list(saved.get(key) or []) != list(model.hparams[key]):
+            theirs, ours = ", ".join(map(str, saved.get(key) or [])), ", ".join(model.hparams[key])
+            return f"its {what} are {theirs or 'not recorded'}, this run's are {ours}"
+    for name, statistic in model.state_dict().items():
+        if "normalizer" in name:
+            stored = checkpoint["state_dict"].get(name)
+            if not isinstance(stored, torch.Tensor) or not torch.allclose(stored.cpu(), statistic.cpu(), rtol=1e-6):
+                return (
+                    f"it was normalized differently ({name} differs: data.normalize, data.scale, "
+                    "data.normalize_targets or the training rows changed)"
+                )
+    return None

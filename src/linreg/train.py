@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, Progres
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from linreg.checkpoints import find_checkpoint
+from linreg.checkpoints import resumable_checkpoint
 from linreg.config import TrainSettings, checked
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError, RunError, TrainingDiverged
@@ -107,7 +107,7 @@ def fit(cfg: DictConfig) -> FittedRun:
         trainer = build_trainer(cfg, has_validation)
         datamodule.check_batch_split(trainer.world_size)
         log_hyperparameters(trainer.loggers, cfg, datamodule)
-        resume_from = find_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+        resume_from = resumable_checkpoint(cfg.ckpt_path, model) if cfg.get("ckpt_path") else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = as_numbers(trainer.callback_metrics)
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)

@@ -122,3 +122,40 @@ def test_a_checkpoint_whose_data_settings_name_code_is_refused_and_nothing_runs(
     with pytest.raises(ConfigError, match="not a checkpoint this template can load safely"):
         evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path / 'hostile.ckpt'}", "split=train", "~logger"))
     assert victim.read_text() == "keep me\n"
+
+
+def test_predict_never_writes_over_its_input_nor_over_a_users_partial_file(train_with, tmp_path):
+    train_with("trainer.max_epochs=2", "~logger")
+    source = tmp_path / "new.csv"
+    source.write_text("t_u\n50.0\n")
+    (tmp_path / "out.csv.partial").write_text("a file of the user's\n")
+
+    with pytest.raises(ConfigError, match="is the input file"):
+        predict(job_config("predict", tmp_path, f"input={source}", f"output={source}", "overwrite=true"))
+    assert source.read_text() == "t_u\n50.0\n"
+
+    predict(job_config("predict", tmp_path, f"input={source}", f"output={tmp_path / 'out.csv'}"))
+    assert (tmp_path / "out.csv.partial").read_text() == "a file of the user's\n"
+    assert sorted(p.name for p in tmp_path.glob("*.partial")) == ["out.csv.partial"]  # no temporary file left
+
+
+def test_an_output_that_cannot_be_written_is_named(train_with, tmp_path):
+    train_with("trainer.max_epochs=2", "~logger")
+    (tmp_path / "new.csv").write_text("t_u\n50.0\n")
+    (tmp_path / "a_file").write_text("")
+
+    with pytest.raises(ConfigError, match=r"output=.*a_file/out.csv cannot be written"):
+        predict(
+            job_config(
+                "predict", tmp_path, f"input={tmp_path / 'new.csv'}", f"output={tmp_path / 'a_file' / 'out.csv'}"
+            )
+        )
+
+
+def test_values_beyond_32_bit_floats_are_refused_by_column_and_line(train_with, tmp_path):
+    train_with("trainer.max_epochs=2", "~logger")
+    (tmp_path / "new.csv").write_text("t_u\n50.0\n1e39\n")
+
+    with pytest.raises(ConfigError, match=r"Column t_u of .*new.csv holds 1e\+39 on line 3"):
+        predict(job_config("predict", tmp_path, f"input={tmp_path / 'new.csv'}", f"output={tmp_path / 'out.csv'}"))
+    assert not (tmp_path / "out.csv").exists()

@@ -53,6 +53,7 @@ CSV_CASES = {
     ),
     "text column": ("x,y\n1,2\nabc,3\n", [], ["Column x", "not numeric", "line 3", "'abc'"]),
     "empty and infinite cells": ("x,y\n1,2\n,3\n4,inf\n5,6\n", [], ["2 row(s)", "x, y", "data.dropna=true"]),
+    "beyond float32": ("x,y\n1,2\n2,1e300\n", [], ["Column y", "1e+300", "line 3", "32-bit"]),
 }
 
 

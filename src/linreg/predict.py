@@ -1,14 +1,17 @@
 """predict(cfg): predictions in original units for the rows of a CSV file, from a checkpoint alone."""
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 
+import pandas as pd
 import torch
 from omegaconf import DictConfig
 
 from linreg.checkpoints import find_checkpoint, load_model
 from linreg.config import PredictSettings, checked
-from linreg.data.read import finite_rows, float_tensor, numeric_columns, open_csv
+from linreg.data.read import finite_rows, float_tensor, numeric_columns, open_csv, resolve_path
 from linreg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -18,6 +21,8 @@ def predict(cfg: DictConfig) -> Path:
     """The job behind scripts/predict.py: writes the input columns plus one `<target>_predicted` column per target."""
     settings = checked(cfg, PredictSettings)
     output = Path(settings.output)
+    if output.resolve() == resolve_path(settings.input).resolve():
+        raise ConfigError(f"output={output} is the input file; choose another output= (the input is only read).")
     if output.exists() and not settings.overwrite:
         raise ConfigError(
             f"output={output} exists already; choose another output= or set overwrite=true to replace it."
@@ -26,14 +31,36 @@ def predict(cfg: DictConfig) -> Path:
     model = load_model(path)
     frame = open_csv(settings.input, setting="input")
     names = list(model.hparams.feature_names)
-    features = float_tensor(finite_rows(numeric_columns(frame, names, settings.input), settings.input))
+    numbers = finite_rows(numeric_columns(frame, names, settings.input), settings.input)
+    features = float_tensor(numbers, settings.input)
     with torch.no_grad():
         predictions = model(features)  # normalized inside the model with the checkpoint's own statistics
     for name, column in zip(model.hparams.target_names, predictions.T, strict=True):
         frame[f"{name}_predicted"] = column.numpy()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    frame.to_csv(partial, index=False)
-    partial.replace(output)  # a reader never sees half a file
+    write_atomically(frame, output)
     log.info(f"Predicted {len(frame)} rows of {settings.input} with {path}\nwrote {output}")
     return output
+
+
+def write_atomically(frame: pd.DataFrame, output: Path) -> None:
+    """Write the CSV to a new temporary file beside `output`, then rename it: a reader never sees half a file,
+    and no file of the user's is ever taken as the temporary one."""
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial")
+    except OSError as error:
+        raise unwritable(output, error) from None
+    temporary = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", newline="") as file:
+            frame.to_csv(file, index=False)
+        temporary.replace(output)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise unwritable(output, error) from None
+        raise
+
+
+def unwritable(output: Path, error: OSError) -> ConfigError:
+    return ConfigError(f"output={output} cannot be written ({error.strerror or error}); choose another output=.")

@@ -73,7 +73,7 @@ def read_csv(path: str, targets: Sequence[str], features: Sequence[str] | None =
     if not features:
         raise ConfigError(f"{path} has no column left for features besides the targets {', '.join(targets)}; add one.")
     numbers = finite_rows(numeric_columns(frame, features + targets, path), path, dropna)
-    return Table(float_tensor(numbers[features]), float_tensor(numbers[targets]), features, targets)
+    return Table(float_tensor(numbers[features], path), float_tensor(numbers[targets], path), features, targets)
 
 
 def open_csv(path: str, setting: str = "data.path") -> pd.DataFrame:
@@ -138,8 +138,19 @@ def finite_rows(numbers: pd.DataFrame, path: str, dropna: bool = False) -> pd.Da
     return numbers[~bad_rows]
 
 
-def float_tensor(numbers: pd.DataFrame) -> Tensor:
-    return torch.from_numpy(numbers.to_numpy("float32", copy=True))
+def float_tensor(numbers: pd.DataFrame, path: str) -> Tensor:
+    """The columns as float32, or an error naming the first cell too large for it (it would become inf)."""
+    with np.errstate(over="ignore"):
+        values = numbers.to_numpy("float32", copy=True)
+    too_large = ~np.isfinite(values)
+    if too_large.any():
+        row, column = np.argwhere(too_large)[0]
+        raise ConfigError(
+            f"Column {numbers.columns[column]} of {path} holds {numbers.iat[row, column]:g} on line "
+            f"{numbers.index[row] + 2}: beyond the ±3.4e38 of the 32-bit numbers training uses. Rescale the "
+            "column (e.g. divide it by a power of ten) or leave it out."
+        )
+    return torch.from_numpy(values)
 
 
 def make_synthetic(

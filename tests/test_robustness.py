@@ -42,6 +42,7 @@ def write(path, text: str | bytes):
 CSV_CASES = {
     "missing file": (None, [], ["no such file"]),
     "a directory": ("DIR", [], ["is a directory"]),
+    "a named pipe": ("FIFO", [], ["is not a regular file"]),
     "not a csv": (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\xfa binary", [], ["could not be read as a CSV"]),
     "empty file": ("", [], ["is empty"]),
     "header only": ("x,y\n", [], ["has a header (x, y) but no rows"]),
@@ -63,6 +64,8 @@ def test_bad_csv_files_are_named_with_what_to_do(run_job, tmp_path, case):
     path = tmp_path / "table.csv"
     if content == "DIR":
         path.mkdir()
+    elif content == "FIFO":
+        os.mkfifo(path)
     elif content is not None:
         write(path, content)
 

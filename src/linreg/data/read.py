@@ -81,8 +81,10 @@ def open_csv(path: str, setting: str = "data.path") -> pd.DataFrame:
     file = resolve_path(path)
     if file.is_dir():
         raise ConfigError(f"{setting}={path} is a directory; give the path of a CSV file in it.")
-    if not file.is_file():
+    if not file.exists():
         raise ConfigError(f"{setting}={path}: no such file ({file.resolve()}). Give the path of a CSV file.")
+    if not file.is_file():  # a FIFO, a device, a socket: reading it could wait forever
+        raise ConfigError(f"{setting}={path} is not a regular file; give the path of a CSV file.")
     try:
         frame = pd.read_csv(file)
     except pd.errors.EmptyDataError:

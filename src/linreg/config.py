@@ -19,7 +19,7 @@ from linreg.errors import ConfigError
 T = TypeVar("T")
 
 NORMALIZATIONS = ("none", "scale", "standardize", "minmax")
-LOSS_NAMES = ("mse", "l1", "huber")
+LOSS_NAMES = ("mse", "l1", "huber")  # model.py maps each to its torch loss
 Normalization = enum.Enum("Normalization", {name: name for name in NORMALIZATIONS})
 Loss = enum.Enum("Loss", {name: name for name in LOSS_NAMES})
 Interval = enum.Enum("Interval", {name: name for name in ("epoch", "step")})
@@ -30,6 +30,17 @@ def require(ok: bool, key: str, value: Any, what: str) -> None:
     """A range check: the message names the key, the value given and what it takes."""
     if not ok:
         raise ConfigError(f"{key}={value} is out of range: {what}.")
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """The held-out shares each in [0, 1) and leaving training rows (the data module checks them too)."""
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        require(0 <= value < 1, f"data.{key}", value, "at least 0 and below 1")
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} leaves no training rows; "
+            "keep their sum below 1."
+        )
 
 
 @dataclass
@@ -56,9 +67,7 @@ class DataSettings:
     noise: float = 0.1
 
     def __post_init__(self) -> None:
-        for key in ("val_fraction", "test_fraction"):
-            value = getattr(self, key)
-            require(0 <= value < 1, f"data.{key}", value, "at least 0 and below 1")
+        check_fractions(self.val_fraction, self.test_fraction)
         require(
             self.batch_size is None or self.batch_size > 0,
             "data.batch_size",

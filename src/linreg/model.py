@@ -10,11 +10,12 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection, R2Score
 
+from linreg.config import LOSS_NAMES
 from linreg.errors import ConfigError
 from linreg.normalize import Normalizer, to_original_units
 from linreg.runtime import logs_this_step
 
-LOSSES: dict[str, Callable[[], nn.Module]] = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}
+LOSSES: dict[str, Callable[[], nn.Module]] = dict(zip(LOSS_NAMES, (nn.MSELoss, nn.L1Loss, nn.HuberLoss), strict=True))
 
 
 class R2(R2Score):

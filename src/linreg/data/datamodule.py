@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
+from linreg.config import check_fractions
 from linreg.data.read import Table, make_synthetic, read_csv, resolve_path
 from linreg.errors import ConfigError
 from linreg.least_squares import LeastSquares, fit_least_squares
@@ -295,14 +296,7 @@ DATA_MODULES = {cls.__qualname__: cls for cls in (CsvDataModule, SyntheticDataMo
 
 def split(table: Table, val_fraction: float, test_fraction: float, seed: int) -> tuple[Table, Table, Table]:
     """Shuffle the rows with `seed` and cut them into train, validation and test tables."""
-    for key, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 <= fraction < 1:
-            raise ConfigError(f"data.{key}={fraction} must be at least 0 and below 1.")
-    if val_fraction + test_fraction >= 1:
-        raise ConfigError(
-            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} leaves no training rows; "
-            "keep their sum below 1."
-        )
+    check_fractions(val_fraction, test_fraction)
     n_rows = len(table)
     n_val, n_test = (max(1, round(n_rows * f)) if f > 0 else 0 for f in (val_fraction, test_fraction))
     if n_rows - n_val - n_test < 1:

@@ -53,7 +53,8 @@ def test_a_users_csv_takes_every_other_column_as_features(make_config, tmp_path)
 
 
 def test_a_missing_column_is_named_with_the_columns_that_exist(make_config):
-    with pytest.raises(ConfigError, match=r"Column\(s\) t_f are not in .*thermometer.csv; its columns are: t_u, t_c"):
+    pattern = r"'t_f' \(data.targets; did you mean 't_u'\?\) are not in .*thermometer.csv; its columns are: t_u, t_c"
+    with pytest.raises(ConfigError, match=pattern):
         built(make_config("data.targets=[t_f]"))
 
 

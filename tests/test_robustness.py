@@ -53,8 +53,9 @@ CSV_CASES = {
         ["y", "data.targets and in data.features"],
     ),
     "text column": ("x,y\n1,2\nabc,3\n", [], ["Column x", "not numeric", "line 3", "'abc'"]),
-    "empty and infinite cells": ("x,y\n1,2\n,3\n4,inf\n5,6\n", [], ["2 row(s)", "x, y", "data.dropna=true"]),
-    "beyond float32": ("x,y\n1,2\n2,1e300\n", [], ["Column y", "1e+300", "line 3", "32-bit"]),
+    "blank cells": ("x,y\n1,2\n,3\n5,6\n", [], ["x (1 blank)", "data.impute=median", "data.impute=drop"]),
+    "an infinite cell": ("x,y\n1,2\n4,inf\n5,6\n", [], ["Column y", "holds inf on line 3"]),
+    "beyond float32": ("x,y\n1,2\n2,1e300\n", [], ["Column y", "line 3", "32-bit"]),
 }
 
 
@@ -76,19 +77,19 @@ def test_bad_csv_files_are_named_with_what_to_do(run_job, tmp_path, case):
         assert word in message
 
 
-def test_dropna_drops_the_bad_rows_and_says_how_many(train_with, tmp_path, caplog):
-    path = write(tmp_path / "table.csv", "x,y\n1,2\n,3\n4,inf\n5,6\n6,7\n7,8\n")
+def test_impute_drop_leaves_out_the_blank_rows_and_says_how_many(train_with, tmp_path, caplog):
+    path = write(tmp_path / "table.csv", "x,y\n1,2\n,3\n4,\n5,6\n6,7\n7,8\n")
     run = train_with(
         "data=csv",
         f"data.path={path}",
         "data.targets=[y]",
-        "data.dropna=true",
+        "data.impute=drop",
         "data.val_fraction=0",
         "trainer.max_epochs=2",
     )
 
     assert len(run.datamodule.train) == 4
-    assert "dropped 2 of 6 rows" in caplog.text
+    assert "Left out 2 of 6 rows" in caplog.text and "1 with a blank target (y); 1 with blank features" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from linreg.data import DATA_MODULES, TabularDataModule
+from linreg.data.columns import numeric_plan
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
 
@@ -87,6 +88,11 @@ def load_model(path: Path, checkpoint: dict[str, Any] | None = None) -> LinearRe
     return model.eval()
 
 
+def column_plan(model: LinearRegressor) -> dict:
+    """How raw file columns become the model's features (tables that were numbers already: as they are)."""
+    return model.hparams.get("columns") or numeric_plan(model.hparams.feature_names, model.hparams.target_names)
+
+
 def load_datamodule(path: Path, checkpoint: dict[str, Any]) -> TabularDataModule:
     """The data module the checkpoint was trained with, rebuilt from its saved settings (read and split)."""
     kind = next((name for name in DATA_MODULES if name in checkpoint), None)
@@ -94,7 +100,8 @@ def load_datamodule(path: Path, checkpoint: dict[str, Any]) -> TabularDataModule
         raise ConfigError(f"{path} does not record its data; give input=<CSV file> to evaluate on.")
     datamodule = build_from(DATA_MODULES[kind], checkpoint.get("datamodule_hyper_parameters"), path, "data")
     datamodule.setup("test")
-    if datamodule.state_dict() != checkpoint[kind]:
+    changed = datamodule.columns is not None and datamodule.columns != checkpoint["hyper_parameters"].get("columns")
+    if changed or datamodule.state_dict() != checkpoint[kind]:
         raise ConfigError(
             f"The data of {path} no longer splits as it did in training ({checkpoint[kind]}, now "
             f"{datamodule.state_dict()}): the file changed. Give input=<CSV file> to evaluate on."

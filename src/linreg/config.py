@@ -20,10 +20,12 @@ T = TypeVar("T")
 
 NORMALIZATIONS = ("none", "scale", "standardize", "minmax")
 LOSS_NAMES = ("mse", "l1", "huber")  # model.py maps each to its torch loss
+IMPUTATIONS = ("mean", "median", "most_frequent", "drop")  # what data.impute does with blank cells
 Normalization = enum.Enum("Normalization", {name: name for name in NORMALIZATIONS})
 Loss = enum.Enum("Loss", {name: name for name in LOSS_NAMES})
 Interval = enum.Enum("Interval", {name: name for name in ("epoch", "step")})
 Split = enum.Enum("Split", {name: name for name in ("test", "val", "train")})
+Impute = enum.Enum("Impute", {name: name for name in IMPUTATIONS})
 
 
 def require(ok: bool, key: str, value: Any, what: str) -> None:
@@ -55,11 +57,20 @@ class DataSettings:
     scale: float = 0.1
     normalize_targets: bool = False
     seed: int = 42
-    # data=csv and the built-in tables
+    # data=csv and the built-in tables (a single column name is read as a list of one)
     path: str | None = None
     targets: list[str] | None = None
     features: list[str] | None = None
-    dropna: bool = False
+    exclude: list[str] | None = None
+    categorical: list[str] | None = None
+    dates: list[str] | None = None
+    impute: Impute | None = None
+    missing_indicator: bool = False
+    min_category_count: int = 5
+    max_categories: int = 50
+    sep: str | None = None
+    decimal: str = "."
+    thousands: str | None = None
     # data=synthetic
     n_samples: int = 10000
     n_features: int = 8
@@ -78,6 +89,12 @@ class DataSettings:
         for key in ("n_samples", "n_features", "n_targets"):
             require(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "1 or more")
         require(self.noise >= 0, "data.noise", self.noise, "0 or more")
+        require(self.min_category_count >= 1, "data.min_category_count", self.min_category_count, "1 or more rows")
+        require(self.max_categories >= 1, "data.max_categories", self.max_categories, "1 or more levels")
+        for key in ("sep", "decimal", "thousands"):
+            value = getattr(self, key)
+            require(value is None or len(value) == 1, f"data.{key}", repr(value), "one character, e.g. ';'")
+        require(self.thousands != self.decimal, "data.thousands", repr(self.thousands), "not data.decimal")
 
 
 @dataclass
@@ -197,7 +214,14 @@ def pick(values: dict, schema: type, prefix: str) -> dict:
         if value == "???":
             raise ConfigError(f"{key} is required: give it on the command line ({key}=...) or in a config file.")
         nested = dataclass_in(spec.type)
-        picked[spec.name] = pick(value, nested, key + ".") if nested and isinstance(value, dict) else value
+        if nested and isinstance(value, dict):
+            value = pick(value, nested, key + ".")
+        elif isinstance(value, str) and list in (
+            typing.get_origin(spec.type),
+            *map(typing.get_origin, typing.get_args(spec.type)),
+        ):
+            value = [value]  # data.targets=price means [price]
+        picked[spec.name] = value
     return picked
 
 

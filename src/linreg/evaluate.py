@@ -1,13 +1,13 @@
-"""evaluate(cfg): the test metrics of a saved checkpoint, on a split of its own data or on a CSV file."""
+"""evaluate(cfg): the test metrics of a saved checkpoint, on a split of its own data or on a table file."""
 
 import logging
 
 import lightning as L
 from omegaconf import DictConfig
 
-from linreg.checkpoints import find_checkpoint, load_datamodule, load_model, read_checkpoint
+from linreg.checkpoints import column_plan, find_checkpoint, load_datamodule, load_model, read_checkpoint
 from linreg.config import EvalSettings, checked
-from linreg.data import CsvDataModule, TabularDataModule
+from linreg.data import InMemoryDataModule, TabularDataModule, read_with_plan
 from linreg.errors import ConfigError
 from linreg.runtime import as_numbers, build, lightning_quieted
 
@@ -20,14 +20,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
     checkpoint = read_checkpoint(path)
     model = load_model(path, checkpoint)
-    if settings.input:  # every row of the file
-        datamodule: TabularDataModule = CsvDataModule(
-            path=settings.input,
-            targets=model.hparams.target_names,
-            features=model.hparams.feature_names,
-            val_fraction=0,
-            normalize="none",
-        )
+    if settings.input:  # every row of the file, encoded as in training
+        plan = column_plan(model)
+        table, _ = read_with_plan(plan, settings.input, "input", with_targets=True, left_out="they are not scored")
+        datamodule: TabularDataModule = InMemoryDataModule(table, val_fraction=0, normalize="none")
         datamodule.setup("test")
         split, source = "train", settings.input
     else:

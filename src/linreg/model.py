@@ -41,6 +41,7 @@ class LinearRegressor(L.LightningModule):
         init: dict | None = None,
         normalize: str = "none",
         lr: float | None = None,
+        columns: dict | None = None,
         feature_normalizer: Normalizer | None = None,
         target_normalizer: Normalizer | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
@@ -48,7 +49,8 @@ class LinearRegressor(L.LightningModule):
     ) -> None:
         """`optimizer` takes the parameters (a `_partial_` config); `scheduler` is Lightning's lr_scheduler
         dictionary whose "scheduler" takes the optimizer; `lr`, if given, replaces the optimizer's own rate
-        (the learning-rate finder sets it)."""
+        (the learning-rate finder sets it); `columns` is the data's plan from file columns to `feature_names`
+        (plain values, see data/columns.py), kept so that predict.py can encode raw rows as training did."""
         super().__init__()
         # Plain values only: a checkpoint must load without unpickling objects.
         self.save_hyperparameters(

@@ -1,24 +1,27 @@
-"""predict(cfg): predictions in original units for the rows of a CSV file, from a checkpoint alone."""
+"""predict(cfg): predictions in original units for the raw rows of a table file, from a checkpoint alone."""
 
 import logging
 import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from linreg.checkpoints import find_checkpoint, load_model
+from linreg.checkpoints import column_plan, find_checkpoint, load_model
 from linreg.config import PredictSettings, checked
-from linreg.data.read import finite_rows, float_tensor, numeric_columns, open_csv, resolve_path
+from linreg.data.formats import resolve_path
+from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def predict(cfg: DictConfig) -> Path:
-    """The job behind scripts/predict.py: writes the input columns plus one `<target>_predicted` column per target."""
+    """The job behind scripts/predict.py: the input's cells as they were written, plus one `<target>_predicted`
+    column per target, one row per input row in the same order (empty where a blank could not be filled)."""
     settings = checked(cfg, PredictSettings)
     output = Path(settings.output)
     if output.resolve() == resolve_path(settings.input).resolve():
@@ -29,14 +32,18 @@ def predict(cfg: DictConfig) -> Path:
         )
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
     model = load_model(path)
-    frame = open_csv(settings.input, setting="input")
-    names = list(model.hparams.feature_names)
-    numbers = finite_rows(numeric_columns(frame, names, settings.input), settings.input)
-    features = float_tensor(numbers, settings.input)
+    plan = column_plan(model)
+    table, raw = read_with_plan(
+        plan, settings.input, "input", with_targets=False, left_out="their predictions are left empty"
+    )
     with torch.no_grad():
-        predictions = model(features)  # normalized inside the model with the checkpoint's own statistics
+        predictions = model(table.features)  # normalized inside the model with the checkpoint's own statistics
+    rows = np.arange(raw.num_rows) if table.rows is None else table.rows.numpy()
+    frame = raw.to_pandas()
     for name, column in zip(model.hparams.target_names, predictions.T, strict=True):
-        frame[f"{name}_predicted"] = column.numpy()
+        values = np.full(raw.num_rows, np.nan, dtype=np.float32)
+        values[rows] = column.numpy()
+        frame[f"{name}_predicted"] = values
     write_atomically(frame, output)
     log.info(f"Predicted {len(frame)} rows of {settings.input} with {path}\nwrote {output}")
     return output

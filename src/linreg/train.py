@@ -181,6 +181,7 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegress
         feature_names=datamodule.feature_names,
         target_names=datamodule.target_names,
         normalize=datamodule.hparams.normalize,
+        columns=datamodule.columns,
         feature_normalizer=datamodule.feature_normalizer,
         target_normalizer=datamodule.target_normalizer,
         optimizer=build(cfg.optimizer),

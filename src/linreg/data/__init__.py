@@ -1,4 +1,5 @@
-"""Data: files become a `Table` (read.py), a data module splits and batches it (datamodule.py)."""
+"""Data: files are read (formats.py) and encoded by a plan (columns.py) into a `Table` (read.py);
+a data module splits and batches it (datamodule.py)."""
 
 from linreg.data.datamodule import (
     DATA_MODULES,
@@ -10,8 +11,9 @@ from linreg.data.datamodule import (
     SyntheticDataModule,
     TabularDataModule,
     split,
+    split_positions,
 )
-from linreg.data.read import Table, make_synthetic, read_csv
+from linreg.data.read import Table, make_synthetic, read_with_plan
 
 __all__ = [
     "DATA_MODULES",
@@ -24,6 +26,7 @@ __all__ = [
     "TabularDataModule",
     "Table",
     "make_synthetic",
-    "read_csv",
+    "read_with_plan",
     "split",
+    "split_positions",
 ]

@@ -15,7 +15,9 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from linreg.config import check_fractions
-from linreg.data.read import Table, make_synthetic, read_csv, resolve_path
+from linreg.data.columns import ColumnSettings, as_list, choose_columns, encode, feature_names, fit_plan, usable_rows
+from linreg.data.formats import TextFormat, read_table_file, resolve_path
+from linreg.data.read import Table, make_synthetic
 from linreg.errors import ConfigError
 from linreg.least_squares import LeastSquares, fit_least_squares
 from linreg.normalize import Normalizer
@@ -129,6 +131,7 @@ class TabularDataModule(L.LightningDataModule):
         self.test: Table | None = None
         self.feature_normalizer: Normalizer | None = None
         self.target_normalizer: Normalizer | None = None
+        self.columns: dict | None = None  # how a file's columns became the features (None: they were numbers)
         self._least_squares: LeastSquares | None = None
 
     @property
@@ -237,24 +240,67 @@ class TabularDataModule(L.LightningDataModule):
 
 
 class CsvDataModule(TabularDataModule):
-    """The columns of a CSV file: `data=csv` and the built-in tables."""
+    """The columns of a table file (CSV, TSV, compressed, Parquet): `data=csv` and the built-in tables.
+
+    Text, true/false, date and blank cells become numbers by a plan fitted on the training split
+    (columns.py); the plan is kept in `columns` and goes into checkpoints with the model.
+    """
 
     def __init__(
         self,
         path: str,
-        targets: Sequence[str],
-        features: Sequence[str] | None = None,
-        dropna: bool = False,
+        targets: str | Sequence[str],
+        features: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        categorical: str | Sequence[str] | None = None,
+        dates: str | Sequence[str] | None = None,
+        impute: str | None = None,
+        missing_indicator: bool = False,
+        min_category_count: int = 5,
+        max_categories: int = 50,
+        sep: str | None = None,
+        decimal: str = ".",
+        thousands: str | None = None,
         **settings,
     ) -> None:
         super().__init__(**settings)
 
     @property
     def name(self) -> str:
-        return resolve_path(self.hparams.path).stem
+        return resolve_path(self.hparams.path).name.partition(".")[0]
+
+    def column_settings(self) -> ColumnSettings:
+        s = self.hparams
+        return ColumnSettings(
+            targets=as_list(s.targets),
+            features=as_list(s.features) or None,
+            exclude=as_list(s.exclude),
+            categorical=as_list(s.categorical),
+            dates=as_list(s.dates),
+            impute=s.impute,
+            missing_indicator=s.missing_indicator,
+            min_category_count=s.min_category_count,
+            max_categories=s.max_categories,
+            text=TextFormat(s.sep, s.decimal, s.thousands),
+        )
 
     def read_table(self) -> Table:
-        return read_csv(self.hparams.path, self.hparams.targets, self.hparams.features, self.hparams.dropna)
+        s, settings = self.hparams, self.column_settings()
+        raw = read_table_file(s.path, settings.text, as_text=settings.categorical)
+        kinds, targets = choose_columns(raw, settings, s.path)
+        raw = usable_rows(raw, kinds, targets, settings, s.path)
+        # The plan learns from the training rows of the split that setup makes next (same rows, same seed).
+        positions = split_positions(raw.num_rows, s.val_fraction, s.test_fraction, s.seed)
+        train_rows = None if positions is None else positions[0].numpy()
+        self.columns = fit_plan(raw, kinds, targets, settings, train_rows, s.path)
+        encoded = encode(self.columns, raw, s.path)
+        del raw  # (the float32 arrays are all that is kept)
+        return Table(
+            torch.from_numpy(encoded.features),
+            torch.from_numpy(encoded.targets),
+            feature_names(self.columns),
+            targets,
+        )
 
 
 class SyntheticDataModule(TabularDataModule):
@@ -294,10 +340,11 @@ class InMemoryDataModule(TabularDataModule):
 DATA_MODULES = {cls.__qualname__: cls for cls in (CsvDataModule, SyntheticDataModule)}
 
 
-def split(table: Table, val_fraction: float, test_fraction: float, seed: int) -> tuple[Table, Table, Table]:
-    """Shuffle the rows with `seed` and cut them into train, validation and test tables."""
+def split_positions(
+    n_rows: int, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The row positions of the train, validation and test splits, shuffled with `seed` (None: no rows held out)."""
     check_fractions(val_fraction, test_fraction)
-    n_rows = len(table)
     n_val, n_test = (max(1, round(n_rows * f)) if f > 0 else 0 for f in (val_fraction, test_fraction))
     if n_rows - n_val - n_test < 1:
         raise ConfigError(
@@ -305,11 +352,15 @@ def split(table: Table, val_fraction: float, test_fraction: float, seed: int) ->
             f"data.test_fraction={test_fraction}. Lower the fractions or add rows."
         )
     if n_val == n_test == 0:
-        return table, table.select(torch.arange(0)), table.select(torch.arange(0))
+        return None
     order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed))
     n_train = n_rows - n_val - n_test
-    return (
-        table.select(order[:n_train]),
-        table.select(order[n_train : n_train + n_val]),
-        table.select(order[n_train + n_val :]),
-    )
+    return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+
+
+def split(table: Table, val_fraction: float, test_fraction: float, seed: int) -> tuple[Table, Table, Table]:
+    """The train, validation and test tables: views of `table` by the rows `split_positions` gives."""
+    positions = split_positions(len(table), val_fraction, test_fraction, seed)
+    if positions is None:
+        return table, table.select(torch.arange(0)), table.select(torch.arange(0))
+    return tuple(table.select(rows) for rows in positions)

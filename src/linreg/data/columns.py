@@ -1,0 +1,472 @@
+"""From the columns of a real table to the numbers a linear model takes, and back to names people know.
+
+A *plan* says, for each feature column, how its cells become numbers: a number or a true/false
+(blanks filled), a date (days since the earliest training date, month, weekday), or categories
+(one-hot against the most common level). It is fitted on the training rows only and kept as plain
+values (lists, numbers, strings), so a checkpoint carries it and predict.py applies it to raw rows.
+"""
+
+import difflib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from linreg.data.formats import FALSE_WORDS, TRUE_WORDS, TextFormat, describe_row
+from linreg.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MISSING_LEVEL = "(missing)"  # the level of a blank cell in a categorical column
+OTHER_LEVEL = "other"  # the level that collects the rare ones
+DATE_PARTS = ("days", "month", "weekday")  # days since the earliest training date; 1-12; 0 = Monday
+BLANK_WORDS = {"", "na", "n/a", "nan", "null", "none", "-nan", "#n/a"}
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True)
+class ColumnSettings:
+    """The data settings that pick and encode columns (see configs/data/csv.yaml)."""
+
+    targets: Sequence[str]
+    features: Sequence[str] | None = None
+    exclude: Sequence[str] = ()
+    categorical: Sequence[str] = ()
+    dates: Sequence[str] = ()
+    impute: str | None = None
+    missing_indicator: bool = False
+    min_category_count: int = 5
+    max_categories: int = 50
+    text: TextFormat = field(default_factory=TextFormat)
+
+
+@dataclass
+class Encoded:
+    """A table as float32 features (rows × expanded features) and targets; `blank` marks rows left unfilled."""
+
+    features: np.ndarray
+    targets: np.ndarray | None
+    blank: np.ndarray
+
+
+def as_list(names: str | Sequence[str] | None) -> list[str]:
+    """`price` and `[price]` mean the same column list."""
+    return [] if names is None else [names] if isinstance(names, str) else [str(n) for n in names]
+
+
+def hydra_list(key: str, names: Sequence[str]) -> str:
+    """The override that sets `key` to these column names, quoted as Hydra needs when a name has spaces or symbols."""
+    if all(re.fullmatch(r"[\w.-]+", name) for name in names):
+        return f"{key}=[{','.join(names)}]"
+    quoted = ",".join("'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'" for name in names)
+    return f'"{key}=[{quoted}]"'
+
+
+def choose_columns(table: pa.Table, settings: ColumnSettings, path: str) -> tuple[dict[str, str], list[str]]:
+    """The feature columns with their kind (number, boolean, date, category) and the target columns."""
+    targets = as_list(settings.targets)
+    if not targets:
+        raise ConfigError("data.targets is empty; name the column(s) to predict, e.g. data.targets=[price].")
+    named = {
+        "data.targets": targets,
+        "data.features": as_list(settings.features),
+        "data.exclude": as_list(settings.exclude),
+        "data.categorical": as_list(settings.categorical),
+        "data.dates": as_list(settings.dates),
+    }
+    check_names_exist(named, table.column_names, path)
+    both = [c for c in targets if c in named["data.features"]]
+    if both:
+        raise ConfigError(
+            f"Column(s) {', '.join(both)} are in data.targets and in data.features; remove them from data.features."
+        )
+    kept = named["data.features"] or [c for c in table.column_names if c not in targets]
+    features = [c for c in kept if c not in named["data.exclude"]]
+    if not features:
+        raise ConfigError(
+            f"{path} has no feature column left besides the targets {', '.join(targets)} and data.exclude; "
+            "keep at least one."
+        )
+    for target in targets:
+        if kind_of(table.column(target), target, settings, path) != "number":
+            raise ConfigError(
+                f"Target column {target} of {path} is not numeric (e.g. {first_text(table.column(target))!r}): "
+                "linear regression predicts numbers. Choose a numeric column in data.targets, or convert this one."
+            )
+    kinds = {name: kind_of(table.column(name), name, settings, path) for name in features}
+    return kinds, targets
+
+
+def check_names_exist(named: dict[str, list[str]], columns: list[str], path: str) -> None:
+    """Every column a setting names is in the file: one error listing all that are not, with near misses."""
+    unknown = [(key, name) for key, names in named.items() for name in names if name not in columns]
+    if not unknown:
+        return
+    problems = []
+    for key, name in unknown:
+        close = difflib.get_close_matches(name, columns, n=1)
+        problems.append(f"{name!r} ({key}{'; did you mean ' + repr(close[0]) + '?' if close else ''})")
+    raise ConfigError(
+        f"Column(s) {', '.join(problems)} are not in {path}; its columns are: {', '.join(columns)}. "
+        "Names with spaces or symbols need quotes on the command line, e.g. "
+        f"{hydra_list('data.targets', ['price (€)'])}."
+    )
+
+
+def kind_of(column: pa.ChunkedArray, name: str, settings: ColumnSettings, path: str) -> str:
+    """How a column's cells become numbers, from its type over the whole file and the settings that name it."""
+    if name in as_list(settings.categorical):
+        return "category"
+    kind = column.type
+    if name in as_list(settings.dates) or pa.types.is_date(kind) or pa.types.is_timestamp(kind):
+        dates_of(column, name, path)  # (an error naming the first cell that is no date)
+        return "date"
+    if pa.types.is_boolean(kind):
+        return "boolean"
+    if pa.types.is_null(kind):
+        raise ConfigError(
+            f"Column {name} of {path} is blank in every row; leave it out with {hydra_list('data.exclude', [name])}."
+        )
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return "number"
+    strings = text_of(column)
+    values, bad = text_numbers(strings, settings.text)
+    if not bad.any():
+        return "number"
+    if (~np.isnan(values)).sum() >= bad.sum():  # mostly numbers: a stray cell, not a text column
+        raise not_numeric(
+            name,
+            path,
+            strings,
+            bad,
+            f"Correct the cell, list the column in data.categorical to treat it as categories, or leave it out "
+            f"with {hydra_list('data.exclude', [name])}",
+        )
+    hint = thousands_hint(strings, settings.text)
+    if hint:
+        raise ConfigError(
+            f"Column {name} of {path} holds numbers written with a thousands separator (e.g. "
+            f"{first_text(column)!r}); set {hint} to read them as numbers."
+        )
+    if strings.dropna().str.fullmatch(r"\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T][\d:.]+)?\s*").all():
+        return "date"
+    return "category"
+
+
+def not_numeric(name: str, path: str, strings: pd.Series, bad: np.ndarray, fix: str) -> ConfigError:
+    row = int(bad.argmax())
+    return ConfigError(
+        f"Column {name} of {path} is not numeric: {describe_row(row, path)} holds {strings.iloc[row]!r}. {fix}."
+    )
+
+
+def thousands_hint(strings: pd.Series, text: TextFormat) -> str | None:
+    """The data.thousands setting that would read this text column as numbers, if one would."""
+    if text.thousands:
+        return None
+    for separator in (",", ".", " ", "'"):
+        if separator != text.decimal and strings.str.contains(separator, regex=False).any():
+            if not text_numbers(strings, TextFormat(decimal=text.decimal, thousands=separator))[1].any():
+                return f"data.thousands='{separator}'"
+    return None
+
+
+def usable_rows(table: pa.Table, kinds: dict[str, str], targets: list[str], settings: ColumnSettings, path: str):
+    """The table without the rows that cannot be trained on: a blank target, or (impute=drop) a blank feature.
+
+    Blanks in other numeric features are an error unless data.impute fills them.
+    """
+    keep = np.ones(table.num_rows, dtype=bool)
+    no_target = np.zeros_like(keep)
+    for name in targets:
+        no_target |= blank_cells(table.column(name), "number", settings.text, name, path)
+    blank_features = {
+        name: blank_cells(table.column(name), kind, settings.text, name, path)
+        for name, kind in kinds.items()
+        if kind != "category"
+    }
+    blank_features = {name: blank for name, blank in blank_features.items() if blank.any()}
+    keep &= ~no_target
+    if blank_features and settings.impute is None:
+        counts = ", ".join(f"{name} ({blank.sum()} blank)" for name, blank in blank_features.items())
+        raise ConfigError(
+            f"{path} has blank cells in the feature column(s) {counts}. Fill them with the training rows' "
+            "data.impute=median (or mean, most_frequent; data.missing_indicator=true also marks them), or "
+            "train without those rows: data.impute=drop."
+        )
+    if settings.impute == "drop":
+        for blank in blank_features.values():
+            keep &= ~blank
+    if keep.all():
+        return table
+    if not keep.any():
+        raise ConfigError(f"Every row of {path} has a blank target or feature: nothing is left to train on.")
+    reasons = [f"{no_target.sum()} with a blank target ({', '.join(targets)})"] if no_target.any() else []
+    if settings.impute == "drop" and blank_features:
+        reasons.append(f"{(~keep & ~no_target).sum()} with blank features (data.impute=drop)")
+    log.warning(f"Left out {(~keep).sum()} of {len(keep)} rows of {path}: {'; '.join(reasons)}.")
+    return table.filter(pa.array(keep))
+
+
+def blank_cells(column: pa.ChunkedArray, kind: str, text: TextFormat, name: str, path: str) -> np.ndarray:
+    """The rows where a number, true/false or date column has no value."""
+    if not column.null_count and kind == "number" and not pa.types.is_string(column.type):
+        return np.zeros(len(column), dtype=bool)  # (Arrow counts a typed column's blanks for free)
+    return np.isnan(numbers_of(column, kind, text, name, path)).any(axis=1)
+
+
+def fit_plan(
+    table: pa.Table, kinds: dict[str, str], targets: list[str], settings: ColumnSettings, train_rows, path: str
+) -> dict:
+    """The encoding of every feature, fitted on `train_rows` (positions; None: all rows), as plain values."""
+    features = []
+    for name, kind in kinds.items():
+        column = table.column(name)
+        entry: dict = {"column": name, "kind": kind}
+        if kind == "category":
+            entry |= fit_levels(text_of(column), train_rows, settings, name)
+        else:
+            values = numbers_of(column, kind, settings.text, name, path)
+            train_values = values if train_rows is None else values[train_rows]
+            if kind == "date":
+                origin = dates_of(column, name, path).iloc[train_rows if train_rows is not None else slice(None)].min()
+                entry["origin"] = origin.floor("D").isoformat() if not pd.isna(origin) else "1970-01-01T00:00:00"
+                values = numbers_of(column, kind, settings.text, name, path, entry["origin"])
+                train_values = values if train_rows is None else values[train_rows]
+            elif kind == "number" and looks_like_row_ids(values):
+                log.warning(
+                    f"Column {name} of {path} looks like a row number (unique, increasing whole numbers) and is "
+                    f"used as a feature; leave it out with {hydra_list('data.exclude', [name])} unless it measures "
+                    "something."
+                )
+            entry["fill"] = fill_values(train_values, settings.impute)
+            entry["indicator"] = bool(settings.missing_indicator and np.isnan(train_values).any())
+        features.append(entry)
+    return {"features": features, "targets": list(targets), "text": asdict(settings.text)}
+
+
+def fit_levels(strings: pd.Series, train_rows, settings: ColumnSettings, name: str) -> dict:
+    """The levels of a categorical column in the training rows: kept ones, rare ones (→ other), the reference."""
+    train = strings if train_rows is None else strings.iloc[train_rows]
+    counts = category_cells(train).value_counts()
+    if len(counts) > settings.max_categories:
+        raise ConfigError(
+            f"Column {name} has {len(counts)} different values in the training rows, more than "
+            f"data.max_categories={settings.max_categories}: one-hot encoding would add a feature for each. "
+            f"Leave it out with {hydra_list('data.exclude', [name])}, or raise data.max_categories."
+        )
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))  # most common first, then by name
+    common = [str(level) for level, count in ordered if count >= settings.min_category_count]
+    rare = [str(level) for level, count in ordered if count < settings.min_category_count]
+    if not common:  # every level is rare: the grouped "other" is the reference
+        return {"reference": OTHER_LEVEL, "levels": [], "rare": rare}
+    return {"reference": common[0], "levels": common[1:] + ([OTHER_LEVEL] if rare else []), "rare": rare}
+
+
+def fill_values(values: np.ndarray, impute: str | None) -> list[float] | None:
+    """What blanks become (per part of the column), from the training rows; None: they are not filled."""
+    if impute in (None, "drop"):
+        return None
+    values = values.reshape(len(values), -1)
+    fills = []
+    for part in values.T:
+        known = part[~np.isnan(part)]
+        if not len(known):
+            fills.append(0.0)
+        elif impute == "mean":
+            fills.append(float(known.mean()))
+        elif impute == "median":
+            fills.append(float(np.median(known)))
+        else:
+            levels, counts = np.unique(known, return_counts=True)
+            fills.append(float(levels[counts.argmax()]))
+    return fills
+
+
+def looks_like_row_ids(values: np.ndarray) -> bool:
+    flat = values.ravel()
+    return (
+        len(flat) >= 3
+        and not np.isnan(flat).any()
+        and bool(np.all(flat == np.round(flat)))
+        and bool(np.all(np.diff(flat) > 0))
+    )
+
+
+def feature_names(plan: dict) -> list[str]:
+    """The names of the encoded features, as the equation and TensorBoard show them: `city=Lyon`, `sold.days`."""
+    names = []
+    for entry in plan["features"]:
+        name, kind = entry["column"], entry["kind"]
+        if kind == "category":
+            names += [f"{name}={level}" for level in entry["levels"]]
+            continue
+        names += [f"{name}.{part}" for part in DATE_PARTS] if kind == "date" else [name]
+        if entry["indicator"]:
+            names.append(f"{name}.missing")
+    return names
+
+
+def numeric_plan(features: Sequence[str], targets: Sequence[str]) -> dict:
+    """The plan of a table that was numbers already (generated data, older checkpoints): columns as they are."""
+    entries = [{"column": name, "kind": "number", "fill": None, "indicator": False} for name in features]
+    return {"features": entries, "targets": list(targets), "text": asdict(TextFormat())}
+
+
+def text_columns(plan: dict) -> list[str]:
+    """The columns to read as text (categories: `007` stays `007`)."""
+    return [entry["column"] for entry in plan["features"] if entry["kind"] == "category"]
+
+
+def encode(plan: dict, table: pa.Table, path: str, with_targets: bool = True) -> Encoded:
+    """The table's rows as the plan's float32 features (and targets), in the table's order.
+
+    A blank left unfilled (data.impute was not a fill) makes its row's features NaN and marks it in `blank`.
+    Each column is written into one preallocated float32 array: no float64 copy of the whole table.
+    """
+    text = TextFormat(**plan["text"])
+    check_names_exist(
+        {"the checkpoint's features": [entry["column"] for entry in plan["features"]]}
+        | ({"the checkpoint's targets": plan["targets"]} if with_targets else {}),
+        table.column_names,
+        path,
+    )
+    features = np.empty((table.num_rows, len(feature_names(plan))), dtype=np.float32)
+    blank, unseen, start = np.zeros(table.num_rows, dtype=bool), {}, 0
+    for entry in plan["features"]:
+        name, column = entry["column"], table.column(entry["column"])
+        if entry["kind"] == "category":
+            one_hot, unseen[name] = encode_levels(text_of(column), entry)
+            values = one_hot
+        else:
+            values = numbers_of(column, entry["kind"], text, name, path, entry.get("origin"))
+            missing = np.isnan(values).any(axis=1) if column.null_count or values.dtype == np.float64 else None
+            if missing is not None and entry["fill"] is not None:
+                values = np.where(np.isnan(values), np.asarray(entry["fill"]), values)
+            elif missing is not None:
+                blank |= missing
+            if entry["indicator"]:
+                marks = np.zeros(len(values), dtype=bool) if missing is None else missing
+                values = np.concatenate([values, marks[:, None]], axis=1)
+        features[:, start : start + values.shape[1]] = values
+        start += values.shape[1]
+    report_unseen(unseen, path)
+    targets = None
+    if with_targets:
+        targets = np.empty((table.num_rows, len(plan["targets"])), dtype=np.float32)
+        for position, name in enumerate(plan["targets"]):
+            targets[:, position : position + 1] = numbers_of(table.column(name), "number", text, name, path)
+    return Encoded(features, targets, blank)
+
+
+def encode_levels(strings: pd.Series, entry: dict) -> tuple[np.ndarray, dict]:
+    """One-hot columns of the plan's levels; rare training levels count as `other`, unseen ones as none."""
+    levels = {level: position for position, level in enumerate(entry["levels"])}
+    rare, reference = set(entry["rare"]), entry["reference"]
+    cells = category_cells(strings)
+    codes = cells.map(levels)
+    if OTHER_LEVEL in levels:
+        codes = codes.where(~cells.isin(rare), levels[OTHER_LEVEL])
+    known = cells.isin(rare) | cells.isin(levels) | (cells == reference)
+    one_hot = np.zeros((len(cells), len(levels)))
+    rows = np.flatnonzero(codes.notna().to_numpy())
+    one_hot[rows, codes.iloc[rows].to_numpy(dtype=np.int64)] = 1.0
+    return one_hot, cells[~known].value_counts().to_dict()
+
+
+def category_cells(strings: pd.Series) -> pd.Series:
+    """The cells as category levels: surrounding spaces dropped, every kind of blank the one `(missing)` level."""
+    cells = strings.str.strip()
+    return cells.where(~(cells.isna() | cells.str.lower().isin(BLANK_WORDS)), MISSING_LEVEL)
+
+
+def report_unseen(unseen: dict[str, dict], path: str) -> None:
+    """One warning for every level that training never saw (those rows count as the reference level)."""
+    found = {name: counts for name, counts in unseen.items() if counts}
+    if not found:
+        return
+    rows = sum(sum(counts.values()) for counts in found.values())
+    examples = "; ".join(f"{name}: {', '.join(map(repr, list(counts)[:3]))}" for name, counts in found.items())
+    log.warning(
+        f"{rows} cell(s) of {path} hold categories the training rows did not have ({examples}); "
+        "they are encoded like the most common training category of their column."
+    )
+
+
+def text_of(column: pa.ChunkedArray) -> pd.Series:
+    """The cells as text (None for blanks), whatever type Arrow gave the column."""
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = column.cast(pa.string())
+    return column.to_pandas()
+
+
+def first_text(column: pa.ChunkedArray) -> str:
+    strings = text_of(column).dropna()
+    return strings.iloc[0] if len(strings) else ""
+
+
+def text_numbers(strings: pd.Series, text: TextFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers written as text (with data.decimal and data.thousands), NaN for blanks, and the cells that are not."""
+    cleaned = strings.str.strip()
+    blank = (cleaned.isna() | cleaned.str.lower().isin(BLANK_WORDS)).to_numpy()
+    if text.thousands:
+        cleaned = cleaned.str.replace(text.thousands, "", regex=False)
+    if text.decimal != ".":
+        cleaned = cleaned.str.replace(text.decimal, ".", regex=False)
+    values = pd.to_numeric(cleaned.where(~blank), errors="coerce").to_numpy(dtype=np.float64)
+    return values, np.isnan(values) & ~blank
+
+
+def dates_of(column: pa.ChunkedArray, name: str, path: str) -> pd.Series:
+    """The cells as timestamps (NaT for blanks), or an error naming the first cell that is not a date."""
+    if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
+        moments = pd.to_datetime(column.to_pandas(), utc=True)
+    else:
+        strings = text_of(column).str.strip()
+        blank = strings.isna() | strings.str.lower().isin(BLANK_WORDS)
+        moments = pd.to_datetime(strings.where(~blank), errors="coerce", utc=True)
+        bad = (moments.isna() & ~blank).to_numpy()
+        if bad.any():
+            row = int(bad.argmax())
+            raise ConfigError(
+                f"Column {name} of {path} is not a date: {describe_row(row, path)} holds {strings.iloc[row]!r}. "
+                f"Write dates as YYYY-MM-DD, or leave the column out with {hydra_list('data.exclude', [name])}."
+            )
+    return moments.dt.tz_localize(None)
+
+
+def numbers_of(
+    column: pa.ChunkedArray, kind: str, text: TextFormat, name: str, path: str, origin: str | None = None
+) -> np.ndarray:
+    """A number, true/false or date column as float64 rows × parts (1, or 3 for dates), NaN for blanks."""
+    if kind == "date":
+        moments = dates_of(column, name, path)
+        days = (moments - pd.Timestamp(origin or "1970-01-01")) / pd.Timedelta(days=1)
+        return np.stack([days, moments.dt.month, moments.dt.weekday], axis=1).astype(np.float64)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        strings = column.to_pandas()
+        if kind == "boolean":
+            words = strings.str.strip().map({**dict.fromkeys(TRUE_WORDS, 1.0), **dict.fromkeys(FALSE_WORDS, 0.0)})
+            blank = strings.str.strip().str.lower().isin(BLANK_WORDS) | strings.isna()
+            values, bad = words.to_numpy(dtype=np.float64), (words.isna() & ~blank).to_numpy()
+        else:
+            values, bad = text_numbers(strings, text)
+        if bad.any():
+            raise not_numeric(name, path, strings, bad, f"Write it as a {kind}, as the training rows were")
+    elif column.null_count or not pa.types.is_floating(column.type):
+        values = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+    else:  # the usual numeric column, float32 from the reader: no copy to float64
+        values = column.to_numpy()
+    infinite = np.isinf(values) | (np.abs(values) > FLOAT32_MAX)
+    if infinite.any():
+        row = int(infinite.argmax())
+        raise ConfigError(
+            f"Column {name} of {path} holds {values[row]:g} on {describe_row(row, path)}: infinite, or beyond the "
+            "±3.4e38 of the 32-bit numbers training uses. Correct the cell, or rescale the column (e.g. divide it "
+            "by a power of ten)."
+        )
+    return values[:, None]

@@ -1,0 +1,169 @@
+"""Table files in, Arrow tables out: CSV and TSV (plain or compressed) and Parquet, read with pyarrow.
+
+Arrow's readers are multi-threaded and typed: numbers, booleans, dates and text arrive as such, blank
+cells as nulls. Columns that look numeric in the first megabyte are read as float32 straight away,
+so a large numeric table never exists in memory at twice its training size.
+"""
+
+import csv
+import io
+import lzma
+import zipfile
+from collections.abc import Collection
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from linreg.errors import ConfigError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+ARROW_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}  # decompressed by Arrow (.xz, .zip: by Python)
+SEPARATORS = ",;\t|"
+# Cells read as true or false (besides Arrow's own true/false spellings); 0 and 1 stay numbers.
+TRUE_WORDS = ["true", "True", "TRUE", "yes", "Yes", "YES"]
+FALSE_WORDS = ["false", "False", "FALSE", "no", "No", "NO"]
+SAMPLE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """How the cells of a CSV file are written: the settings data.sep, data.decimal and data.thousands."""
+
+    sep: str | None = None  # None: detected from the first lines (, ; tab |), tab for .tsv files
+    decimal: str = "."
+    thousands: str | None = None  # e.g. "," for 192,883: such text columns become numbers
+
+
+def resolve_path(path: str) -> Path:
+    """The file a setting names; `pkg://linreg/datasets/x.csv` is one shipped inside the package."""
+    if path.startswith("pkg://"):
+        package, _, name = path.removeprefix("pkg://").rpartition("/")
+        return Path(str(resources.files(package.replace("/", ".")).joinpath(name)))
+    return Path(path).expanduser()
+
+
+def describe_row(index: int, path: str) -> str:
+    """Where row `index` (0 = the first after the header) is, as a person looks it up."""
+    return f"row {index + 1}" if is_parquet(resolve_path(path)) else f"line {index + 2}"
+
+
+def is_parquet(file: Path) -> bool:
+    return file.is_dir() or file.suffix.lower() in PARQUET_SUFFIXES
+
+
+def read_table_file(
+    path: str, text: TextFormat = TextFormat(), as_text: Collection[str] | bool = (), setting: str = "data.path"
+) -> pa.Table:
+    """The file `setting` names as an Arrow table with at least one row.
+
+    `as_text` columns of a CSV file are kept as written (True: all of them, as predict.py copies them out).
+    """
+    file = checked_file(path, setting)
+    try:
+        table = read_parquet(file) if is_parquet(file) else read_text(file, text, as_text)
+        names = table.column_names  # (Arrow checks that a header is text only here)
+    except (pa.ArrowInvalid, UnicodeDecodeError, zipfile.BadZipFile, lzma.LZMAError, OSError, EOFError) as error:
+        if "Empty CSV file" in str(error):
+            raise ConfigError(f"{setting}={path} is empty; a table needs a header row and rows of values.") from None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        kind = "Parquet" if is_parquet(file) else "CSV"
+        raise ConfigError(f"{setting}={path} could not be read as a {kind} file ({reason}).") from None
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"{setting}={path} has more than one column named {', '.join(map(repr, duplicates))}; "
+            "rename them in the file so that every column has its own name."
+        )
+    if table.num_rows == 0:
+        raise ConfigError(f"{setting}={path} has a header ({', '.join(names)}) but no rows.")
+    return table
+
+
+def checked_file(path: str, setting: str) -> Path:
+    """The path as a readable table file or directory of Parquet files, or an error saying what it is instead."""
+    file = resolve_path(path)
+    if not file.exists():
+        raise ConfigError(f"{setting}={path}: no such file ({file.resolve()}). Give the path of a table file.")
+    if file.is_dir():
+        if not any(file.glob("**/*.parquet")):
+            raise ConfigError(
+                f"{setting}={path} is a directory without .parquet files; give a CSV or Parquet file, "
+                "or a directory of Parquet files."
+            )
+    elif not file.is_file():  # a FIFO, a device, a socket: reading it could wait forever
+        raise ConfigError(f"{setting}={path} is not a regular file; give the path of a CSV or Parquet file.")
+    return file
+
+
+def read_parquet(file: Path) -> pa.Table:
+    """One Parquet file, or every .parquet file under a directory read as one table."""
+    if file.is_dir():
+        return pq.ParquetDataset(file).read()
+    return pq.read_table(file)
+
+
+def read_text(file: Path, text: TextFormat, as_text: Collection[str] | bool) -> pa.Table:
+    """A delimited text file: numeric-looking columns read as float32 at once (fallback: Arrow's own types)."""
+    sample = first_bytes(file)
+    sep = text.sep or ("\t" if ".tsv" in file.suffixes else detect_separator(sample))
+    parse = pa_csv.ParseOptions(delimiter=sep)
+    convert = dict(decimal_point=text.decimal, true_values=TRUE_WORDS, false_values=FALSE_WORDS)
+    preview = pa_csv.read_csv(
+        io.BytesIO(sample[: sample.rfind(b"\n") + 1] or sample),
+        parse_options=parse,
+        convert_options=pa_csv.ConvertOptions(**convert),
+    )
+    text_types = {name: pa.string() for name in (preview.column_names if as_text is True else as_text)}
+    numeric = {
+        field.name: pa.float32()
+        for field in preview.schema
+        if (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)) and field.name not in text_types
+    }
+    try:
+        return read_csv_stream(file, parse, pa_csv.ConvertOptions(column_types=numeric | text_types, **convert))
+    except pa.ArrowInvalid:  # text further down in a column that began with numbers: let Arrow type it
+        return read_csv_stream(file, parse, pa_csv.ConvertOptions(column_types=text_types, **convert))
+
+
+def read_csv_stream(file: Path, parse: pa_csv.ParseOptions, convert: pa_csv.ConvertOptions) -> pa.Table:
+    with open_binary(file) as stream:
+        return pa_csv.read_csv(stream, parse_options=parse, convert_options=convert)
+
+
+def open_binary(file: Path) -> BinaryIO:
+    """The file's bytes, decompressed by its suffix (.gz .bz2 .xz .zst, or the one file inside a .zip)."""
+    suffix = file.suffix.lower()
+    if suffix in ARROW_CODECS:
+        return pa.input_stream(str(file), compression=ARROW_CODECS[suffix])
+    if suffix == ".xz":
+        return lzma.open(file, "rb")
+    if suffix == ".zip":
+        archive = zipfile.ZipFile(file)
+        members = [name for name in archive.namelist() if not name.endswith("/")]
+        if len(members) != 1:
+            raise zipfile.BadZipFile(f"the archive holds {len(members)} files; one table file is needed")
+        return archive.open(members[0])
+    return open(file, "rb")
+
+
+def first_bytes(file: Path) -> bytes:
+    with open_binary(file) as stream:
+        return stream.read(SAMPLE_BYTES)
+
+
+def detect_separator(sample: bytes) -> str:
+    """The one of , ; tab | that splits the first lines into the same number (>1) of fields; a comma by default."""
+    lines = sample.decode("utf-8", errors="replace").splitlines()[:20]
+    if len(lines) > 1 and len(sample) == SAMPLE_BYTES:
+        lines = lines[:-1]  # (the last one may be cut off)
+    best, best_fields = ",", 1
+    for sep in SEPARATORS:
+        counts = {len(fields) for fields in csv.reader(lines, delimiter=sep) if fields}
+        if len(counts) == 1 and (fields := counts.pop()) > best_fields:
+            best, best_fields = sep, fields
+    return best

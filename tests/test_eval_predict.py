@@ -65,7 +65,9 @@ def test_predict_names_missing_columns_and_never_overwrites(train_with, tmp_path
     pd.DataFrame({"temperature": [1.0]}).to_csv(tmp_path / "wrong.csv", index=False)
     (tmp_path / "taken.csv").write_text("keep me\n")
 
-    with pytest.raises(ConfigError, match=r"'t_u' \(the checkpoint's features\) are not in .*wrong.csv; its columns are: temperature"):
+    with pytest.raises(
+        ConfigError, match=r"'t_u' \(the checkpoint's features\) are not in .*wrong.csv; its columns are: temperature"
+    ):
         predict(job_config("predict", tmp_path, f"input={tmp_path / 'wrong.csv'}", f"output={tmp_path / 'x.csv'}"))
     with pytest.raises(ConfigError, match="overwrite=true"):
         predict(job_config("predict", tmp_path, f"input={tmp_path / 'wrong.csv'}", f"output={tmp_path / 'taken.csv'}"))

@@ -446,7 +446,7 @@ def numbers_of(
     if kind == "date":
         moments = dates_of(column, name, path)
         days = (moments - pd.Timestamp(origin or "1970-01-01")) / pd.Timedelta(days=1)
-        return np.stack([days, moments.dt.month, moments.dt.weekday], axis=1).astype(np.float64)
+        return np.stack([days, moments.dt.month, moments.dt.day_of_week], axis=1).astype(np.float64)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         strings = column.to_pandas()
         if kind == "boolean":

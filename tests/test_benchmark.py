@@ -19,3 +19,17 @@ def test_benchmark_prints_rows_per_second_and_ratios_and_nothing_else(capsys):
     batch, *figures = row.split()
     assert batch == "512" and len(figures) == 7 and all(float(value.replace(",", "")) > 0 for value in figures)
     assert baseline.startswith("least-squares baseline:")
+
+
+def test_read_benchmark_prints_seconds_ratios_and_peak_memory(capsys):
+    from read import main as read_main
+
+    read_main(["--rows", "2000", "--columns", "3"])
+
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    title, header, *rows, memory = captured.out.strip().splitlines()
+    assert title.startswith("Reading 2,000 x 3 numbers") and header.split()[0] == "reader"
+    assert [row.split()[0] for row in rows] == ["pyarrow.csv.read_csv", "template,", "template,"]
+    assert rows[0].split()[-1] == "1.00" and all(float(row.split()[-1]) > 0 for row in rows)
+    assert memory.startswith("peak memory of the template CSV read:") and "x the float32 table" in memory

@@ -137,7 +137,7 @@ def test_columns_are_kept_or_excluded_by_name_and_a_row_id_is_pointed_out(tmp_pa
         (
             'a,price\n1,"1,000"\n2,"2,500"\n',
             {},
-            ["holds numbers written with a thousands separator", "data.thousands=','"],
+            ["holds numbers written with a thousands separator", "\"data.thousands=','\""],
         ),
         ("a,y\n1,2\n2,3\n", {"exclude": ["z"]}, ["'z' (data.exclude)", "its columns are: a, y"]),
         ("a b,y\n1,2\n2,3\n", {"features": ["a_b"]}, ["did you mean 'a b'", "\"data.targets=['price (€)']\""]),
@@ -321,3 +321,14 @@ def test_the_summary_names_the_expanded_features(messy_run, tmp_path):
     run, _ = messy_run
     text = summarize(run, tmp_path)
     assert "city=Paris" in text and "sale date.days" in text and "area m².missing" in text
+
+
+def test_a_bad_cell_deep_in_a_large_file_is_named_by_its_line(tmp_path):
+    from linreg.data.columns import numeric_plan
+    from linreg.data.read import read_with_plan
+
+    cells = ["1.5"] * 300_000
+    cells[250_000] = "abc"
+    (tmp_path / "big.csv").write_text("a,y\n" + "".join(f"{cell},1\n" for cell in cells))
+    with pytest.raises(ConfigError, match="line 250002 holds 'abc'"):
+        read_with_plan(numeric_plan(["a"], ["y"]), str(tmp_path / "big.csv"), "input", True, "left out")

@@ -26,6 +26,7 @@ OTHER_LEVEL = "other"  # the level that collects the rare ones
 DATE_PARTS = ("days", "month", "weekday")  # days since the earliest training date; 1-12; 0 = Monday
 BLANK_WORDS = {"", "na", "n/a", "nan", "null", "none", "-nan", "#n/a"}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+RELEASE_ROWS = 1 << 18  # encoding returns the memory of the rows it has written to the system this often
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,11 @@ def kind_of(column: pa.ChunkedArray, name: str, settings: ColumnSettings, path: 
     return "category"
 
 
-def not_numeric(name: str, path: str, strings: pd.Series, bad: np.ndarray, fix: str) -> ConfigError:
+def not_numeric(name: str, path: str, strings: pd.Series, bad: np.ndarray, fix: str, first_row: int = 0) -> ConfigError:
     row = int(bad.argmax())
     return ConfigError(
-        f"Column {name} of {path} is not numeric: {describe_row(row, path)} holds {strings.iloc[row]!r}. {fix}."
+        f"Column {name} of {path} is not numeric: {describe_row(first_row + row, path)} holds {strings.iloc[row]!r}. "
+        f"{fix}."
     )
 
 
@@ -171,7 +173,7 @@ def thousands_hint(strings: pd.Series, text: TextFormat) -> str | None:
     for separator in (",", ".", " ", "'"):
         if separator != text.decimal and strings.str.contains(separator, regex=False).any():
             if not text_numbers(strings, TextFormat(decimal=text.decimal, thousands=separator))[1].any():
-                return f"data.thousands='{separator}'"
+                return f"\"data.thousands='{separator}'\""  # (quoted for the shell and for Hydra)
     return None
 
 
@@ -235,7 +237,7 @@ def fit_plan(
             if kind == "date":
                 origin = dates_of(column, name, path).iloc[train_rows if train_rows is not None else slice(None)].min()
                 entry["origin"] = origin.floor("D").isoformat() if not pd.isna(origin) else "1970-01-01T00:00:00"
-                values = numbers_of(column, kind, settings.text, name, path, entry["origin"])
+                values = numbers_of(column, kind, settings.text, name, path, origin=entry["origin"])
                 train_values = values if train_rows is None else values[train_rows]
             elif kind == "number" and looks_like_row_ids(values):
                 log.warning(
@@ -323,27 +325,66 @@ def text_columns(plan: dict) -> list[str]:
 
 
 def encode(plan: dict, table: pa.Table, path: str, with_targets: bool = True) -> Encoded:
-    """The table's rows as the plan's float32 features (and targets), in the table's order.
+    """The table's rows as the plan's float32 features (and targets), in the table's order."""
+    return encode_batches(plan, table.to_batches(), table.column_names, path, with_targets)
 
-    A blank left unfilled (data.impute was not a fill) makes its row's features NaN and marks it in `blank`.
-    Each column is written into one preallocated float32 array: no float64 copy of the whole table.
+
+def encode_batches(
+    plan: dict, batches: list[pa.RecordBatch], column_names: list[str], path: str, with_targets: bool = True
+) -> Encoded:
+    """`encode`, a batch of rows at a time, releasing each batch of `batches` once it is written.
+
+    Given the only references to a table's batches, the cells and the float32 arrays are never both
+    in memory in full: the peak stays near the size of the arrays. A blank left unfilled (data.impute was
+    not a fill) makes its row's features NaN and marks it in `blank`.
     """
-    text = TextFormat(**plan["text"])
     check_names_exist(
         {"the checkpoint's features": [entry["column"] for entry in plan["features"]]}
         | ({"the checkpoint's targets": plan["targets"]} if with_targets else {}),
-        table.column_names,
+        column_names,
         path,
     )
-    features = np.empty((table.num_rows, len(feature_names(plan))), dtype=np.float32)
-    blank, unseen, start = np.zeros(table.num_rows, dtype=bool), {}, 0
+    n_rows = sum(len(batch) for batch in batches)
+    features = np.empty((n_rows, len(feature_names(plan))), dtype=np.float32)
+    targets = np.empty((n_rows, len(plan["targets"])), dtype=np.float32) if with_targets else None
+    blank, unseen, start, text = np.zeros(n_rows, dtype=bool), {}, 0, TextFormat(**plan["text"])
+    released = 0
+    while batches:
+        batch = batches.pop(0)
+        rows = slice(start, start + len(batch))
+        blank[rows] = encode_rows(plan, text, batch, path, start, features[rows], unseen)
+        if targets is not None:
+            for position, name in enumerate(plan["targets"]):
+                column = pa.chunked_array([batch.column(name)])
+                targets[rows, position : position + 1] = numbers_of(column, "number", text, name, path, start)
+        start += len(batch)
+        del batch
+        if start - released > RELEASE_ROWS:  # hand the freed batches' memory back before more rows are written
+            pa.default_memory_pool().release_unused()
+            released = start
+    report_unseen(unseen, path)
+    return Encoded(features, targets, blank)
+
+
+def encode_rows(
+    plan: dict,
+    text: TextFormat,
+    batch: pa.RecordBatch,
+    path: str,
+    first_row: int,
+    out: np.ndarray,
+    unseen: dict[str, dict],
+) -> np.ndarray:
+    """Write one batch's features into `out`; returns its rows that hold a blank the plan does not fill."""
+    blank, position = np.zeros(len(batch), dtype=bool), 0
     for entry in plan["features"]:
-        name, column = entry["column"], table.column(entry["column"])
+        name, column = entry["column"], pa.chunked_array([batch.column(entry["column"])])
         if entry["kind"] == "category":
-            one_hot, unseen[name] = encode_levels(text_of(column), entry)
-            values = one_hot
+            values, counts = encode_levels(text_of(column), entry)
+            for level, count in counts.items():
+                unseen.setdefault(name, {})[level] = unseen.get(name, {}).get(level, 0) + count
         else:
-            values = numbers_of(column, entry["kind"], text, name, path, entry.get("origin"))
+            values = numbers_of(column, entry["kind"], text, name, path, first_row, entry.get("origin"))
             missing = np.isnan(values).any(axis=1) if column.null_count or values.dtype == np.float64 else None
             if missing is not None and entry["fill"] is not None:
                 values = np.where(np.isnan(values), np.asarray(entry["fill"]), values)
@@ -352,15 +393,9 @@ def encode(plan: dict, table: pa.Table, path: str, with_targets: bool = True) ->
             if entry["indicator"]:
                 marks = np.zeros(len(values), dtype=bool) if missing is None else missing
                 values = np.concatenate([values, marks[:, None]], axis=1)
-        features[:, start : start + values.shape[1]] = values
-        start += values.shape[1]
-    report_unseen(unseen, path)
-    targets = None
-    if with_targets:
-        targets = np.empty((table.num_rows, len(plan["targets"])), dtype=np.float32)
-        for position, name in enumerate(plan["targets"]):
-            targets[:, position : position + 1] = numbers_of(table.column(name), "number", text, name, path)
-    return Encoded(features, targets, blank)
+        out[:, position : position + values.shape[1]] = values
+        position += values.shape[1]
+    return blank
 
 
 def encode_levels(strings: pd.Series, entry: dict) -> tuple[np.ndarray, dict]:
@@ -421,7 +456,7 @@ def text_numbers(strings: pd.Series, text: TextFormat) -> tuple[np.ndarray, np.n
     return values, np.isnan(values) & ~blank
 
 
-def dates_of(column: pa.ChunkedArray, name: str, path: str) -> pd.Series:
+def dates_of(column: pa.ChunkedArray, name: str, path: str, first_row: int = 0) -> pd.Series:
     """The cells as timestamps (NaT for blanks), or an error naming the first cell that is not a date."""
     if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
         moments = pd.to_datetime(column.to_pandas(), utc=True)
@@ -433,18 +468,25 @@ def dates_of(column: pa.ChunkedArray, name: str, path: str) -> pd.Series:
         if bad.any():
             row = int(bad.argmax())
             raise ConfigError(
-                f"Column {name} of {path} is not a date: {describe_row(row, path)} holds {strings.iloc[row]!r}. "
+                f"Column {name} of {path} is not a date: {describe_row(first_row + row, path)} holds "
+                f"{strings.iloc[row]!r}. "
                 f"Write dates as YYYY-MM-DD, or leave the column out with {hydra_list('data.exclude', [name])}."
             )
     return moments.dt.tz_localize(None)
 
 
 def numbers_of(
-    column: pa.ChunkedArray, kind: str, text: TextFormat, name: str, path: str, origin: str | None = None
+    column: pa.ChunkedArray,
+    kind: str,
+    text: TextFormat,
+    name: str,
+    path: str,
+    first_row: int = 0,
+    origin: str | None = None,
 ) -> np.ndarray:
     """A number, true/false or date column as float64 rows × parts (1, or 3 for dates), NaN for blanks."""
     if kind == "date":
-        moments = dates_of(column, name, path)
+        moments = dates_of(column, name, path, first_row)
         days = (moments - pd.Timestamp(origin or "1970-01-01")) / pd.Timedelta(days=1)
         return np.stack([days, moments.dt.month, moments.dt.day_of_week], axis=1).astype(np.float64)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -456,7 +498,7 @@ def numbers_of(
         else:
             values, bad = text_numbers(strings, text)
         if bad.any():
-            raise not_numeric(name, path, strings, bad, f"Write it as a {kind}, as the training rows were")
+            raise not_numeric(name, path, strings, bad, f"Write it as a {kind}, as the training rows were", first_row)
     elif column.null_count or not pa.types.is_floating(column.type):
         values = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
     else:  # the usual numeric column, float32 from the reader: no copy to float64
@@ -465,8 +507,8 @@ def numbers_of(
     if infinite.any():
         row = int(infinite.argmax())
         raise ConfigError(
-            f"Column {name} of {path} holds {values[row]:g} on {describe_row(row, path)}: infinite, or beyond the "
-            "±3.4e38 of the 32-bit numbers training uses. Correct the cell, or rescale the column (e.g. divide it "
-            "by a power of ten)."
+            f"Column {name} of {path} holds {values[row]:g} on {describe_row(first_row + row, path)}: infinite, or "
+            "beyond the ±3.4e38 of the 32-bit numbers training uses. Correct the cell, or rescale the column (e.g. "
+            "divide it by a power of ten)."
         )
     return values[:, None]

@@ -15,7 +15,15 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from linreg.config import check_fractions
-from linreg.data.columns import ColumnSettings, as_list, choose_columns, encode, feature_names, fit_plan, usable_rows
+from linreg.data.columns import (
+    ColumnSettings,
+    as_list,
+    choose_columns,
+    encode_batches,
+    feature_names,
+    fit_plan,
+    usable_rows,
+)
 from linreg.data.formats import TextFormat, read_table_file, resolve_path
 from linreg.data.read import Table, make_synthetic
 from linreg.errors import ConfigError
@@ -293,8 +301,9 @@ class CsvDataModule(TabularDataModule):
         positions = split_positions(raw.num_rows, s.val_fraction, s.test_fraction, s.seed)
         train_rows = None if positions is None else positions[0].numpy()
         self.columns = fit_plan(raw, kinds, targets, settings, train_rows, s.path)
-        encoded = encode(self.columns, raw, s.path)
-        del raw  # (the float32 arrays are all that is kept)
+        batches, names = raw.to_batches(), raw.column_names
+        del raw  # the batches are now the only copy of the cells: encoding frees each once it is written
+        encoded = encode_batches(self.columns, batches, names, s.path)
         return Table(
             torch.from_numpy(encoded.features),
             torch.from_numpy(encoded.targets),

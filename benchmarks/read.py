@@ -58,12 +58,12 @@ def best_seconds(function: Callable[[Path], object], path: Path) -> float:
 def peak_read_bytes(path: Path) -> int:
     """Peak resident memory that the template's read adds, measured in a new process."""
     script = (
-        "import resource, sys\n"
         "from linreg.data import CsvDataModule\n"
-        "def resident(): return int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()\n"
-        "before = resident()\n"
+        "def kib(key):\n"
+        "    return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith(key))\n"
+        "before = kib('VmRSS:')\n"
         f"CsvDataModule(path={str(path)!r}, targets=['y']).read_table()\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)\n"
+        "print((kib('VmHWM:') - before) * 1024)\n"  # (VmHWM, unlike ru_maxrss, starts afresh in a new program)
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return int(result.stdout.strip().splitlines()[-1])

@@ -129,6 +129,14 @@ def test_columns_are_kept_or_excluded_by_name_and_a_row_id_is_pointed_out(tmp_pa
     assert "Column id" in caplog.text and "data.exclude=[id]" in caplog.text
 
 
+def test_a_row_id_written_with_thousands_separators_is_pointed_out_too(tmp_path, caplog):
+    codes = "".join(f'"{n:,}",{n % 7},{n % 3}\n' for n in range(998, 1010))
+    (tmp_path / "t.csv").write_text("code,x,y\n" + codes)
+
+    assert module(tmp_path / "t.csv", targets="y", thousands=",").feature_names == ["code", "x"]
+    assert "Column code" in caplog.text and "data.exclude=[code]" in caplog.text
+
+
 @pytest.mark.parametrize(
     "content, settings, words",
     [

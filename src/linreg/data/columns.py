@@ -216,7 +216,7 @@ def usable_rows(table: pa.Table, kinds: dict[str, str], targets: list[str], sett
 
 def blank_cells(column: pa.ChunkedArray, kind: str, text: TextFormat, name: str, path: str) -> np.ndarray:
     """The rows where a number, true/false or date column has no value."""
-    if not column.null_count and kind == "number" and not pa.types.is_string(column.type):
+    if not column.null_count and kind == "number" and not is_text(column):
         return np.zeros(len(column), dtype=bool)  # (Arrow counts a typed column's blanks for free)
     return np.isnan(numbers_of(column, kind, text, name, path)).any(axis=1)
 
@@ -232,23 +232,31 @@ def fit_plan(
         if kind == "category":
             entry |= fit_levels(text_of(column), train_rows, settings, name)
         else:
-            values = numbers_of(column, kind, settings.text, name, path)
-            train_values = values if train_rows is None else values[train_rows]
-            if kind == "date":
-                origin = dates_of(column, name, path).iloc[train_rows if train_rows is not None else slice(None)].min()
-                entry["origin"] = origin.floor("D").isoformat() if not pd.isna(origin) else "1970-01-01T00:00:00"
-                values = numbers_of(column, kind, settings.text, name, path, origin=entry["origin"])
-                train_values = values if train_rows is None else values[train_rows]
-            elif kind == "number" and looks_like_row_ids(values):
-                log.warning(
-                    f"Column {name} of {path} looks like a row number (unique, increasing whole numbers) and is "
-                    f"used as a feature; leave it out with {hydra_list('data.exclude', [name])} unless it measures "
-                    "something."
-                )
-            entry["fill"] = fill_values(train_values, settings.impute)
-            entry["indicator"] = bool(settings.missing_indicator and np.isnan(train_values).any())
+            entry |= fit_numbers(column, kind, settings, train_rows, name, path)
         features.append(entry)
     return {"features": features, "targets": list(targets), "text": asdict(settings.text)}
+
+
+def fit_numbers(column: pa.ChunkedArray, kind: str, settings: ColumnSettings, train_rows, name: str, path: str) -> dict:
+    """A number, true/false or date column's plan: the date origin, the fills and the indicator."""
+    entry: dict = {}
+    if kind == "date":
+        moments = dates_of(column, name, path)
+        origin = moments.iloc[train_rows if train_rows is not None else slice(None)].min()
+        entry["origin"] = origin.floor("D").isoformat() if not pd.isna(origin) else "1970-01-01T00:00:00"
+    elif kind == "number" and looks_like_row_ids(column, settings.text, name, path):
+        log.warning(
+            f"Column {name} of {path} looks like a row number (unique, increasing whole numbers) and is used as a "
+            f"feature; leave it out with {hydra_list('data.exclude', [name])} unless it measures something."
+        )
+    entry["fill"], entry["indicator"] = None, False
+    if settings.impute in (None, "drop") and not settings.missing_indicator:
+        return entry  # (nothing to learn from the values: a large numeric table is not converted twice)
+    values = numbers_of(column, kind, settings.text, name, path, origin=entry.get("origin"))
+    train_values = values if train_rows is None else values[train_rows]
+    entry["fill"] = fill_values(train_values, settings.impute)
+    entry["indicator"] = bool(settings.missing_indicator and np.isnan(train_values).any())
+    return entry
 
 
 def fit_levels(strings: pd.Series, train_rows, settings: ColumnSettings, name: str) -> dict:
@@ -289,14 +297,15 @@ def fill_values(values: np.ndarray, impute: str | None) -> list[float] | None:
     return fills
 
 
-def looks_like_row_ids(values: np.ndarray) -> bool:
-    flat = values.ravel()
-    return (
-        len(flat) >= 3
-        and not np.isnan(flat).any()
-        and bool(np.all(flat == np.round(flat)))
-        and bool(np.all(np.diff(flat) > 0))
-    )
+def looks_like_row_ids(column: pa.ChunkedArray, text: TextFormat, name: str, path: str) -> bool:
+    """Unique, increasing whole numbers without blanks (the first thousand rows decide most columns at once)."""
+    if len(column) < 3 or column.null_count:
+        return False
+    for part in (column.slice(0, 1000), column):
+        values = numbers_of(part, "number", text, name, path)[:, 0] if is_text(part) else part.to_numpy()
+        if not (np.all(values == np.round(values)) and np.all(np.diff(values) > 0)):
+            return False
+    return True
 
 
 def feature_names(plan: dict) -> list[str]:
@@ -432,9 +441,13 @@ def report_unseen(unseen: dict[str, dict], path: str) -> None:
     )
 
 
+def is_text(column: pa.ChunkedArray) -> bool:
+    return pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+
+
 def text_of(column: pa.ChunkedArray) -> pd.Series:
     """The cells as text (None for blanks), whatever type Arrow gave the column."""
-    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+    if not is_text(column):
         column = column.cast(pa.string())
     return column.to_pandas()
 
@@ -489,7 +502,7 @@ def numbers_of(
         moments = dates_of(column, name, path, first_row)
         days = (moments - pd.Timestamp(origin or "1970-01-01")) / pd.Timedelta(days=1)
         return np.stack([days, moments.dt.month, moments.dt.day_of_week], axis=1).astype(np.float64)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if is_text(column):
         strings = column.to_pandas()
         if kind == "boolean":
             words = strings.str.strip().map({**dict.fromkeys(TRUE_WORDS, 1.0), **dict.fromkeys(FALSE_WORDS, 0.0)})

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import events_of
 from test_eval_predict import job_config
 
 from linreg.data import CsvDataModule
@@ -325,10 +326,17 @@ def test_a_category_that_drives_the_target_reaches_the_least_squares_r2(messy_ru
     assert expected_r2 > 0.95 and float(r2) == pytest.approx(expected_r2, abs=0.01)
 
 
-def test_the_summary_names_the_expanded_features(messy_run, tmp_path):
+def test_the_summary_and_tensorboard_name_the_expanded_features(messy_run, tmp_path):
     run, _ = messy_run
     text = summarize(run, tmp_path)
     assert "city=Paris" in text and "sale date.days" in text and "area m².missing" in text
+    assert "model/" not in text  # (the coefficients are the equation's lines, not metrics)
+
+    curves = set(events_of(tmp_path).Tags()["scalars"])
+    assert {"model/city=Paris", "model/sale date.days", "model/area m².missing", "model/bias"} <= curves
+    weight, bias = run.model.equation()
+    paris = run.datamodule.feature_names.index("city=Paris")
+    assert events_of(tmp_path).Scalars("model/city=Paris")[-1].value == pytest.approx(weight[0, paris].item(), rel=0.01)
 
 
 def test_a_bad_cell_deep_in_a_large_file_is_named_by_its_line(tmp_path):

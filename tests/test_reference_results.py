@@ -6,10 +6,13 @@ import torch
 from conftest import events_of
 
 EVERY_EPOCH = "trainer.log_every_n_steps=1"  # short epochs: a point for every one, not every 50 steps
+# What a run draws and writes does not change what it trains: the runs of thousands of one-step epochs
+# leave it out, to keep the suite short (the other tests check the logs, plots and progress bar).
+UNLOGGED = ("~logger", "~callbacks.progress_bar", "~callbacks.plots")
 
 
 def test_book_thermometer_fit_ends_at_the_books_loss_and_weights(train_with):
-    run = train_with("experiment=dlwpt_thermometer")
+    run = train_with("experiment=dlwpt_thermometer", *UNLOGGED)
 
     assert run.metrics["train/loss"] == pytest.approx(2.927648, rel=1e-4)
     w, b = run.model.linear.weight.item(), run.model.linear.bias.item()  # normalized units: t_un = 0.1·t_u
@@ -30,7 +33,7 @@ def test_book_first_epochs_without_normalization_follow_the_book(train_with, tmp
 
 
 def test_anscombe_with_rmsprop_ends_near_least_squares(train_with):
-    run = train_with("experiment=anscombe_rmsprop")
+    run = train_with("experiment=anscombe_rmsprop", *UNLOGGED)
 
     weight, bias = run.model.equation()
     assert weight.item() == pytest.approx(0.50009, abs=2e-3)

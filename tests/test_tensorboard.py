@@ -17,13 +17,13 @@ def test_scalars_hold_epoch_curves_and_step_values_every_log_every_n_steps(train
 
     events = events_of(tmp_path)
     every_epoch = ("train/loss", "val/loss", "val/mse", "val/mae", "val/r2", "train/lr")
-    every_5_steps = ("train/loss_step", "train/gap_to_ols", "val/gap_to_ols", "model/weight", "model/bias")
+    every_5_steps = ("train/loss_step", "train/gap_to_ols", "val/gap_to_ols", "model/t_u", "model/bias")
     assert set(every_epoch + every_5_steps) <= set(events.Tags()["scalars"])
     for name in every_epoch:  # one-step epochs: a point an epoch
         assert [e.step for e in events.Scalars(name)] == list(range(30)), name
     for name in every_5_steps:  # Lightning writes step values at steps 5, 10, ... (counted from 0: 4, 9, ...)
         assert [e.step for e in events.Scalars(name)] == [4, 9, 14, 19, 24, 29], name
-    assert events.Scalars("model/weight")[-1].value == pytest.approx(0.5368, abs=0.01)
+    assert events.Scalars("model/t_u")[-1].value == pytest.approx(0.5368, abs=0.01)
 
 
 def test_one_feature_gets_a_fit_picture_and_several_get_predicted_vs_actual(train_with, tmp_path):

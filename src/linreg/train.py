@@ -109,7 +109,8 @@ def fit(cfg: DictConfig) -> FittedRun:
         log_hyperparameters(trainer.loggers, cfg, datamodule)
         resume_from = resumable_checkpoint(cfg.ckpt_path, model) if cfg.get("ckpt_path") else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        metrics = as_numbers(trainer.callback_metrics)
+        # The model/ curves are the equation's coefficients: the summary shows them as the equation instead.
+        metrics = {k: v for k, v in as_numbers(trainer.callback_metrics).items() if not k.startswith("model/")}
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
             metrics |= as_numbers(trainer.test(model, datamodule=datamodule, verbose=False)[0])
         for logger in trainer.loggers:  # the results of the HParams tab

@@ -1,4 +1,4 @@
-"""Where the optimizer is: its distance to the least-squares fit, and the weight and bias of a line."""
+"""Where the optimizer is: its distance to the least-squares fit, and the coefficients it has reached."""
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -10,7 +10,8 @@ from linreg.runtime import logs_this_step
 
 class FitPath(Callback):
     """Where the optimizer is, every `trainer.log_every_n_steps` steps: its distance to least squares, and
-    for one feature and one target the weight and bias in original units.
+    the coefficients in original units, named by feature: `model/area m²`, `model/city=Paris`, `model/bias`
+    (`model/<target>/<feature>` with several targets), for models of up to `max_coefficients` weights.
 
     `baseline/ols_loss` is the least-squares MSE of the training split (`baseline/ols_val_loss` that fit's
     MSE on the validation split), logged once. `train/gap_to_ols` is the MSE of the current weights on the
@@ -18,7 +19,8 @@ class FitPath(Callback):
     `val/gap_to_ols` the same on the validation split; for `model.loss=mse`, whose optimum it is.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_coefficients: int = 20) -> None:
+        self.max_coefficients = max_coefficients  # more curves than this would bury the others in TensorBoard
         self.least_squares: LeastSquares | None = None
         self.val_equations: NormalEquations | None = None
         self.baseline: dict[str, float] = {}
@@ -53,7 +55,18 @@ class FitPath(Callback):
                 values["val/gap_to_ols"] = (
                     self.val_equations.loss(weight, bias) - self.baseline["baseline/ols_val_loss"]
                 )
-        if weight.numel() == 1:
-            original_weight, original_bias = pl_module.equation()
-            values |= {"model/weight": original_weight.item(), "model/bias": original_bias.item()}
+        if weight.numel() <= self.max_coefficients:
+            values |= coefficients(pl_module)
         return values
+
+
+def coefficients(pl_module: L.LightningModule) -> dict[str, float]:
+    """The fitted equation in original units, one value per feature and target, plus the biases."""
+    weight, bias = pl_module.equation()
+    features, targets = pl_module.hparams.feature_names, pl_module.hparams.target_names
+    values = {}
+    for target, row, intercept in zip(targets, weight.tolist(), bias.tolist(), strict=True):
+        prefix = "model/" if len(targets) == 1 else f"model/{target}/"
+        values |= {f"{prefix}{name}": value for name, value in zip(features, row, strict=True)}
+        values[f"{prefix}bias"] = intercept
+    return values

@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
 requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+# Plain gradient steps (one an epoch on the small tables) for as many epochs as asked, not stopped once
+# converged: for tests of curves, counts and resuming, which the default L-BFGS would end in one epoch.
+SGD_STEPS = ["optimizer=sgd", "optimizer.lr=0.1", "optimizer.momentum=0"]
+GRADIENT_STEPS = [*SGD_STEPS, "callbacks.convergence.stop=false"]
 
 
 def events_of(run_dir) -> EventAccumulator:

@@ -67,8 +67,8 @@ def test_the_config_tree_and_tags_are_saved_with_the_run(make_config, tmp_path, 
     train(make_config("tags=[baseline,first-try]", "trainer.max_epochs=2"))
 
     tree = (tmp_path / "config_tree.txt").read_text()
-    assert "optimizer" in tree and "torch.optim.SGD" in tree and "first-try" in tree
-    assert "torch.optim.SGD" in capsys.readouterr().out  # printed too
+    assert "optimizer" in tree and "torch.optim.LBFGS" in tree and "first-try" in tree
+    assert "torch.optim.LBFGS" in capsys.readouterr().out  # printed too
     assert "baseline,first-try" in (tmp_path / "hparams.yaml").read_text()
 
 

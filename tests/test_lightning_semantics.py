@@ -10,8 +10,9 @@ from omegaconf import OmegaConf
 
 from linreg.train import fit
 
-# 4000 rows, a fifth held out: 3200 training rows in batches of 16, 200 batches an epoch.
-DATA = ["data=synthetic", "data.n_samples=4000", "data.n_features=4", "data.batch_size=16", "~logger"]
+# 4000 rows, a fifth held out: 3200 training rows in batches of 16, 200 batches an epoch, one SGD step each.
+MINI_BATCHES = ["data.batch_size=16", "optimizer=sgd", "optimizer.lr=0.1", "optimizer.momentum=0"]
+DATA = ["data=synthetic", "data.n_samples=4000", "data.n_features=4", *MINI_BATCHES, "~logger"]
 BATCHES_PER_EPOCH = 200
 
 

@@ -253,7 +253,7 @@ def messy_run(train_with, tmp_path):
     """A run trained on the messy house table, as README's real-tables example does."""
     frame = houses()
     frame.to_csv(tmp_path / "houses.csv", index=False)
-    run = train_with(*MESSY, f"data.path={tmp_path / 'houses.csv'}", "trainer.max_epochs=60", "data.batch_size=64")
+    run = train_with(*MESSY, f"data.path={tmp_path / 'houses.csv'}")
     return run, frame
 
 

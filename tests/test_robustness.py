@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, events_of
+from conftest import GRADIENT_STEPS, ROOT, events_of
 
 from linreg.callbacks import LastCheckpoint
 from linreg.errors import report_errors
@@ -157,7 +157,7 @@ def test_the_same_seed_gives_bitwise_the_same_weights(train_with, tmp_path):
 
 
 def test_an_interrupted_save_leaves_the_previous_last_checkpoint_loadable(train_with, tmp_path, monkeypatch):
-    run = train_with("trainer.max_epochs=2", "~logger")
+    run = train_with(*GRADIENT_STEPS, "trainer.max_epochs=2", "~logger")
     path = tmp_path / "checkpoints" / "last.ckpt"
     before = path.read_bytes()
 
@@ -175,8 +175,10 @@ RESUMABLE = [
     "data=synthetic",
     "data.n_samples=20000",
     "data.batch_size=64",
+    "optimizer=sgd",
     "optimizer.momentum=0.9",
     "optimizer.lr=0.01",
+    "callbacks.convergence.stop=false",
     "trainer.max_epochs=10",
     "callbacks.last_checkpoint.interval_seconds=0",
     "print_config=false",
@@ -286,9 +288,12 @@ def test_ckpt_path_last_resumes_the_newest_run_of_this_data_and_says_which(
 ):
     monkeypatch.chdir(tmp_path)
     caplog.set_level(logging.INFO, logger="linreg")
-    train_with("trainer.max_epochs=2", "~logger", f"output_dir={tmp_path / 'logs' / 'train' / 'thermometer'}")
-    train_with("data=crops", "trainer.max_epochs=2", "~logger", f"output_dir={tmp_path / 'logs' / 'train' / 'crops'}")
+    logs = tmp_path / "logs" / "train"
+    train_with(*GRADIENT_STEPS, "trainer.max_epochs=2", "~logger", f"output_dir={logs / 'thermometer'}")
+    train_with(*GRADIENT_STEPS, "data=crops", "trainer.max_epochs=2", "~logger", f"output_dir={logs / 'crops'}")
 
-    run = train_with("trainer.max_epochs=4", "~logger", "ckpt_path=last", f"output_dir={tmp_path / 'resumed'}")
+    run = train_with(
+        *GRADIENT_STEPS, "trainer.max_epochs=4", "~logger", "ckpt_path=last", f"output_dir={tmp_path / 'resumed'}"
+    )
     assert run.trainer.global_step == 4  # two epochs of one step went on from the thermometer run's two
     assert f"resuming from {Path('logs') / 'train' / 'thermometer' / 'checkpoints' / 'last.ckpt'}" in caplog.text

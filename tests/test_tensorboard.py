@@ -8,21 +8,27 @@ import time
 import urllib.request
 
 import pytest
-from conftest import events_of
+from conftest import GRADIENT_STEPS, events_of
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 
 def test_scalars_hold_epoch_curves_and_step_values_every_log_every_n_steps(train_with, tmp_path):
-    train_with("trainer.max_epochs=30", "trainer.log_every_n_steps=5", "data.val_fraction=0.2", "scheduler=step")
+    train_with(
+        *GRADIENT_STEPS,
+        "trainer.max_epochs=30",
+        "trainer.log_every_n_steps=5",
+        "data.val_fraction=0.2",
+        "scheduler=step",
+    )
 
     events = events_of(tmp_path)
     every_epoch = ("train/loss", "val/loss", "val/mse", "val/mae", "val/r2", "train/lr")
-    every_5_steps = ("train/loss_step", "train/gap_to_ols", "val/gap_to_ols", "model/t_u", "model/bias")
-    assert set(every_epoch + every_5_steps) <= set(events.Tags()["scalars"])
-    for name in every_epoch:  # one-step epochs: a point an epoch
+    fit_path = ("train/gap_to_ols", "val/gap_to_ols", "model/t_u", "model/bias")  # every 5 steps and epoch ends
+    assert set(every_epoch + fit_path + ("train/loss_step",)) <= set(events.Tags()["scalars"])
+    for name in every_epoch + fit_path:  # one-step epochs: a point an epoch
         assert [e.step for e in events.Scalars(name)] == list(range(30)), name
-    for name in every_5_steps:  # Lightning writes step values at steps 5, 10, ... (counted from 0: 4, 9, ...)
-        assert [e.step for e in events.Scalars(name)] == [4, 9, 14, 19, 24, 29], name
+    # Lightning writes step values at steps 5, 10, ... (counted from 0: 4, 9, ...)
+    assert [e.step for e in events.Scalars("train/loss_step")] == [4, 9, 14, 19, 24, 29]
     assert events.Scalars("model/t_u")[-1].value == pytest.approx(0.5368, abs=0.01)
 
 
@@ -64,7 +70,7 @@ def get_json(url: str | urllib.request.Request):
 
 @pytest.mark.slow
 def test_a_tensorboard_server_shows_the_runs_scalars(train_with, tmp_path):
-    run = train_with("trainer.max_epochs=12", "trainer.log_every_n_steps=1", "scheduler=cosine")
+    run = train_with(*GRADIENT_STEPS, "trainer.max_epochs=12", "trainer.log_every_n_steps=1", "scheduler=cosine")
     port = free_port()
     server = subprocess.Popen(
         [

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import events_of, requires_gpu
+from conftest import GRADIENT_STEPS, SGD_STEPS, events_of, requires_gpu
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg.errors import ConfigError
@@ -35,7 +35,13 @@ def test_the_default_run_reaches_the_least_squares_optimum(train_with, tmp_path)
 
 
 def test_tensorboard_events_hold_the_training_loss_and_hyperparameters(train_with, tmp_path):
-    run = train_with("trainer.max_epochs=7", "data.val_fraction=0.2", "trainer.log_every_n_steps=1", "scheduler=step")
+    run = train_with(
+        *GRADIENT_STEPS,
+        "trainer.max_epochs=7",
+        "data.val_fraction=0.2",
+        "trainer.log_every_n_steps=1",
+        "scheduler=step",
+    )
 
     events = events_of(tmp_path)
     losses = [event.value for event in events.Scalars("train/loss")]
@@ -73,7 +79,7 @@ def test_schedulers_change_the_learning_rate(train_with, scheduler, final_lr):
     overrides = ["scheduler.step_size=2", "scheduler.gamma=0.5"] if scheduler == "step" else []
     if scheduler == "plateau":
         overrides = ["scheduler.patience=0", "optimizer.lr=2.0"]  # far too high: the loss gets worse at once
-    run = train_with(f"scheduler={scheduler}", "trainer.max_epochs=5", "~logger", "~callbacks", *overrides)
+    run = train_with(*SGD_STEPS, f"scheduler={scheduler}", "trainer.max_epochs=5", "~logger", "~callbacks", *overrides)
 
     lr = run.model.optimizers().param_groups[0]["lr"]
     assert lr == pytest.approx(final_lr, abs=1e-9) if final_lr is not None else lr < 2.0
@@ -89,8 +95,7 @@ def test_normalized_targets_still_predict_in_original_units(train_with):
 
 @pytest.mark.parametrize("normalize", METHODS)
 def test_a_checkpoint_predicts_from_raw_inputs_alone(train_with, tmp_path, normalize):
-    lr = {"none": 1e-4, "scale": 1e-2}.get(normalize, 0.1)  # raw inputs need the small steps of the book
-    run = train_with(f"data.normalize={normalize}", f"optimizer.lr={lr}", "seed=1")
+    run = train_with(f"data.normalize={normalize}", "seed=1")
     checkpoint = tmp_path / "checkpoints" / "last.ckpt"
 
     assert "state_dict" in torch.load(checkpoint, weights_only=True)  # plain data: no pickled code needed
@@ -163,13 +168,13 @@ def test_gpu_training_keeps_the_data_on_the_gpu(train_with, override):
 
 
 def test_csv_logger_writes_metrics_csv(train_with, tmp_path):
-    train_with("logger=csv", "trainer.max_epochs=3", "trainer.log_every_n_steps=1")
+    train_with(*GRADIENT_STEPS, "logger=csv", "trainer.max_epochs=3", "trainer.log_every_n_steps=1")
 
     assert len(pd.read_csv(tmp_path / "metrics.csv")["train/loss"].dropna()) == 3
 
 
 def test_best_checkpoint_follows_the_validation_loss_and_last_is_the_final_weights(train_with, tmp_path):
-    run = train_with("data.val_fraction=0.2", "trainer.max_epochs=30", "~logger")
+    run = train_with(*GRADIENT_STEPS, "data.val_fraction=0.2", "trainer.max_epochs=30", "~logger")
 
     best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
@@ -186,7 +191,11 @@ def test_without_a_validation_split_there_is_no_best_checkpoint(train_with, tmp_
 
 def test_early_stopping_ends_a_run_that_stopped_improving(train_with):
     run = train_with(
-        "callbacks=early_stopping", "callbacks.early_stopping.patience=3", "trainer.max_epochs=500", "~logger"
+        *GRADIENT_STEPS,
+        "callbacks=early_stopping",
+        "callbacks.early_stopping.patience=3",
+        "trainer.max_epochs=500",
+        "~logger",
     )
 
     assert run.trainer.current_epoch < 500
@@ -218,6 +227,8 @@ def test_the_fast_batches_train_the_same_weights_as_the_usual_dataloader_in_the_
         f"seed={seed}",
         "model.init.weight=0.0",
         "model.init.bias=0.0",
+        "optimizer=sgd",
+        "optimizer.momentum=0",
         f"optimizer.lr={lr}",
         f"trainer.max_epochs={epochs}",
         "~logger",

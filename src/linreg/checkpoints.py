@@ -81,8 +81,12 @@ def load_model(path: Path, checkpoint: dict[str, Any] | None = None) -> LinearRe
     """The trained model, in evaluation mode on the CPU."""
     checkpoint = checkpoint or read_checkpoint(path)
     model = build_from(LinearRegressor, checkpoint["hyper_parameters"], path, "model")
+    state = checkpoint["state_dict"]
+    if isinstance(state, dict) and not any(str(key).startswith("intervals.") for key in state):
+        # Written before checkpoints kept the least-squares covariance: no intervals (rows 0), the rest as it was.
+        state = {**state, **{f"intervals.{key}": value for key, value in model.intervals.state_dict().items()}}
     try:
-        model.load_state_dict(checkpoint["state_dict"])
+        model.load_state_dict(state)
     except (RuntimeError, KeyError) as error:
         raise not_loadable(path, error) from None
     return model.eval()

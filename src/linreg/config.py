@@ -49,7 +49,7 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
 class DataSettings:
     val_fraction: float = 0.2
     test_fraction: float = 0.0
-    batch_size: int | None = 256
+    batch_size: int | None = None
     shuffle: bool = True
     drop_last: bool = False
     num_workers: int = 0
@@ -76,6 +76,7 @@ class DataSettings:
     n_features: int = 8
     n_targets: int = 1
     noise: float = 0.1
+    correlation: float = 0.0
 
     def __post_init__(self) -> None:
         check_fractions(self.val_fraction, self.test_fraction)
@@ -89,6 +90,7 @@ class DataSettings:
         for key in ("n_samples", "n_features", "n_targets"):
             require(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "1 or more")
         require(self.noise >= 0, "data.noise", self.noise, "0 or more")
+        require(0 <= self.correlation < 1, "data.correlation", self.correlation, "at least 0 and below 1")
         require(self.min_category_count >= 1, "data.min_category_count", self.min_category_count, "1 or more rows")
         require(self.max_categories >= 1, "data.max_categories", self.max_categories, "1 or more levels")
         for key in ("sep", "decimal", "thousands"):
@@ -104,10 +106,20 @@ class ModelSettings:
 
 @dataclass
 class OptimizerSettings:
-    lr: float = 0.1
+    lr: Any = "auto"  # a number, or auto (from the curvatures of the table's loss; sgd only)
+    momentum: Any = None  # sgd, rmsprop: a number in [0, 1), or auto (with lr=auto)
 
     def __post_init__(self) -> None:
-        require(self.lr > 0, "optimizer.lr", self.lr, "above 0, e.g. 0.01")
+        if self.lr != "auto":
+            if isinstance(self.lr, bool) or not isinstance(self.lr, int | float):
+                raise ConfigError(f"optimizer.lr={self.lr!r} is not valid: it takes a number or auto (e.g. 0.01).")
+            require(self.lr > 0, "optimizer.lr", self.lr, "above 0, e.g. 0.01")
+        if self.momentum not in (None, "auto"):
+            if isinstance(self.momentum, bool) or not isinstance(self.momentum, int | float):
+                raise ConfigError(
+                    f"optimizer.momentum={self.momentum!r} is not valid: it takes a number or auto (e.g. 0.9)."
+                )
+            require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "from 0 to below 1, e.g. 0.9")
 
 
 @dataclass
@@ -123,7 +135,7 @@ class SchedulerSettings:
 @dataclass
 class TrainerSettings:
     accelerator: str = "cpu"
-    max_epochs: int = 100
+    max_epochs: int = 1000
     max_steps: int = -1
     log_every_n_steps: int = 50
     check_val_every_n_epoch: int | None = 1
@@ -156,6 +168,22 @@ class TrainerSettings:
 
 
 @dataclass
+class ConvergenceSettings:
+    rtol: float = 1e-3
+
+    def __post_init__(self) -> None:
+        require(self.rtol > 0, "convergence.rtol", self.rtol, "above 0, e.g. 1e-3")
+
+
+@dataclass
+class StatisticsSettings:
+    ci: float = 0.95
+
+    def __post_init__(self) -> None:
+        require(0 < self.ci < 1, "statistics.ci", self.ci, "between 0 and 1, e.g. 0.95")
+
+
+@dataclass
 class TrainSettings:
     """configs/train.yaml: the keys train.py reads."""
 
@@ -164,6 +192,8 @@ class TrainSettings:
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
     scheduler: SchedulerSettings | None = None
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
+    statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
     seed: int = 42
     tags: list[str] = field(default_factory=list)
     print_config: bool = True
@@ -193,6 +223,11 @@ class PredictSettings:
     ckpt_path: str = "last"
     log_dir: str = "logs"
     overwrite: bool = False
+    interval: float | None = None
+
+    def __post_init__(self) -> None:
+        level = self.interval
+        require(level is None or 0 < level < 1, "interval", level, "a level between 0 and 1, e.g. 0.95, or null")
 
 
 def checked(cfg: DictConfig, schema: type[T]) -> T:

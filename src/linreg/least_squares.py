@@ -5,6 +5,7 @@ float64). They give the least-squares fit, and the MSE of *any* weights on that 
 pass over the rows: the loss is a quadratic function of the weights.
 """
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -14,6 +15,10 @@ from torch import Tensor
 
 from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks, to_original_units
 
+# The gap to least squares is a fraction of the least-squares MSE, or of this much of the targets' variance
+# if that is larger (a table a line fits exactly).
+GAP_FLOOR = 1e-6
+
 if TYPE_CHECKING:  # (the data module imports this module: it offers its training split's fit)
     from linreg.data import Table
 
@@ -21,9 +26,11 @@ if TYPE_CHECKING:  # (the data module imports this module: it offers its trainin
 def normalized_chunks(
     table: "Table", features: Normalizer, targets: Normalizer, chunk_rows: int
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """The table's rows a piece at a time, normalized as the model sees them, in float64 on the CPU."""
+    """The table's rows a piece at a time, normalized as the model sees them, in float64 on the CPU (normalized in
+    float64 too: the sums are then exact for the table's own values, as an independent fit of them would be)."""
+    fx, ox, fy, oy = (t.double().cpu() for t in (features.factor, features.offset, targets.factor, targets.offset))
     for index in row_chunks(len(table), table.rows, chunk_rows):
-        yield features(table.all_features[index]).double().cpu(), targets(table.all_targets[index]).double().cpu()
+        yield table.all_features[index].double().cpu() * fx + ox, table.all_targets[index].double().cpu() * fy + oy
 
 
 @dataclass
@@ -71,12 +78,32 @@ class NormalEquations:
         intercept = bias + weight @ self.shift_x - self.shift_y
         return torch.cat([weight.T, intercept[None]], dim=0)
 
+    def curvatures(self) -> tuple[float, float]:
+        """The largest and the smallest non-zero eigenvalue of the MSE's Hessian in the model's weights and bias:
+        2·[x, 1]ᵀ[x, 1] / (rows · targets) of the normalized columns, unshifted (columns far from zero couple the
+        bias to the weights). Zero ones (a constant or exactly repeated column) are left out: the gradient never
+        points along them, so they do not slow gradient descent down.
+        """
+        unshift = torch.eye(len(self.gram), dtype=torch.float64)
+        unshift[-1, :-1] = self.shift_x  # [x − shift, 1] · unshift = [x, 1]
+        eigenvalues = (
+            torch.linalg.eigvalsh(unshift.T @ self.gram @ unshift) * 2 / (self.rows * len(self.target_squares))
+        )
+        largest = float(eigenvalues[-1])
+        return largest, float(eigenvalues[eigenvalues > 1e-12 * largest].min())
+
     def loss(self, weight: Tensor, bias: Tensor) -> float:
         """The MSE (normalized space, mean over rows and targets) of these weights on the split."""
         solution = self.coefficients(weight, bias)
         squared_error = (
             self.target_squares - 2 * (solution * self.cross).sum(0) + (solution * (self.gram @ solution)).sum(0)
         )
+        return float(squared_error.sum()) / (self.rows * len(self.target_squares))
+
+    def constant_loss(self) -> float:
+        """The MSE of the best constant prediction (each target's mean): the targets' variance."""
+        sums = self.cross[-1]  # Σ (y − shift_y), from the bias column of ones
+        squared_error = self.target_squares - sums * sums / self.rows
         return float(squared_error.sum()) / (self.rows * len(self.target_squares))
 
 
@@ -93,6 +120,33 @@ class LeastSquares:
         """Its MSE (normalized space) on another table, such as the validation split."""
         shifts = self.train_equations.shift_x, self.train_equations.shift_y
         return NormalEquations.of(table, features, targets, shifts, chunk_rows).loss(self.weight, self.bias)
+
+    def gap(self, weight: Tensor, bias: Tensor, equations: NormalEquations | None = None) -> float:
+        """How far above least squares the MSE of these weights is, as a fraction of the least-squares MSE:
+        `train/gap_to_ols` (on `equations`, the validation split's say, `val/gap_to_ols`).
+
+        A table that a line fits exactly has a least-squares MSE of rounding errors: the fraction is then
+        taken of a millionth of the targets' variance instead, which float32 weights can get within.
+        """
+        equations = equations or self.train_equations
+        best = equations.loss(self.weight, self.bias)
+        scale = max(best, GAP_FLOOR * self.train_equations.constant_loss())
+        excess = equations.loss(weight, bias) - best
+        return excess / scale if scale > 0 else (0.0 if excess <= 0 else math.inf)
+
+    def step_size(self) -> float:
+        """The learning rate `optimizer.lr=auto` gives with a momentum of your choice: 1 / the largest
+        curvature L of the training MSE, the longest step that shrinks every direction (the classic 1/L)."""
+        return 1.0 / self.train_equations.curvatures()[0]
+
+    def heavy_ball(self) -> tuple[float, float]:
+        """`optimizer.lr=auto` with `optimizer.momentum=auto`: Polyak's heavy ball, the fastest fixed lr and
+        momentum of gradient descent on a quadratic with curvatures from μ to L, the MSE of a linear model:
+        lr = 4 / (√L + √μ)², momentum = ((√L − √μ) / (√L + √μ))². The gap then shrinks by about
+        ((√κ − 1) / (√κ + 1))² a step, κ = L / μ: a condition number of 100 takes tens of full-batch epochs.
+        """
+        largest, smallest = (math.sqrt(c) for c in self.train_equations.curvatures())
+        return 4 / (largest + smallest) ** 2, ((largest - smallest) / (largest + smallest)) ** 2
 
     def equation(self, features: Normalizer, targets: Normalizer) -> tuple[Tensor, Tensor]:
         return to_original_units(self.weight, self.bias, features, targets)

@@ -14,6 +14,7 @@ from linreg.config import LOSS_NAMES
 from linreg.errors import ConfigError
 from linreg.normalize import Normalizer, to_original_units
 from linreg.runtime import logs_this_step
+from linreg.statistics import PredictionIntervals
 
 LOSSES: dict[str, Callable[[], nn.Module]] = dict(zip(LOSS_NAMES, (nn.MSELoss, nn.L1Loss, nn.HuberLoss), strict=True))
 
@@ -61,6 +62,8 @@ class LinearRegressor(L.LightningModule):
         self.feature_normalizer = feature_normalizer or Normalizer(len(feature_names))
         self.target_normalizer = target_normalizer or Normalizer(len(target_names))
         self.linear = nn.Linear(len(feature_names), len(target_names))
+        # Filled from the training split's least squares (train.py), for predict.py's intervals.
+        self.intervals = PredictionIntervals(len(feature_names), len(target_names))
         self.loss_fn = LOSSES[loss]()
         self.optimizer_factory, self.scheduler_config = optimizer, scheduler
         self._set_initial_values(**(init or {}))
@@ -106,9 +109,17 @@ class LinearRegressor(L.LightningModule):
 
     def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._step(batch)
-        self.train_loss_sum.add_(loss.detach(), alpha=len(batch[0]))
-        self.train_rows += len(batch[0])
-        return loss
+        return self.same_on_every_rank(loss) if self.trainer.world_size > 1 else loss
+
+    def same_on_every_rank(self, loss: Tensor) -> Tensor:
+        """The mean loss of all ranks' batches, with this rank's gradient (DDP averages those).
+
+        L-BFGS's line search compares loss values: with each rank's own value the ranks would evaluate the
+        closure a different number of times, and the gradients' all-reduce would hang. `loss - loss.detach()`
+        is exactly zero, so the value is the all-reduced mean, bit for bit the same on every rank.
+        """
+        mean = self.trainer.strategy.reduce(loss.detach().clone(), reduce_op="mean")
+        return mean + (loss - loss.detach())
 
     def on_train_epoch_end(self) -> None:
         # The mean over the epoch's rows (and DDP ranks): what early stopping, best.ckpt and the plateau schedule
@@ -116,8 +127,13 @@ class LinearRegressor(L.LightningModule):
         self.log("train/loss", self.train_loss_sum / self.train_rows, prog_bar=True, sync_dist=True)
 
     def on_train_batch_end(self, outputs: dict[str, Tensor], batch: Sequence[Tensor], batch_idx: int) -> None:
+        # The loss of the batch's last training_step: L-BFGS calls it several times a step (its closure), and
+        # the last call is at the weights its step ended on. (Lightning divides it by accumulate_grad_batches.)
+        loss = outputs["loss"] * self.trainer.accumulate_grad_batches
+        self.train_loss_sum.add_(loss, alpha=len(batch[0]))
+        self.train_rows += len(batch[0])
         if logs_this_step(self.trainer):
-            self.log("train/loss_step", outputs["loss"])
+            self.log("train/loss_step", loss)
 
     def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         loss, prediction = self._step(batch)

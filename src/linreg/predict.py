@@ -1,8 +1,6 @@
 """predict(cfg): predictions in original units for the raw rows of a table file, from a checkpoint alone."""
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +13,16 @@ from linreg.config import PredictSettings, checked
 from linreg.data.formats import resolve_path
 from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
+from linreg.model import LinearRegressor
+from linreg.runtime import write_atomically
 
 log = logging.getLogger(__name__)
 
 
 def predict(cfg: DictConfig) -> Path:
     """The job behind scripts/predict.py: the input's cells as they were written, plus one `<target>_predicted`
-    column per target, one row per input row in the same order (empty where a blank could not be filled)."""
+    column per target (and `<target>_lower`, `<target>_upper` with `interval=`), one row per input row in the
+    same order (empty where a blank could not be filled)."""
     settings = checked(cfg, PredictSettings)
     output = Path(settings.output)
     if output.resolve() == resolve_path(settings.input).resolve():
@@ -38,36 +39,42 @@ def predict(cfg: DictConfig) -> Path:
     )
     with torch.no_grad():
         predictions = model(table.features)  # normalized inside the model with the checkpoint's own statistics
+    columns = {"predicted": predictions}
+    if settings.interval is not None:
+        half_width = interval_half_width(model, table.features, settings.interval, path)
+        columns |= {"lower": predictions - half_width, "upper": predictions + half_width}
     rows = np.arange(raw.num_rows) if table.rows is None else table.rows.numpy()
     frame = raw.to_pandas()
-    for name, column in zip(model.hparams.target_names, predictions.T, strict=True):
-        values = np.full(raw.num_rows, np.nan, dtype=np.float32)
-        values[rows] = column.numpy()
-        frame[f"{name}_predicted"] = values
-    write_atomically(frame, output)
+    for suffix, values in columns.items():
+        for name, column in zip(model.hparams.target_names, values.T, strict=True):
+            cells = np.full(raw.num_rows, np.nan, dtype=np.float32)
+            cells[rows] = column.numpy()
+            frame[f"{name}_{suffix}"] = cells
+    write_csv(frame, output)
     log.info(f"Predicted {len(frame)} rows of {settings.input} with {path}\nwrote {output}")
     return output
 
 
-def write_atomically(frame: pd.DataFrame, output: Path) -> None:
-    """Write the CSV to a new temporary file beside `output`, then rename it: a reader never sees half a file,
-    and no file of the user's is ever taken as the temporary one."""
+def interval_half_width(model: LinearRegressor, features: torch.Tensor, level: float, path: Path) -> torch.Tensor:
+    """How far each row's bounds lie from its prediction: from the least-squares covariance in the checkpoint."""
+    if float(model.intervals.rows) == 0:
+        raise ConfigError(
+            f"interval={level}: {path} was written before checkpoints kept what intervals need; "
+            "train again (scripts/train.py) and predict with the new checkpoint."
+        )
+    if not float(model.intervals.df_resid) > 0:
+        raise ConfigError(
+            f"interval={level}: the model was trained on {int(model.intervals.rows)} rows, too few to estimate the "
+            "noise around its fit (as many rows as coefficients or fewer); train on more rows."
+        )
+    return model.intervals.half_width(features, level).float()
+
+
+def write_csv(frame: pd.DataFrame, output: Path) -> None:
+    """The predictions, written atomically (never half a file, never over a file of the user's by accident)."""
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial")
+        write_atomically(output, lambda file: frame.to_csv(file, index=False))
     except OSError as error:
-        raise unwritable(output, error) from None
-    temporary = Path(name)
-    try:
-        with os.fdopen(descriptor, "w", newline="") as file:
-            frame.to_csv(file, index=False)
-        temporary.replace(output)
-    except BaseException as error:
-        temporary.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise unwritable(output, error) from None
-        raise
-
-
-def unwritable(output: Path, error: OSError) -> ConfigError:
-    return ConfigError(f"output={output} cannot be written ({error.strerror or error}); choose another output=.")
+        raise ConfigError(
+            f"output={output} cannot be written ({error.strerror or error}); choose another output=."
+        ) from None

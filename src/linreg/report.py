@@ -1,6 +1,7 @@
 """The end-of-run summary a person reads: metrics, the fitted equation in original units, where things are."""
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -10,9 +11,50 @@ from rich.syntax import Syntax
 from rich.tree import Tree
 from torch import Tensor
 
+from linreg.statistics import COEFFICIENT_COLUMNS, FitStatistics
+
 
 def format_number(value: float) -> str:
     return f"{value:#.4g}".rstrip(".")
+
+
+def format_p(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2g}"
+
+
+def aligned_row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """The first cell left-aligned (a name), the rest right-aligned (numbers)."""
+    padded = (c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return "    " + "  ".join(padded)
+
+
+def format_statistics(statistics: FitStatistics, max_rows: int = 30) -> str:
+    """A compact table of the least-squares statistics per target (coefficients.csv and statistics.json: all)."""
+    lines = [f"Least squares on the training split ({statistics.ci:.0%} confidence intervals):"]
+    for target, fit in statistics.targets.items():
+        lines.append(
+            f"  {target}: R² {format_number(fit.r2)} (adjusted {format_number(fit.adj_r2)}), "
+            f"F {format_number(fit.f_statistic)} (p {format_p(fit.f_p_value)}), "
+            f"AIC {format_number(fit.aic)}, BIC {format_number(fit.bic)}; residuals: "
+            f"Durbin–Watson {format_number(fit.durbin_watson)}, Jarque–Bera {format_number(fit.jarque_bera)} "
+            f"(p {format_p(fit.jarque_bera_p_value)}), skew {format_number(fit.skew)}, "
+            f"kurtosis {format_number(fit.kurtosis)}"
+        )
+        rows = [row for row in statistics.coefficients if row["target"] == target]
+        columns = COEFFICIENT_COLUMNS[1:]
+        cells = [
+            [row["feature"], *(format_p(row[c]) if c == "p_value" else format_number(row[c]) for c in columns[1:])]
+            for row in rows[:max_rows]
+        ]
+        widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+        lines += [aligned_row(line, widths) for line in [list(columns), *cells]]
+        if len(rows) > max_rows:
+            lines.append(f"    … {len(rows) - max_rows} more in coefficients.csv")
+    lines.append(
+        f"  condition number {format_number(statistics.condition_number)} "
+        f"(standardized {format_number(statistics.condition_number_standardized)})"
+    )
+    return "\n".join(lines)
 
 
 def format_equation(weight: Tensor, bias: Tensor, feature_names: Sequence[str], target_names: Sequence[str]) -> str:
@@ -40,9 +82,14 @@ def format_weight_table(weight: Tensor, bias: Tensor, feature_names: Sequence[st
 
 
 def format_summary(
-    metrics: Mapping[str, float], equations: Mapping[str, str], output_dir: Path, checkpoints: Sequence[Path]
+    metrics: Mapping[str, float],
+    equations: Mapping[str, str],
+    statistics: str,
+    verdict: str,
+    output_dir: Path,
+    checkpoints: Sequence[Path],
 ) -> str:
-    """Metrics, then each labelled equation (trained, least squares, …), then where the run's files are."""
+    """Metrics, each labelled equation (trained, least squares, …), the verdict, then where the run's files are."""
     width = max(len(label) for label in equations) + 2
     lines = ["", "Final metrics:"]
     lines += [f"  {name:<18} {format_number(value)}" for name, value in sorted(metrics.items())]
@@ -50,7 +97,7 @@ def format_summary(
     for label, equation in equations.items():
         first, *rest = equation.splitlines()
         lines += [f"  {label + ':':<{width}}{first}", *(f"  {'':<{width}}{line}" for line in rest)]
-    lines += [f"Run directory: {output_dir}"]
+    lines += [statistics, f"Convergence:   {verdict}", f"Run directory: {output_dir}"]
     lines += [f"Checkpoint:    {path}" for path in checkpoints]
     lines += ["TensorBoard:   tensorboard --logdir logs"]
     return "\n".join(lines)

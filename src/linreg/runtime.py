@@ -2,9 +2,12 @@
 
 import contextlib
 import logging
+import os
+import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -63,3 +66,18 @@ def logs_this_step(trainer: "L.Trainer") -> bool:
 def as_numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Logged metrics (tensors) as plain numbers, for summaries, status.json and the sweeper."""
     return {name: float(value) for name, value in metrics.items()}
+
+
+def write_atomically(path: Path, write: Callable[[TextIO], Any]) -> None:
+    """Have `write` fill a new temporary file beside `path`, then rename it to `path`: a reader never sees half a
+    file, and no file of the user's is ever taken as the temporary one. OSError: `path` cannot be written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    temporary = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", newline="") as file:
+            write(file)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

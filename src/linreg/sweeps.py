@@ -14,7 +14,19 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
-COLUMNS = ("job", "status", "objective", "train/loss", "val/loss", "val/r2", "epochs", "seconds", "overrides")
+COLUMNS = (
+    "job",
+    "status",
+    "objective",
+    "train/loss",
+    "val/loss",
+    "val/r2",
+    "converged",
+    "gap_to_ols",
+    "epochs",
+    "seconds",
+    "overrides",
+)
 
 
 def job_row(job_dir: Path) -> dict[str, Any]:
@@ -31,6 +43,8 @@ def job_row(job_dir: Path) -> dict[str, Any]:
         "train/loss": metrics.get("train/loss", math.nan),
         "val/loss": metrics.get("val/loss", math.nan),
         "val/r2": metrics.get("val/r2", math.nan),
+        "converged": record.get("converged"),
+        "gap_to_ols": math.nan if record.get("gap_to_ols") is None else record["gap_to_ols"],
         "epochs": record.get("epochs"),
         "seconds": record.get("seconds"),
         "overrides": " ".join(str(o) for o in overrides),

@@ -16,14 +16,17 @@ from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, Progres
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from linreg.callbacks import ConvergenceStop
 from linreg.checkpoints import resumable_checkpoint
 from linreg.config import TrainSettings, checked
+from linreg.convergence import TrainingFacts, Verdict, judge
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError, RunError, TrainingDiverged
 from linreg.least_squares import LeastSquares
 from linreg.model import LinearRegressor
-from linreg.report import format_equation, format_summary, show_config
+from linreg.report import format_equation, format_statistics, format_summary, show_config
 from linreg.runtime import as_numbers, build, lightning_quieted
+from linreg.statistics import VIF_WARNING, FitStatistics, fit_statistics
 
 log = logging.getLogger(__name__)
 # Lightning's keys of an lr_scheduler dictionary, given beside the torch scheduler's own in configs/scheduler/.
@@ -39,6 +42,8 @@ class FittedRun:
     trainer: L.Trainer
     metrics: dict[str, float]
     least_squares: LeastSquares
+    verdict: Verdict
+    statistics: FitStatistics
 
 
 def train(cfg: DictConfig) -> float:
@@ -58,10 +63,14 @@ def train(cfg: DictConfig) -> float:
         log.error(f"This job {status}: {error}", exc_info=not isinstance(error, RunError))
         return math.nan
     if run.trainer.is_global_zero:
+        run.statistics.save(output_dir)
         log.info(summarize(run, output_dir))
+        warn_of_collinearity(run.statistics)
+        if run.verdict.converged is False:
+            log.warning(f"This run is {run.verdict.sentence()}")
     # (Under ddp_spawn the epoch counter stays in the worker processes: recorded as unknown.)
     epochs = run.trainer.current_epoch or None
-    record_status(output_dir, "ok", "", started, run.metrics, epochs, cfg.optimized_metric)
+    record_status(output_dir, "ok", "", started, run.metrics, epochs, cfg.optimized_metric, run.verdict)
     return run.metrics.get(cfg.optimized_metric, math.nan)
 
 
@@ -77,11 +86,15 @@ def record_status(
     metrics: dict[str, float] | None = None,
     epochs: int | None = None,
     objective: str | None = None,
+    verdict: Verdict | None = None,
 ) -> None:
-    """status.json in the run directory: how the run ended (ok, diverged, failed), for people and sweep summaries."""
+    """status.json in the run directory: how the run ended (ok, diverged, failed) and whether it reached least
+    squares (`converged`, `gap_to_ols`; null where that does not apply), for people and sweep summaries."""
     record = {
         "status": status,
         "message": message,
+        "converged": verdict.converged if verdict else None,
+        "gap_to_ols": verdict.gap if verdict else None,
         "metrics": metrics or {},
         "epochs": epochs,
         "seconds": round(time.monotonic() - started, 3),
@@ -106,17 +119,70 @@ def fit(cfg: DictConfig) -> FittedRun:
     with lightning_quieted():
         trainer = build_trainer(cfg, has_validation)
         datamodule.check_batch_split(trainer.world_size)
-        log_hyperparameters(trainer.loggers, cfg, datamodule)
+        log_hyperparameters(trainer.loggers, cfg, datamodule, model)
         resume_from = resumable_checkpoint(cfg.ckpt_path, model) if cfg.get("ckpt_path") else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         # The model/ curves are the equation's coefficients: the summary shows them as the equation instead.
         metrics = {k: v for k, v in as_numbers(trainer.callback_metrics).items() if not k.startswith("model/")}
+        verdict = convergence_verdict(cfg, trainer, model, datamodule)
+        if verdict.gap is not None:  # the final weights' gap, not that of the last logged step
+            metrics |= {"train/gap_to_ols": verdict.gap, "converged": float(verdict.converged)}
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
             metrics |= as_numbers(trainer.test(model, datamodule=datamodule, verbose=False)[0])
-        for logger in trainer.loggers:  # the results of the HParams tab
+        statistics = fit_statistics(
+            datamodule.least_squares.train_equations,
+            datamodule.train,
+            model.feature_normalizer,
+            model.target_normalizer,
+            model.equation(),
+            cfg.statistics.ci,
+        )
+        for logger in trainer.loggers:  # the results of the HParams tab, and the statistics in the Text tab
             logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
+            if isinstance(logger, TensorBoardLogger):  # (indented: Markdown keeps the table's columns)
+                table = "\n".join("    " + line for line in format_statistics(statistics).splitlines())
+                logger.experiment.add_text("statistics", table, trainer.global_step)
             logger.finalize("success")  # training already closed the files: write these out now, not at exit
-    return FittedRun(model, datamodule, trainer, metrics, datamodule.least_squares)
+    return FittedRun(model, datamodule, trainer, metrics, datamodule.least_squares, verdict, statistics)
+
+
+def warn_of_collinearity(statistics: FitStatistics) -> None:
+    """Name the features whose separate coefficients the table cannot pin down."""
+    collinear = statistics.collinear()
+    if not collinear:
+        return
+    factors = ", ".join(f"{name} {statistics.vif[name]:.3g}" for name in collinear)
+    log.warning(
+        f"Nearly collinear features (variance inflation factor ≥ {VIF_WARNING:g}): {factors}; the standardized "
+        f"condition number is {statistics.condition_number_standardized:.3g}. Each is mostly predictable from the "
+        "others, so their separate coefficients are uncertain (see std_error in coefficients.csv) though the "
+        "predictions are not. Leave one out (data.exclude=[...]) if the coefficients themselves matter."
+    )
+
+
+def convergence_verdict(
+    cfg: DictConfig, trainer: L.Trainer, model: LinearRegressor, datamodule: TabularDataModule
+) -> Verdict:
+    """How close the final weights came to least squares, and what to change if not close enough."""
+    least_squares = datamodule.least_squares
+    if trainer.overfit_batches:
+        return Verdict(None, cfg.convergence.rtol, why_none="trainer.overfit_batches trains on a few batches only")
+    gap = least_squares.gap(model.linear.weight, model.linear.bias) if model.hparams.loss == "mse" else None
+    stop = next((c for c in trainer.callbacks if isinstance(c, ConvergenceStop)), None)
+    optimizer = trainer.optimizers[0] if trainer.optimizers else None  # (none here under ddp_spawn)
+    facts = TrainingFacts(
+        gaps=stop.gaps if stop else [],
+        epochs=trainer.current_epoch,
+        steps=trainer.global_step,
+        lr=optimizer.defaults.get("lr", math.nan) if optimizer else math.nan,
+        optimizer=type(optimizer).__name__ if optimizer else "",
+        full_batch=not cfg.data.batch_size or cfg.data.batch_size >= len(datamodule.train),
+        scheduled=bool(cfg.get("scheduler")),
+        normalize=datamodule.hparams.normalize,
+        normalize_targets=datamodule.hparams.normalize_targets,
+        largest_coefficient=float(torch.cat([least_squares.weight.flatten(), least_squares.bias]).abs().max()),
+    )
+    return judge(gap, cfg.convergence.rtol, facts)
 
 
 def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
@@ -141,14 +207,16 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
     )
 
 
-def log_hyperparameters(loggers: list[Logger], cfg: DictConfig, datamodule: TabularDataModule) -> None:
+def log_hyperparameters(
+    loggers: list[Logger], cfg: DictConfig, datamodule: TabularDataModule, model: LinearRegressor
+) -> None:
     """The settings that tell the runs of a sweep apart, for TensorBoard's HParams tab and hparams.yaml."""
     params = {
         "data": datamodule.name,
         "normalize": datamodule.hparams.normalize,
         "batch_size": cfg.data.batch_size or "full",
         "optimizer": cfg.optimizer._target_.rpartition(".")[2],
-        "lr": cfg.optimizer.lr,
+        "lr": model.hparams.lr or cfg.optimizer.lr,  # the rate optimizer.lr=auto chose
         "scheduler": cfg.scheduler._target_.rpartition(".")[2] if cfg.get("scheduler") else "none",
         "loss": cfg.model.loss,
         "max_epochs": cfg.trainer.max_epochs,
@@ -156,7 +224,8 @@ def log_hyperparameters(loggers: list[Logger], cfg: DictConfig, datamodule: Tabu
         "tags": ",".join(cfg.get("tags") or []),
     }
     # The tab shows each metric's last value: NaN until the run logs its result at the end.
-    names = ["train/loss"] + [
+    verdict = ["train/gap_to_ols", "converged"] if cfg.model.loss == "mse" else []
+    names = ["train/loss", *verdict] + [
         f"{split}/{metric}"
         for split in ("val", "test")
         if len(getattr(datamodule, split))
@@ -178,16 +247,40 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegress
     """The model sized from the data, carrying the data's normalization so checkpoints predict raw rows."""
     # _partial_: the config gives the model's settings, the data its shape and normalization.
     model_with_settings = build(cfg.model, _partial_=True, _convert_="all")
-    return model_with_settings(
+    lr, momentum = automatic_rates(cfg.optimizer, datamodule.least_squares)
+    model = model_with_settings(
+        lr=lr,
         feature_names=datamodule.feature_names,
         target_names=datamodule.target_names,
         normalize=datamodule.hparams.normalize,
         columns=datamodule.columns,
         feature_normalizer=datamodule.feature_normalizer,
         target_normalizer=datamodule.target_normalizer,
-        optimizer=build(cfg.optimizer),
+        optimizer=build(cfg.optimizer, **({} if momentum is None else {"momentum": momentum})),
         scheduler=lr_scheduler(cfg),
     )
+    model.intervals.fit(datamodule.least_squares.train_equations, model.feature_normalizer, model.target_normalizer)
+    return model
+
+
+def automatic_rates(optimizer: DictConfig, least_squares: LeastSquares) -> tuple[float | None, float | None]:
+    """The lr and momentum that `optimizer.lr=auto` and `optimizer.momentum=auto` stand for on this table's loss
+    (None: the config's own number). With a number for lr, momentum=auto is 0: plain gradient descent."""
+    lr, momentum = optimizer.get("lr"), optimizer.get("momentum")
+    if lr != "auto":
+        return None, 0.0 if momentum == "auto" else None
+    if optimizer._target_ != "torch.optim.SGD":
+        raise ConfigError(
+            f"optimizer.lr=auto is a step size for gradient descent (optimizer=sgd); "
+            f"{optimizer._target_.rpartition('.')[2]} takes a number, e.g. optimizer.lr=0.01."
+        )
+    if momentum == "auto":
+        lr, momentum = least_squares.heavy_ball()
+        log.info(f"optimizer.lr=auto, momentum=auto: {lr:.4g}, {momentum:.4g} (heavy ball, from the loss's curvatures)")
+        return lr, momentum
+    lr = least_squares.step_size()
+    log.info(f"optimizer.lr=auto: {lr:.4g} (1 / the largest curvature of the training loss)")
+    return lr, None
 
 
 def lr_scheduler(cfg: DictConfig) -> dict[str, Any] | None:
@@ -230,6 +323,9 @@ def summarize(run: FittedRun, output_dir: Path) -> str:
         "trained": format_equation(*run.model.equation(), *names),
         "least squares": format_equation(*least_squares, *names),
     }
-    metrics = {**run.metrics, "baseline/ols_loss": run.least_squares.train_loss}
+    metrics = {k: v for k, v in run.metrics.items() if k != "converged"}  # the verdict says it in words
+    metrics["baseline/ols_loss"] = run.least_squares.train_loss
     paths = [Path(c.best_model_path) for c in run.trainer.checkpoint_callbacks if c.best_model_path]
-    return format_summary(metrics, equations, output_dir, paths)
+    return format_summary(
+        metrics, equations, format_statistics(run.statistics), run.verdict.sentence(), output_dir, paths
+    )

@@ -9,14 +9,16 @@ from linreg.runtime import logs_this_step
 
 
 class FitPath(Callback):
-    """Where the optimizer is, every `trainer.log_every_n_steps` steps: its distance to least squares, and
-    the coefficients in original units, named by feature: `model/area m²`, `model/city=Paris`, `model/bias`
-    (`model/<target>/<feature>` with several targets), for models of up to `max_coefficients` weights.
+    """Where the optimizer is, every `trainer.log_every_n_steps` steps and at each epoch's end: its distance to
+    least squares, and the coefficients in original units, named by feature: `model/area m²`,
+    `model/city=Paris`, `model/bias` (`model/<target>/<feature>` with several targets), for models of up to
+    `max_coefficients` weights.
 
     `baseline/ols_loss` is the least-squares MSE of the training split (`baseline/ols_val_loss` that fit's
-    MSE on the validation split), logged once. `train/gap_to_ols` is the MSE of the current weights on the
-    whole training split minus it (exact, from the split's normal equations: no pass over the rows),
-    `val/gap_to_ols` the same on the validation split; for `model.loss=mse`, whose optimum it is.
+    MSE on the validation split), logged once. `train/gap_to_ols` is how far above it the MSE of the current
+    weights on the whole training split is, as a fraction of it (exact, from the split's normal equations: no
+    pass over the rows), `val/gap_to_ols` the same on the validation split; for `model.loss=mse`, whose
+    optimum it is.
     """
 
     def __init__(self, max_coefficients: int = 20) -> None:
@@ -44,17 +46,22 @@ class FitPath(Callback):
         if logs_this_step(trainer):
             pl_module.log_dict(self.values(pl_module), on_step=True, on_epoch=False)
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # And at the end of each epoch, so that a run of a few full-batch steps has a point per epoch too, at the
+        # step of the epoch's values. Straight to the loggers: every DDP rank holds the same weights, and an
+        # epoch value of self.log would have to be synchronized, in an order the ranks' callbacks do not share.
+        if not logs_this_step(trainer):
+            values = self.values(pl_module)
+            for logger in trainer.loggers:
+                logger.log_metrics(values, step=trainer.global_step - 1)
+
     def values(self, pl_module: L.LightningModule) -> dict[str, float]:
         weight, bias = pl_module.linear.weight, pl_module.linear.bias
         values = {}
         if pl_module.hparams.get("loss") == "mse":
-            values["train/gap_to_ols"] = (
-                self.least_squares.train_equations.loss(weight, bias) - self.least_squares.train_loss
-            )
+            values["train/gap_to_ols"] = self.least_squares.gap(weight, bias)
             if self.val_equations is not None:
-                values["val/gap_to_ols"] = (
-                    self.val_equations.loss(weight, bias) - self.baseline["baseline/ols_val_loss"]
-                )
+                values["val/gap_to_ols"] = self.least_squares.gap(weight, bias, self.val_equations)
         if weight.numel() <= self.max_coefficients:
             values |= coefficients(pl_module)
         return values

@@ -315,7 +315,15 @@ class CsvDataModule(TabularDataModule):
 class SyntheticDataModule(TabularDataModule):
     """Generated rows whose true weights are kept in `true_weight` and `true_bias`, to check what a fit recovers."""
 
-    def __init__(self, n_samples: int, n_features: int, n_targets: int = 1, noise: float = 0.1, **settings) -> None:
+    def __init__(
+        self,
+        n_samples: int,
+        n_features: int,
+        n_targets: int = 1,
+        noise: float = 0.1,
+        correlation: float = 0.0,
+        **settings,
+    ) -> None:
         super().__init__(**settings)
         self.true_weight: Tensor | None = None
         self.true_bias: Tensor | None = None
@@ -327,7 +335,12 @@ class SyntheticDataModule(TabularDataModule):
     def read_table(self) -> Table:
         settings = self.hparams
         table, self.true_weight, self.true_bias = make_synthetic(
-            settings.n_samples, settings.n_features, settings.n_targets, settings.noise, settings.seed
+            settings.n_samples,
+            settings.n_features,
+            settings.n_targets,
+            settings.noise,
+            settings.seed,
+            settings.correlation,
         )
         return table
 

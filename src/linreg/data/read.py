@@ -78,13 +78,17 @@ def read_with_plan(plan: dict, path: str, setting: str, with_targets: bool, left
 
 
 def make_synthetic(
-    n_samples: int, n_features: int, n_targets: int, noise: float, seed: int
+    n_samples: int, n_features: int, n_targets: int, noise: float, seed: int, correlation: float = 0.0
 ) -> tuple[Table, Tensor, Tensor]:
-    """Rows y = x·Wᵀ + b + noise·ε with x, W, b, ε standard normal; returns the table and the true (W, b)."""
+    """Rows y = x·Wᵀ + b + noise·ε with W, b, ε standard normal and x standard normal columns of pairwise
+    `correlation` ρ (condition number √((1 + (features − 1)ρ) / (1 − ρ))); returns the table and the true (W, b)."""
     generator = torch.Generator().manual_seed(seed)
     weight = torch.randn(n_targets, n_features, generator=generator)
     bias = torch.randn(n_targets, generator=generator)
     features = torch.randn(n_samples, n_features, generator=generator)
+    if correlation:  # a factor all columns share: ρ of each column's variance
+        shared = torch.randn(n_samples, 1, generator=generator)
+        features.mul_((1 - correlation) ** 0.5).add_(shared, alpha=correlation**0.5)
     targets = torch.addmm(bias, features, weight.T)
     targets.add_(torch.randn(n_samples, n_targets, generator=generator), alpha=noise)
     table = Table(features, targets, [f"x{i}" for i in range(n_features)], [f"y{i}" for i in range(n_targets)])

@@ -1,0 +1,34 @@
+"""End training once it has reached the exact answer: the training MSE within `rtol` of least squares."""
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+from linreg.least_squares import LeastSquares
+
+
+class ConvergenceStop(Callback):
+    """Stops training at the end of the first epoch whose weights are within `rtol` of least squares, like
+    Lightning's EarlyStopping (the epoch is finished, counted and checkpointed as usual).
+
+    The gap is exact and costs no pass over the rows (see `LeastSquares.gap`); it is kept for every epoch in
+    `gaps`, which the end-of-run verdict reads to say what a run that missed should change. `model.loss=mse`
+    only (for the other losses least squares is not the optimum), and not under `trainer.overfit_batches`.
+    """
+
+    def __init__(self, rtol: float = 1e-3, stop: bool = True) -> None:
+        self.rtol, self.stop = rtol, stop
+        self.least_squares: LeastSquares | None = None
+        self.gaps: list[float] = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.gaps = []
+        # (Least squares of the training split is no aim for a loss other than MSE, or for a few batches.)
+        aimed = pl_module.hparams.get("loss") == "mse" and not trainer.overfit_batches
+        self.least_squares = trainer.datamodule.least_squares if aimed else None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.least_squares is None:
+            return
+        self.gaps.append(self.least_squares.gap(pl_module.linear.weight, pl_module.linear.bias))
+        if self.stop and self.gaps[-1] < self.rtol:
+            trainer.should_stop = True  # (every DDP rank has the same weights and equations, so the same gap)

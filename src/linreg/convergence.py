@@ -1,0 +1,122 @@
+"""The verdict at the end of every run: did training reach the exact answer, and if not, what to change.
+
+Linear regression with an MSE loss has one: least squares. A run is `converged` when the MSE of its final
+weights on the training split is within `convergence.rtol` of the least-squares MSE (`train/gap_to_ols`).
+The verdict informs; it never fails a run.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+# Optimizers whose step is about lr per weight whatever the gradient's size.
+ADAPTIVE = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta")
+
+
+@dataclass
+class TrainingFacts:
+    """What the advice for a run that missed is drawn from."""
+
+    gaps: Sequence[float]  # train/gap_to_ols at each epoch end (empty without the convergence callback)
+    epochs: int
+    steps: int
+    lr: float
+    optimizer: str  # the torch optimizer's class name
+    full_batch: bool
+    scheduled: bool
+    normalize: str
+    normalize_targets: bool
+    largest_coefficient: float  # the largest least-squares weight or bias in the space the model trains in
+
+
+@dataclass
+class Verdict:
+    gap: float | None  # train/gap_to_ols of the final weights; None where least squares is not the aim
+    rtol: float
+    advice: list[str] = field(default_factory=list)
+    why_none: str = "least squares is the optimum of model.loss=mse only"  # when gap is None
+
+    @property
+    def converged(self) -> bool | None:
+        return None if self.gap is None else self.gap < self.rtol
+
+    def sentence(self) -> str:
+        if self.gap is None:
+            return f"no verdict: {self.why_none}."
+        if self.converged:
+            return (
+                f"converged: the training MSE is within {self.gap:.2g} of least squares' "
+                f"(convergence.rtol={self.rtol:g})."
+            )
+        above = f"{self.gap:.3g}×" if self.gap >= 10 else f"{100 * self.gap:.3g} %"
+        return (
+            f"NOT converged: the training MSE is {above} above least squares' (convergence.rtol={self.rtol:g}). "
+            f"Likely fix: {'; or '.join(self.advice)}."
+        )
+
+
+def judge(gap: float | None, rtol: float, facts: TrainingFacts) -> Verdict:
+    """The verdict on the final weights' gap, with the likely fixes for this run when it missed."""
+    verdict = Verdict(gap, rtol)
+    if gap is not None and not gap < rtol:
+        verdict.advice = likely_fixes(gap, rtol, facts)
+    return verdict
+
+
+def likely_fixes(gap: float, rtol: float, facts: TrainingFacts) -> list[str]:
+    """Read the gap's history: too short a reach, a rising gap, a noise floor, or still falling."""
+    gaps = [g for g in facts.gaps if math.isfinite(g)]
+    fixes = []
+    if facts.optimizer in ADAPTIVE and facts.lr * facts.steps < facts.largest_coefficient:
+        remedy = "normalized targets (data.normalize_targets=true) or " if not facts.normalize_targets else ""
+        fixes.append(
+            f"{remedy}a higher optimizer.lr: {facts.optimizer} moves each weight by about lr per step, and "
+            f"{facts.steps} steps of {facts.lr:g} cannot reach least-squares coefficients of "
+            f"{facts.largest_coefficient:.3g}"
+        )
+    elif not gaps:
+        fixes.append(
+            "more epochs, or optimizer=sgd with optimizer.lr=auto and full batches (data.batch_size=null) "
+            "(with the gap's history, kept by callbacks.convergence in one process, this advice would be sharper)"
+        )
+    elif not facts.full_batch and not facts.scheduled and (rising(gaps) or recent_ratio(gaps) > 0.9):
+        fixes.append(
+            f"a decaying schedule (scheduler=cosine), full batches (data.batch_size=null) or a learning rate below "
+            f"{facts.lr:g}: with mini-batches at a constant learning rate the gap stops falling at a noise floor"
+        )
+    elif rising(gaps):
+        fixes.append(f"a lower learning rate (optimizer.lr={facts.lr:g} made the gap grow again)")
+    else:
+        needed = epochs_needed(gaps, rtol, facts.epochs) if recent_ratio(gaps) < 1 else None
+        if needed and needed <= 10 * facts.epochs:
+            fixes.append(f"more epochs (trainer.max_epochs={needed}): the gap was still falling")
+        else:
+            pace = f"at its pace it would need about {needed} epochs" if needed else "the gap stalled"
+            fixes.append(
+                f"a higher learning rate (optimizer.lr={facts.lr:g}: {pace}), "
+                "or optimizer=sgd with optimizer.lr=auto and full batches (data.batch_size=null)"
+            )
+    if facts.normalize == "none":
+        fixes.append("standardized inputs (data.normalize=standardize), on which every optimizer has an easier path")
+    return fixes
+
+
+def rising(gaps: Sequence[float]) -> bool:
+    return gaps[-1] > 2 * min(gaps)
+
+
+def recent_ratio(gaps: Sequence[float]) -> float:
+    """How much the gap shrank over the last fifth of the run (1: not at all)."""
+    span = max(1, len(gaps) // 5)
+    if len(gaps) <= span or gaps[-1 - span] <= 0:
+        return 1.0
+    return gaps[-1] / gaps[-1 - span]
+
+
+def epochs_needed(gaps: Sequence[float], rtol: float, epochs: int) -> int:
+    """The epochs at which the gap, falling as it did over the last fifth of the run, would be under rtol."""
+    per_epoch = recent_ratio(gaps) ** (1 / max(1, len(gaps) // 5))
+    more = math.log(rtol / gaps[-1]) / math.log(per_epoch)
+    needed = math.ceil(epochs + 1.2 * max(1.0, more))  # a margin: the rate of the last fifth need not hold
+    unit = 10 ** max(0, len(str(needed)) - 2)  # rounded up to two significant digits
+    return -(-needed // unit) * unit

@@ -1,0 +1,143 @@
+"""The least-squares statistics against statsmodels' OLS, the independent reference (a test-only dependency)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+import torch
+from statsmodels.stats.outliers_influence import variance_inflation_factor
+from statsmodels.stats.stattools import durbin_watson, jarque_bera
+
+from linreg.data import InMemoryDataModule, Table
+from linreg.statistics import PredictionIntervals, fit_statistics
+
+RTOL = 1e-6
+
+
+def generated_table(kind: str, rows: int = 300, seed: int = 0) -> Table:
+    """Features far from zero (the statistics undo the normalization's shift and scale), two targets."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(5.0, 2.0, size=(rows, 4))
+    if kind == "correlated":  # a shared factor: variance inflation factors in the hundreds
+        x = 5.0 + 2.0 * (0.1 * rng.normal(size=(rows, 4)) + rng.normal(size=(rows, 1)))
+    if kind == "constant":  # a column the intercept already is
+        x[:, 2] = 3.0
+    weight = np.array([[1.5, -2.0, 0.5, 0.0], [0.2, 0.1, -0.3, 0.05]])
+    y = x @ weight.T + np.array([10.0, -1.0]) + rng.standard_t(5, size=(rows, 2)) * [2.0, 0.3]
+    return Table(
+        torch.tensor(x, dtype=torch.float32),
+        torch.tensor(y, dtype=torch.float32),
+        ["a", "b", "c", "d"],
+        ["y", "z"],
+    )
+
+
+def statistics_of(table: Table, val_fraction: float = 0.0, ci: float = 0.95):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the constant column's warning
+        datamodule = InMemoryDataModule(table, val_fraction=val_fraction, normalize_targets=True, seed=3)
+        datamodule.setup("fit")
+    trained = (torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
+    equations = datamodule.least_squares.train_equations
+    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
+    return fit_statistics(equations, datamodule.train, *normalizers, trained, ci), datamodule.train
+
+
+def training_rows(train: Table) -> tuple[np.ndarray, np.ndarray]:
+    """The training split's cells in file order (the order the residual diagnostics read), as float64."""
+    rows = torch.arange(len(train)) if train.rows is None else train.rows.sort().values
+    return train.all_features[rows].double().numpy(), train.all_targets[rows].double().numpy()
+
+
+def coefficient_rows(statistics, target: str) -> dict[str, dict]:
+    return {row["feature"]: row for row in statistics.coefficients if row["target"] == target}
+
+
+@pytest.mark.parametrize("kind", ["plain", "correlated"])
+@pytest.mark.parametrize("val_fraction", [0.0, 0.25])
+def test_every_statistic_matches_statsmodels(kind, val_fraction):
+    statistics, train = statistics_of(generated_table(kind), val_fraction, ci=0.9)
+    x, y = training_rows(train)
+    exog = sm.add_constant(x, prepend=False)  # the features, then the bias: the order of coefficients.csv
+
+    for j, target in enumerate(["y", "z"]):
+        ols = sm.OLS(y[:, j], exog).fit()
+        rows = coefficient_rows(statistics, target)
+        ours = np.array([[rows[f][k] for f in ["a", "b", "c", "d", "bias"]] for k in ("estimate", "std_error", "t")])
+        np.testing.assert_allclose(ours, np.array([ols.params, ols.bse, ols.tvalues]), rtol=RTOL)
+        p_values = [rows[f]["p_value"] for f in ["a", "b", "c", "d", "bias"]]
+        np.testing.assert_allclose(p_values, ols.pvalues, rtol=RTOL, atol=1e-300)
+        intervals = [[rows[f]["ci_low"], rows[f]["ci_high"]] for f in ["a", "b", "c", "d", "bias"]]
+        np.testing.assert_allclose(intervals, ols.conf_int(alpha=0.1), rtol=RTOL)
+
+        fit = statistics.targets[target]
+        jb, jb_p, skew, kurtosis = jarque_bera(ols.resid)
+        expected = {
+            "r2": ols.rsquared,
+            "adj_r2": ols.rsquared_adj,
+            "f_statistic": ols.fvalue,
+            "f_p_value": ols.f_pvalue,
+            "log_likelihood": ols.llf,
+            "aic": ols.aic,
+            "bic": ols.bic,
+            "df_model": ols.df_model,
+            "df_resid": ols.df_resid,
+            "durbin_watson": durbin_watson(ols.resid),
+            "jarque_bera": jb,
+            "jarque_bera_p_value": jb_p,
+            "skew": skew,
+            "kurtosis": kurtosis,
+        }
+        for key, value in expected.items():
+            assert getattr(fit, key) == pytest.approx(value, rel=RTOL, abs=1e-300), key
+    assert statistics.condition_number == pytest.approx(ols.condition_number, rel=RTOL)
+    vif = [variance_inflation_factor(exog, i) for i in range(4)]
+    np.testing.assert_allclose(list(statistics.vif.values()), vif, rtol=RTOL)
+    if kind == "correlated":
+        assert statistics.collinear() == ["a", "b", "c", "d"] and min(vif) > 50
+
+
+def test_a_constant_feature_is_left_to_the_bias_and_the_rest_matches_statsmodels():
+    statistics, train = statistics_of(generated_table("constant"))
+    x, y = training_rows(train)
+    varying = sm.add_constant(np.delete(x, 2, axis=1), prepend=False)
+
+    for j, target in enumerate(["y", "z"]):
+        ols = sm.OLS(y[:, j], varying).fit()
+        rows = coefficient_rows(statistics, target)
+        for feature, k in (("a", 0), ("b", 1), ("d", 2), ("bias", 3)):
+            assert rows[feature]["estimate"] == pytest.approx(ols.params[k], rel=RTOL)
+            assert rows[feature]["std_error"] == pytest.approx(ols.bse[k], rel=RTOL)
+        assert rows["c"]["estimate"] == 0 and np.isnan(rows["c"]["std_error"]) and np.isnan(rows["c"]["p_value"])
+        fit = statistics.targets[target]
+        assert (fit.df_model, fit.r2, fit.aic) == (
+            ols.df_model,
+            pytest.approx(ols.rsquared, rel=RTOL),
+            pytest.approx(ols.aic, rel=RTOL),
+        )
+        # statsmodels given the constant column itself as the intercept: the same fit, the intercept in c.
+        as_intercept = sm.OLS(y[:, j], x).fit()
+        assert as_intercept.params[2] * 3.0 == pytest.approx(rows["bias"]["estimate"], rel=RTOL)
+    assert np.isnan(statistics.vif["c"])
+
+
+@pytest.mark.parametrize("kind", ["plain", "correlated", "constant"])
+def test_prediction_intervals_are_statsmodels_obs_intervals(kind):
+    table = generated_table(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        datamodule = InMemoryDataModule(table, val_fraction=0.25, normalize_targets=True, seed=3)
+        datamodule.setup("fit")
+    intervals = PredictionIntervals(4, 2)
+    intervals.fit(datamodule.least_squares.train_equations, datamodule.feature_normalizer, datamodule.target_normalizer)
+    x, y = training_rows(datamodule.train)
+    new_rows = datamodule.val.features  # rows the fit has not seen
+    half_width = intervals.half_width(new_rows, 0.9).numpy()
+
+    keep = [0, 1, 3] if kind == "constant" else [0, 1, 2, 3]  # (statsmodels: the constant column is the intercept)
+    for j in range(2):
+        ols = sm.OLS(y[:, j], sm.add_constant(x[:, keep], prepend=False)).fit()
+        exog = sm.add_constant(new_rows.double().numpy()[:, keep], prepend=False, has_constant="add")
+        frame = ols.get_prediction(exog).summary_frame(alpha=0.1)
+        np.testing.assert_allclose(half_width[:, j], (frame.obs_ci_upper - frame.obs_ci_lower) / 2, rtol=RTOL)

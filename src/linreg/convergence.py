@@ -45,8 +45,8 @@ class Verdict:
             return f"no verdict: {self.why_none}."
         if self.converged:
             return (
-                f"converged: the training MSE is within {self.gap:.2g} of least squares' "
-                f"(convergence.rtol={self.rtol:g})."
+                f"converged: the training MSE is at least squares' (train/gap_to_ols {self.gap:.2g} is under "
+                f"convergence.rtol={self.rtol:g})."
             )
         above = f"{self.gap:.3g}×" if self.gap >= 10 else f"{100 * self.gap:.3g} %"
         return (

@@ -54,7 +54,8 @@ def test_hparams_tab_holds_the_settings_and_final_metrics(train_with, tmp_path):
     assert hparams["optimizer"] == "Adam" and hparams["lr"] == pytest.approx(0.05) and hparams["batch_size"] == 4
     assert {"data", "normalize", "loss", "max_epochs", "seed", "scheduler"} <= set(hparams)
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert {"final/val_loss", "final/val_r2", "final/train_loss"} <= {m.name.tag for m in experiment.metric_infos}
+    finals = {"final/val_loss", "final/val_r2", "final/train_loss", "final/train_gap_to_ols", "final/converged"}
+    assert finals <= {m.name.tag for m in experiment.metric_infos}
 
 
 def free_port() -> int:
@@ -114,3 +115,12 @@ def test_a_tensorboard_server_shows_the_runs_scalars(train_with, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_least_squares_statistics_are_in_the_text_tab(train_with, tmp_path):
+    train_with("data=crops")
+
+    events = events_of(tmp_path)
+    (tag,) = [tag for tag in events.Tags()["tensors"] if tag.startswith("statistics")]
+    table = events.Tensors(tag)[-1].tensor_proto.string_val[0].decode()
+    assert "std_error" in table and "humidity" in table and "Durbin–Watson" in table

@@ -35,7 +35,10 @@ def format_statistics(statistics: FitStatistics, max_rows: int = 30) -> str:
         lines.append(
             f"  {target}: R² {format_number(fit.r2)} (adjusted {format_number(fit.adj_r2)}), "
             f"F {format_number(fit.f_statistic)} (p {format_p(fit.f_p_value)}), "
-            f"AIC {format_number(fit.aic)}, BIC {format_number(fit.bic)}; residuals: "
+            f"AIC {format_number(fit.aic)}, BIC {format_number(fit.bic)}"
+        )
+        lines.append(
+            "    residuals: "
             f"Durbin–Watson {format_number(fit.durbin_watson)}, Jarque–Bera {format_number(fit.jarque_bera)} "
             f"(p {format_p(fit.jarque_bera_p_value)}), skew {format_number(fit.skew)}, "
             f"kurtosis {format_number(fit.kurtosis)}"

@@ -1,5 +1,6 @@
 """Habits from Lightning and the well-known templates: debug presets, the config tree, tags, lr_find."""
 
+import logging
 import math
 import subprocess
 import sys
@@ -79,3 +80,11 @@ def test_lr_find_suggests_a_rate_that_trains_raw_thermometer_data_without_diverg
     assert 0 < lr < 1e-3 and math.isfinite(run.metrics["train/loss"])
     assert run.metrics["train/loss"] < 100  # it learned: the first epoch's loss is in the hundreds
     assert (tmp_path / "plots" / "lr_find.png").is_file()
+
+
+def test_lightning_banners_and_tips_are_not_printed(train_with, caplog):
+    caplog.set_level(logging.INFO)
+    train_with("trainer.max_epochs=1", "~logger")
+
+    assert "GPU available" not in caplog.text and "TPU available" not in caplog.text and "Tip:" not in caplog.text
+    assert "`Trainer.fit` stopped" in caplog.text  # Lightning's other notices still come through

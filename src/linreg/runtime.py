@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     import lightning as L
 
 
+# Lightning's lines at every Trainer: which accelerators exist (trainer.accelerator says which one runs),
+# and tips to install its cloud services.
+BANNERS = ("GPU available", "TPU available", "HPU available", "💡 Tip")
+
+
+def without_banners(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(BANNERS)
+
+
 @contextlib.contextmanager
 def lightning_quieted() -> Iterator[None]:
     """Hide Lightning's console notices that do not apply to this template's runs.
@@ -27,7 +36,10 @@ def lightning_quieted() -> Iterator[None]:
     """
     if logging.getLogger().hasHandlers():
         logging.getLogger("lightning").handlers.clear()
-    with warnings.catch_warnings():
+    notices = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    notices.addFilter(without_banners)
+    with warnings.catch_warnings(), contextlib.ExitStack() as undo:
+        undo.callback(notices.removeFilter, without_banners)
         # Step values are logged every log_every_n_steps steps, whatever the length of an epoch.
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval")
         # A split of fraction 0 is left out on purpose.

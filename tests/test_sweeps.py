@@ -74,9 +74,10 @@ def test_an_optuna_search_records_the_best_trial(tmp_path):
 def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(tmp_path, train_with):
     data = ["data=synthetic", "data.n_samples=4000", "data.n_features=4", "data.noise=0.01", "data.batch_size=256"]
     data += ["trainer.max_epochs=10"]
-    # L-BFGS evaluates the loss a varying number of times a step: every rank must decide alike, or DDP hangs.
-    _, sweep_dir = sweep(tmp_path, "trainer=ddp_sim", "optimizer=sgd,lbfgs", "optimizer.lr=0.1", *data)
-    single = train_with(*data, "optimizer=sgd", "optimizer.lr=0.1", f"output_dir={tmp_path / 'single'}")
+    # Mini-batch L-BFGS: its line search evaluates the loss a varying number of times a step, so the ranks must
+    # see the same loss (or the gradients' all-reduce hangs), and the same as one process to take its steps.
+    _, sweep_dir = sweep(tmp_path, "trainer=ddp_sim", "optimizer=lbfgs", *data)
+    single = train_with(*data, "optimizer=lbfgs", f"output_dir={tmp_path / 'single'}")
 
     _, true_weight, true_bias = make_synthetic(4000, 4, 1, 0.01, seed=42)
 
@@ -84,16 +85,16 @@ def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(t
         weight, bias = model.equation()
         return max((weight.float() - true_weight).abs().max(), (bias.float() - true_bias).abs().max()).item()
 
-    for job in ("0", "1"):
-        job_dir = sweep_dir / job
-        assert json.loads((job_dir / "status.json").read_text())["status"] == "ok"
-        assert sorted(p.name for p in (job_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
-        assert len(list(job_dir.glob("plots/*.png"))) == 2
-    ddp, ddp_lbfgs = (LinearRegressor.load_from_checkpoint(sweep_dir / j / "checkpoints" / "last.ckpt") for j in "01")
-    assert error(ddp) < 0.01 and error(ddp_lbfgs) < 0.01
-    # Each process takes half of every batch and the gradients are averaged: the steps of one process.
-    torch.testing.assert_close(ddp.linear.weight, single.model.linear.weight, atol=1e-5, rtol=0)
-    torch.testing.assert_close(ddp.linear.bias, single.model.linear.bias, atol=1e-5, rtol=0)
+    job_dir = sweep_dir / "0"
+    assert json.loads((job_dir / "status.json").read_text())["status"] == "ok"
+    assert sorted(p.name for p in (job_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert len(list(job_dir.glob("plots/*.png"))) == 2
+    ddp = LinearRegressor.load_from_checkpoint(job_dir / "checkpoints" / "last.ckpt")
+    assert error(ddp) < 0.01
+    # Each process takes half of every batch, the gradients and losses are averaged: the steps of one process
+    # (up to the order of float sums, which the line searches carry on).
+    torch.testing.assert_close(ddp.linear.weight, single.model.linear.weight, atol=1e-4, rtol=0)
+    torch.testing.assert_close(ddp.linear.bias, single.model.linear.bias, atol=1e-4, rtol=0)
     assert not (tmp_path / "logs" / "train").exists()  # no stray run directories from the worker processes
 
 

@@ -260,3 +260,14 @@ def test_gradient_clipping_bounds_each_step(train_with):
 
     moved = torch.cat([run.model.linear.weight.flatten() - 1.0, run.model.linear.bias.flatten()])
     assert 0 < moved.norm() <= 3 * 1e-2 + 1e-6
+
+
+def test_the_tensorboard_hint_points_at_where_the_run_is(train_with, tmp_path, monkeypatch):
+    run = train_with("trainer.max_epochs=1")
+    assert f"TensorBoard:   tensorboard --logdir {tmp_path}" in summarize(run, tmp_path)  # a run outside ./logs
+
+    monkeypatch.chdir(tmp_path.parent)  # a run under ./logs: all of them, to compare
+    assert "tensorboard --logdir logs" in summarize(run, tmp_path.parent / "logs" / "train" / "run")
+
+    quiet = train_with("trainer.max_epochs=1", "~logger", f"output_dir={tmp_path / 'quiet'}")
+    assert "TensorBoard:" not in summarize(quiet, tmp_path / "quiet")  # no events written, no hint

@@ -2,6 +2,7 @@
 
 import io
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -91,8 +92,10 @@ def format_summary(
     verdict: str,
     output_dir: Path,
     checkpoints: Sequence[Path],
+    tensorboard: bool = True,
 ) -> str:
-    """Metrics, each labelled equation (trained, least squares, …), the verdict, then where the run's files are."""
+    """Metrics, each labelled equation (trained, least squares, …), the verdict, then where the run's files are
+    (and the command that shows them in TensorBoard, when the run wrote TensorBoard events)."""
     width = max(len(label) for label in equations) + 2
     lines = ["", "Final metrics:"]
     lines += [f"  {name:<18} {format_number(value)}" for name, value in sorted(metrics.items())]
@@ -102,8 +105,17 @@ def format_summary(
         lines += [f"  {label + ':':<{width}}{first}", *(f"  {'':<{width}}{line}" for line in rest)]
     lines += [statistics, f"Convergence:   {verdict}", f"Run directory: {output_dir}"]
     lines += [f"Checkpoint:    {path}" for path in checkpoints]
-    lines += ["TensorBoard:   tensorboard --logdir logs"]
+    if tensorboard:
+        lines += [f"TensorBoard:   tensorboard --logdir {tensorboard_logdir(output_dir)}"]
     return "\n".join(lines)
+
+
+def tensorboard_logdir(output_dir: Path) -> str:
+    """`logs` for a run under ./logs (every run there, to compare); the run's own directory for one elsewhere."""
+    logs = Path("logs").resolve()
+    if output_dir.resolve().is_relative_to(logs):
+        return "logs"
+    return shlex.quote(str(output_dir))
 
 
 GROUP_ORDER = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks")

@@ -326,6 +326,6 @@ def summarize(run: FittedRun, output_dir: Path) -> str:
     metrics = {k: v for k, v in run.metrics.items() if k != "converged"}  # the verdict says it in words
     metrics["baseline/ols_loss"] = run.least_squares.train_loss
     paths = [Path(c.best_model_path) for c in run.trainer.checkpoint_callbacks if c.best_model_path]
-    return format_summary(
-        metrics, equations, format_statistics(run.statistics), run.verdict.sentence(), output_dir, paths
-    )
+    tensorboard = any(isinstance(logger, TensorBoardLogger) for logger in run.trainer.loggers)
+    statistics = format_statistics(run.statistics)
+    return format_summary(metrics, equations, statistics, run.verdict.sentence(), output_dir, paths, tensorboard)

@@ -34,11 +34,21 @@ def test_eval_on_a_csv_file_and_on_another_split(train_with, tmp_path):
     pd.DataFrame({"t_u": rows.features[:, 0], "t_c": rows.targets[:, 0]}).to_csv(tmp_path / "held_out.csv", index=False)
 
     on_file = evaluate(job_config("eval", tmp_path, "ckpt_path=last", f"input={tmp_path / 'held_out.csv'}", "~logger"))
-    on_split = evaluate(job_config("eval", tmp_path, "ckpt_path=last", "split=val", "~logger"))
+    on_split = evaluate(job_config("eval", tmp_path, "ckpt_path=last", "~logger"))  # the split it has: val
     assert on_file["test/mse"] == pytest.approx(run.metrics["val/mse"], rel=1e-6)
-    assert on_split == pytest.approx(on_file, rel=1e-6)
+    assert on_split == pytest.approx({f"val/{name[5:]}": value for name, value in on_file.items()}, rel=1e-6)
     with pytest.raises(ConfigError, match="no test split"):
-        evaluate(job_config("eval", tmp_path, "ckpt_path=last", "~logger"))
+        evaluate(job_config("eval", tmp_path, "ckpt_path=last", "split=test", "~logger"))
+
+
+def test_eval_right_after_a_default_run_scores_the_training_rows_and_says_so(train_with, tmp_path):
+    run = train_with()  # the default run holds no rows out
+
+    metrics = evaluate(job_config("eval", tmp_path, "ckpt_path=last"))
+    assert set(metrics) == {"train/loss", "train/mse", "train/mae", "train/r2"}
+    assert metrics["train/loss"] == pytest.approx(run.metrics["train/loss"], rel=1e-5)
+    written = pd.read_csv(next((tmp_path / "eval").glob("**/metrics.csv")))
+    assert "train/r2" in written.columns and not any(c.startswith("test/") for c in written.columns)
 
 
 def test_predict_writes_the_input_plus_a_prediction_in_original_units(train_with, tmp_path):

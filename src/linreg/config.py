@@ -210,7 +210,7 @@ class EvalSettings:
 
     ckpt_path: str = "last"
     log_dir: str = "logs"
-    split: Split = Split.test
+    split: Split | None = None  # None: test, or val, or train: the first the checkpoint's run has
     input: str | None = None
 
 

@@ -1,4 +1,4 @@
-"""evaluate(cfg): the test metrics of a saved checkpoint, on a split of its own data or on a table file."""
+"""evaluate(cfg): the metrics of a saved checkpoint, on a split of its own data or on a table file."""
 
 import logging
 
@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """The job behind scripts/eval.py: `test/…` metrics equal to those train.py reports for the same weights."""
+    """The job behind scripts/eval.py: metrics named by the split (`test/…`, `val/…`, `train/…`; `test/…` for
+    input=), equal to those train.py reports for the same weights."""
     settings = checked(cfg, EvalSettings)
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
     checkpoint = read_checkpoint(path)
@@ -26,15 +27,18 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         datamodule: TabularDataModule = InMemoryDataModule(table, val_fraction=0, normalize="none")
         datamodule.setup("test")
         split, source = "train", settings.input
+        label = "test"  # rows the model was not trained on, as far as eval can tell
     else:
-        datamodule, split = load_datamodule(path, checkpoint), settings.split.name
-        source = f"the {split} split of {datamodule.name}"
+        datamodule = load_datamodule(path, checkpoint)
+        split = settings.split.name if settings.split else first_split(datamodule)
+        source, label = f"the {split} split of {datamodule.name}", split
     rows = getattr(datamodule, split)
     if not len(rows):
         raise ConfigError(
             f"The checkpoint's run has no {split} split (data.{split}_fraction was 0); "
             "choose another split= or give input=<CSV file>."
         )
+    model.name_test_metrics(label)
     loggers = [build(c) for c in (cfg.get("logger") or {}).values()]
     trainer = L.Trainer(
         accelerator="cpu",
@@ -48,3 +52,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     lines = [f"Checkpoint {path}", f"evaluated on {source} ({len(rows)} rows):"]
     log.info("\n".join(lines + [f"  {name:<10} {value:.6g}" for name, value in sorted(metrics.items())]))
     return metrics
+
+
+def first_split(datamodule: TabularDataModule) -> str:
+    """The held-out split a run has, test first; the training rows when it held none out."""
+    return next(split for split in ("test", "val", "train") if len(getattr(datamodule, split)))

@@ -150,8 +150,12 @@ class LinearRegressor(L.LightningModule):
         self.test_metrics.update(self.target_normalizer.inverse(prediction), batch[1])
 
     def on_test_epoch_end(self) -> None:
-        self.log("test/loss", self.test_loss)
+        self.log(f"{self.test_metrics.prefix}loss", self.test_loss)
         self.log_dict(self.test_metrics)
+
+    def name_test_metrics(self, split: str) -> None:
+        """eval.py scores any split through Lightning's test loop: name its metrics by that split (`val/r2`)."""
+        self.test_metrics.prefix = f"{split}/"
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer_factory is None:

@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import CONFIGS, ROOT
+from hydra import compose, initialize_config_dir
 
+from linreg.evaluate import evaluate
 from linreg.train import train
 
 
@@ -82,9 +84,11 @@ def test_lr_find_suggests_a_rate_that_trains_raw_thermometer_data_without_diverg
     assert (tmp_path / "plots" / "lr_find.png").is_file()
 
 
-def test_lightning_banners_and_tips_are_not_printed(train_with, caplog):
+def test_lightning_banners_and_tips_are_not_printed(train_with, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     train_with("trainer.max_epochs=1", "~logger")
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        evaluate(compose("eval", overrides=[f"ckpt_path={tmp_path}", f"output_dir={tmp_path / 'eval'}", "~logger"]))
 
     assert "GPU available" not in caplog.text and "TPU available" not in caplog.text and "Tip:" not in caplog.text
     assert "`Trainer.fit` stopped" in caplog.text  # Lightning's other notices still come through

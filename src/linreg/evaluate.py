@@ -40,14 +40,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         )
     model.name_test_metrics(label)
     loggers = [build(c) for c in (cfg.get("logger") or {}).values()]
-    trainer = L.Trainer(
-        accelerator="cpu",
-        logger=loggers or False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
     with lightning_quieted():
+        trainer = L.Trainer(
+            accelerator="cpu",
+            logger=loggers or False,
+            enable_progress_bar=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+        )
         metrics = as_numbers(trainer.test(model, dataloaders=datamodule.loader(split), verbose=False)[0])
     lines = [f"Checkpoint {path}", f"evaluated on {source} ({len(rows)} rows):"]
     log.info("\n".join(lines + [f"  {name:<10} {value:.6g}" for name, value in sorted(metrics.items())]))

@@ -227,7 +227,10 @@ def throughput_table(
             "data.val_fraction=0",
             "seed=0",
             f"data.batch_size={batch_size}",
+            "optimizer=sgd",  # the same plain steps as the other loops, every epoch (not stopped once converged)
             f"optimizer.lr={LEARNING_RATE}",
+            "optimizer.momentum=0",
+            "callbacks.convergence.stop=false",
             f"trainer.max_epochs={epochs}",
             f"trainer.accelerator={accelerator}",
         ]

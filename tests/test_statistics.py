@@ -10,7 +10,7 @@ from statsmodels.stats.outliers_influence import variance_inflation_factor
 from statsmodels.stats.stattools import durbin_watson, jarque_bera
 
 from linreg.data import InMemoryDataModule, Table
-from linreg.statistics import PredictionIntervals, fit_statistics
+from linreg.statistics import PredictionIntervals, Solution, fit_statistics
 
 RTOL = 1e-6
 
@@ -41,7 +41,7 @@ def statistics_of(table: Table, val_fraction: float = 0.0, ci: float = 0.95):
     trained = (torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
     equations = datamodule.least_squares.train_equations
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
-    return fit_statistics(equations, datamodule.train, *normalizers, trained, ci), datamodule.train
+    return fit_statistics(Solution.of(equations, *normalizers), datamodule.train, trained, ci), datamodule.train
 
 
 def training_rows(train: Table) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +130,8 @@ def test_prediction_intervals_are_statsmodels_obs_intervals(kind):
         datamodule = InMemoryDataModule(table, val_fraction=0.25, normalize_targets=True, seed=3)
         datamodule.setup("fit")
     intervals = PredictionIntervals(4, 2)
-    intervals.fit(datamodule.least_squares.train_equations, datamodule.feature_normalizer, datamodule.target_normalizer)
+    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
+    intervals.fit(Solution.of(datamodule.least_squares.train_equations, *normalizers))
     x, y = training_rows(datamodule.train)
     new_rows = datamodule.val.features  # rows the fit has not seen
     half_width = intervals.half_width(new_rows, 0.9).numpy()

@@ -129,11 +129,11 @@ class LinearRegressor(L.LightningModule):
     def on_train_batch_end(self, outputs: dict[str, Tensor], batch: Sequence[Tensor], batch_idx: int) -> None:
         # The loss of the batch's last training_step: L-BFGS calls it several times a step (its closure), and
         # the last call is at the weights its step ended on. (Lightning divides it by accumulate_grad_batches.)
-        loss = outputs["loss"] * self.trainer.accumulate_grad_batches
-        self.train_loss_sum.add_(loss, alpha=len(batch[0]))
+        accumulated = self.trainer.accumulate_grad_batches
+        self.train_loss_sum.add_(outputs["loss"], alpha=len(batch[0]) * accumulated)
         self.train_rows += len(batch[0])
         if logs_this_step(self.trainer):
-            self.log("train/loss_step", loss)
+            self.log("train/loss_step", outputs["loss"] * accumulated)
 
     def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         loss, prediction = self._step(batch)

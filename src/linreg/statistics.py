@@ -58,8 +58,10 @@ class CenteredSums:
 
 @dataclass
 class Solution:
-    """The least-squares fit of the centred sums, with what its uncertainty needs."""
+    """The least-squares fit of the centred sums, with what its uncertainty needs: computed once a run, for the
+    statistics and for the prediction intervals the checkpoints keep."""
 
+    sums: CenteredSums
     weight: Tensor  # features × targets, original units
     bias: Tensor  # targets
     inverse_scatter: Tensor  # the pseudo-inverse of the features' scatter
@@ -67,8 +69,9 @@ class Solution:
     residual_squares: Tensor  # targets: Σ residual²
 
     @classmethod
-    def of(cls, sums: CenteredSums) -> "Solution":
+    def of(cls, equations: NormalEquations, features: Normalizer, targets: Normalizer) -> "Solution":
         """Solved on the correlation scale (unit diagonal) for accuracy; constant columns get weight 0."""
+        sums = CenteredSums.of(equations, features, targets)
         spread = sums.scatter.diagonal().sqrt()
         scale = torch.where(spread > 0, 1 / spread, torch.zeros_like(spread))
         correlation = sums.scatter * torch.outer(scale, scale)
@@ -81,7 +84,18 @@ class Solution:
         residual_squares = (
             sums.target_scatter - 2 * (weight * sums.cross).sum(0) + (weight * (sums.scatter @ weight)).sum(0)
         )
-        return cls(weight, bias, inverse_scatter, rank, residual_squares.clamp_min(0))
+        return cls(sums, weight, bias, inverse_scatter, rank, residual_squares.clamp_min(0))
+
+    @property
+    def df_resid(self) -> int:
+        return self.sums.rows - self.rank - 1
+
+    @property
+    def residual_variance(self) -> Tensor:
+        """σ² per target (NaN without residual degrees of freedom)."""
+        if self.df_resid > 0:
+            return self.residual_squares / self.df_resid
+        return torch.full_like(self.residual_squares, math.nan)
 
 
 @dataclass
@@ -153,20 +167,10 @@ def finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def fit_statistics(
-    equations: NormalEquations,
-    table: Table,
-    features: Normalizer,
-    targets: Normalizer,
-    trained: tuple[Tensor, Tensor],
-    ci: float = 0.95,
-) -> FitStatistics:
+def fit_statistics(solution: Solution, table: Table, trained: tuple[Tensor, Tensor], ci: float = 0.95) -> FitStatistics:
     """The statistics of the least-squares fit of `table` (the training split), beside the trained equation."""
-    sums = CenteredSums.of(equations, features, targets)
-    solution = Solution.of(sums)
-    n, rank = sums.rows, solution.rank
-    df_resid = n - rank - 1
-    sigma2 = solution.residual_squares / df_resid if df_resid > 0 else torch.full_like(sums.target_scatter, math.nan)
+    sums = solution.sums
+    n, rank, df_resid, sigma2 = sums.rows, solution.rank, solution.df_resid, solution.residual_variance
     moments = residual_moments(table, solution)
     coefficients, per_target = [], {}
     for j, target in enumerate(table.target_names):
@@ -337,15 +341,12 @@ class PredictionIntervals(nn.Module):
         self.register_buffer("rows", torch.zeros((), dtype=torch.float64))
         self.register_buffer("df_resid", torch.zeros((), dtype=torch.float64))
 
-    def fit(self, equations: NormalEquations, features: Normalizer, targets: Normalizer) -> None:
-        sums = CenteredSums.of(equations, features, targets)
-        solution = Solution.of(sums)
-        df_resid = sums.rows - solution.rank - 1
-        self.feature_means.copy_(sums.feature_means)
+    def fit(self, solution: Solution) -> None:
+        self.feature_means.copy_(solution.sums.feature_means)
         self.inverse_scatter.copy_(solution.inverse_scatter)
-        self.residual_variance.copy_(solution.residual_squares / df_resid if df_resid > 0 else math.nan)
-        self.rows.fill_(sums.rows)
-        self.df_resid.fill_(df_resid)
+        self.residual_variance.copy_(solution.residual_variance)
+        self.rows.fill_(solution.sums.rows)
+        self.df_resid.fill_(solution.df_resid)
 
     def half_width(self, features: Tensor, level: float) -> Tensor:
         """rows × targets: how far each bound lies from the prediction, in the targets' units."""

@@ -26,7 +26,7 @@ from linreg.least_squares import LeastSquares
 from linreg.model import LinearRegressor
 from linreg.report import format_equation, format_statistics, format_summary, show_config
 from linreg.runtime import as_numbers, build, lightning_quieted
-from linreg.statistics import VIF_WARNING, FitStatistics, fit_statistics
+from linreg.statistics import VIF_WARNING, FitStatistics, Solution, fit_statistics
 
 log = logging.getLogger(__name__)
 # Lightning's keys of an lr_scheduler dictionary, given beside the torch scheduler's own in configs/scheduler/.
@@ -116,6 +116,10 @@ def fit(cfg: DictConfig) -> FittedRun:
         )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg, datamodule)
+    # The exact fit's uncertainty, once: the checkpoints keep what predict.py's intervals need, the end of the
+    # run reports its statistics.
+    solution = Solution.of(datamodule.least_squares.train_equations, model.feature_normalizer, model.target_normalizer)
+    model.intervals.fit(solution)
     with lightning_quieted():
         trainer = build_trainer(cfg, has_validation)
         datamodule.check_batch_split(trainer.world_size)
@@ -129,14 +133,7 @@ def fit(cfg: DictConfig) -> FittedRun:
             metrics |= {"train/gap_to_ols": verdict.gap, "converged": float(verdict.converged)}
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
             metrics |= as_numbers(trainer.test(model, datamodule=datamodule, verbose=False)[0])
-        statistics = fit_statistics(
-            datamodule.least_squares.train_equations,
-            datamodule.train,
-            model.feature_normalizer,
-            model.target_normalizer,
-            model.equation(),
-            cfg.statistics.ci,
-        )
+        statistics = fit_statistics(solution, datamodule.train, model.equation(), cfg.statistics.ci)
         for logger in trainer.loggers:  # the results of the HParams tab, and the statistics in the Text tab
             logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
             if isinstance(logger, TensorBoardLogger):  # (indented: Markdown keeps the table's columns)
@@ -259,7 +256,6 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegress
         optimizer=build(cfg.optimizer, **({} if momentum is None else {"momentum": momentum})),
         scheduler=lr_scheduler(cfg),
     )
-    model.intervals.fit(datamodule.least_squares.train_equations, model.feature_normalizer, model.target_normalizer)
     return model
 
 

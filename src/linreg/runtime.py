@@ -1,11 +1,13 @@
 """How the jobs talk to Lightning and Hydra: quiet consoles, and objects built from config nodes."""
 
 import contextlib
+import csv
+import json
 import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -93,3 +95,19 @@ def write_atomically(path: Path, write: Callable[[TextIO], Any]) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, record: Any) -> None:
+    """`record` as indented JSON, atomically (status.json, statistics.json)."""
+    write_atomically(path, lambda file: file.write(json.dumps(record, indent=1) + "\n"))
+
+
+def write_csv_rows(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """A header of `columns` and one line per row, atomically (summary.csv, coefficients.csv)."""
+
+    def write(file: TextIO) -> None:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    write_atomically(path, write)

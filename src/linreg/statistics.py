@@ -6,8 +6,6 @@ run gathers anyway (one pass, summed a chunk at a time); the residual diagnostic
 order with the solution known. Neither pass needs the table in memory at once.
 """
 
-import csv
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ from torch import Tensor, nn
 from linreg.data import Table
 from linreg.least_squares import NormalEquations
 from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks
-from linreg.runtime import write_atomically
+from linreg.runtime import write_csv_rows, write_json
 
 # Collinearity worth a warning: a feature this much better explained by the others than by chance.
 VIF_WARNING = 10.0
@@ -145,14 +143,8 @@ class FitStatistics:
             "vif": self.vif,
             "targets": {name: asdict(value) for name, value in self.targets.items()},
         }
-        write_atomically(directory / "statistics.json", lambda file: json.dump(finite(record), file, indent=1))
-
-        def write_rows(file) -> None:
-            writer = csv.DictWriter(file, fieldnames=COEFFICIENT_COLUMNS)
-            writer.writeheader()
-            writer.writerows(finite(self.coefficients))
-
-        write_atomically(directory / "coefficients.csv", write_rows)
+        write_json(directory / "statistics.json", finite(record))
+        write_csv_rows(directory / "coefficients.csv", COEFFICIENT_COLUMNS, finite(self.coefficients))
 
 
 COEFFICIENT_COLUMNS = ("target", "feature", "estimate", "std_error", "t", "p_value", "ci_low", "ci_high", "trained")

@@ -3,7 +3,6 @@
 Light on purpose (no torch): Hydra loads it for every command, `--help` included.
 """
 
-import csv
 import json
 import logging
 import math
@@ -12,6 +11,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from linreg.runtime import write_csv_rows
 
 log = logging.getLogger(__name__)
 COLUMNS = (
@@ -56,10 +57,7 @@ def summarize_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
     jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
     rows = [job_row(job) for job in jobs]
     rows.sort(key=lambda row: (row["status"] != "ok" or math.isnan(row["objective"]), row["objective"]))
-    with open(sweep_dir / "summary.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv_rows(sweep_dir / "summary.csv", COLUMNS, rows)
     return rows
 
 

@@ -1,6 +1,5 @@
 """train(cfg): from a composed config to a fitted model, its logs, checkpoints and summary."""
 
-import json
 import logging
 import math
 import time
@@ -25,7 +24,7 @@ from linreg.errors import ConfigError, RunError, TrainingDiverged
 from linreg.least_squares import LeastSquares
 from linreg.model import LinearRegressor
 from linreg.report import format_equation, format_statistics, format_summary, show_config
-from linreg.runtime import as_numbers, build, lightning_quieted
+from linreg.runtime import as_numbers, build, lightning_quieted, write_json
 from linreg.statistics import VIF_WARNING, FitStatistics, Solution, fit_statistics
 
 log = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ def record_status(
         "seconds": round(time.monotonic() - started, 3),
         "optimized_metric": objective,
     }
-    (output_dir / "status.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json(output_dir / "status.json", record)
 
 
 def fit(cfg: DictConfig) -> FittedRun:

@@ -181,7 +181,7 @@ def template(overrides: list[str], workdir: Path) -> EpochTimer:
     """The epochs (and what follows them) of the template's own path, as scripts/train.py runs it."""
     timer = f"+callbacks.timer._target_={__name__}.EpochTimer"
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"output_dir={workdir}", "print_config=false", timer, *overrides])
+        cfg = compose("train", overrides=[f"output_dir={workdir}", "print_config=none", timer, *overrides])
     with quiet():
         run = fit(cfg)
     return next(c for c in run.trainer.callbacks if isinstance(c, EpochTimer))

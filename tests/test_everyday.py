@@ -10,6 +10,8 @@ from conftest import CONFIGS, ROOT
 from hydra import compose, initialize_config_dir
 
 from linreg.evaluate import evaluate
+from linreg.report import show_config
+from linreg.sweeps import job_number
 from linreg.train import train
 
 
@@ -48,7 +50,7 @@ def test_every_experiment_survives_a_fast_dev_run_sweep(tmp_path):
             "-m",
             "experiment=glob(*)",
             "debug=fdr",
-            "print_config=false",
+            "print_config=none",
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -58,7 +60,7 @@ def test_every_experiment_survives_a_fast_dev_run_sweep(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     experiments = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
     (sweep,) = (tmp_path / "logs" / "sweeps").iterdir()
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    jobs = sorted(p for p in sweep.iterdir() if job_number(p) is not None)
     assert len(jobs) == len(experiments) >= 3
     assert (
         sorted(job.joinpath(".hydra", "overrides.yaml").read_text().split("experiment=")[1].split()[0] for job in jobs)
@@ -67,12 +69,22 @@ def test_every_experiment_survives_a_fast_dev_run_sweep(tmp_path):
 
 
 def test_the_config_tree_and_tags_are_saved_with_the_run(make_config, tmp_path, capsys):
-    train(make_config("tags=[baseline,first-try]", "trainer.max_epochs=2"))
+    train(make_config("tags=[baseline,first-try]", "trainer.max_epochs=2", "print_config=full"))
 
     tree = (tmp_path / "config_tree.txt").read_text()
     assert "optimizer" in tree and "torch.optim.LBFGS" in tree and "first-try" in tree
-    assert "torch.optim.LBFGS" in capsys.readouterr().out  # printed too
+    assert "torch.optim.LBFGS" in capsys.readouterr().out  # printed too (print_config=full)
     assert "baseline,first-try" in (tmp_path / "hparams.yaml").read_text()
+
+
+def test_by_default_only_the_overrides_are_printed_and_the_whole_tree_is_saved(make_config, tmp_path, capsys):
+    cfg = make_config("data=crops")
+    show_config(cfg, tmp_path / "config_tree.txt", "overrides", ["data=crops", "optimizer.lr=0.1"])
+    show_config(cfg, tmp_path / "quiet.txt", "none", ["data=crops"])
+
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("Overrides: data=crops optimizer.lr=0.1") and str(tmp_path / "config_tree.txt") in line
+    assert "crops.csv" in (tmp_path / "config_tree.txt").read_text() and (tmp_path / "quiet.txt").is_file()
 
 
 def test_lr_find_suggests_a_rate_that_trains_raw_thermometer_data_without_diverging(train_with, tmp_path):

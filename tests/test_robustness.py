@@ -25,7 +25,7 @@ def run_job(make_config, capsys):
 
     def run(*overrides: str) -> tuple[int, str]:
         try:
-            report_errors(train)(make_config("print_config=false", *overrides))
+            report_errors(train)(make_config("print_config=none", *overrides))
             status = 0
         except SystemExit as stop:
             status = stop.code
@@ -181,7 +181,7 @@ RESUMABLE = [
     "callbacks.convergence.stop=false",
     "trainer.max_epochs=10",
     "callbacks.last_checkpoint.interval_seconds=0",
-    "print_config=false",
+    "print_config=none",
 ]
 STEPS_PER_EPOCH = 16000 // 64  # 20 % of the rows are held out for validation
 

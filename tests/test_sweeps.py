@@ -10,6 +10,7 @@ import torch
 from conftest import CONFIGS, ROOT
 from hydra import compose, initialize_config_dir
 
+from linreg import MAX_JOB_DIRNAME, job_dirname
 from linreg.data import make_synthetic
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
@@ -21,7 +22,7 @@ TRAIN = str(ROOT / "scripts" / "train.py")
 
 def sweep(tmp_path, *overrides: str) -> tuple[subprocess.CompletedProcess, object]:
     result = subprocess.run(
-        [sys.executable, TRAIN, "-m", "print_config=false", *overrides],
+        [sys.executable, TRAIN, "-m", *overrides],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -45,14 +46,19 @@ def test_a_grid_in_parallel_jobs_goes_on_past_diverging_jobs_and_ends_with_a_sum
     )
 
     summary = pd.read_csv(sweep_dir / "summary.csv")
-    assert len(summary) == 4 and sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())  # named by number and overrides
+    assert len(summary) == 4 and [name.split("_")[0] for name in jobs] == ["0", "1", "2", "3"]
+    assert jobs[0] == "0_data.batch_size=4,optimizer.lr=0.05,optimizer=sgd,trainer.max_epochs=100"
     assert list(summary["status"]) == ["ok", "ok", "diverged", "diverged"]
     assert summary["objective"].iloc[0] <= summary["objective"].iloc[1]  # best first
     assert all(summary["overrides"].iloc[2:].str.contains("optimizer.lr=50"))
     assert {"train/loss", "val/loss", "val/r2", "epochs", "seconds", "converged", "gap_to_ols"} <= set(summary.columns)
-    for job in range(4):  # each job has its own TensorBoard run
-        assert list((sweep_dir / str(job)).glob("events.out.tfevents.*"))
+    for job in jobs:  # each job has its own TensorBoard run
+        assert list((sweep_dir / job).glob("events.out.tfevents.*"))
     assert "Sweep summary" in result.stdout and "diverged" in result.stdout
+    # The overrides printed once, at the start, not a config tree per job.
+    assert result.stdout.count("Sweep of ") == 1 and "optimizer.lr=0.05,50" in result.stdout
+    assert "Overrides:" not in result.stdout and "_target_" not in result.stdout
 
     again = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "summarize.py"), str(sweep_dir)], capture_output=True, text=True
@@ -85,7 +91,7 @@ def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(t
         weight, bias = model.equation()
         return max((weight.float() - true_weight).abs().max(), (bias.float() - true_bias).abs().max()).item()
 
-    job_dir = sweep_dir / "0"
+    (job_dir,) = sweep_dir.glob("0_*")
     assert json.loads((job_dir / "status.json").read_text())["status"] == "ok"
     assert sorted(p.name for p in (job_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert len(list(job_dir.glob("plots/*.png"))) == 2
@@ -103,6 +109,15 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(make_config):
         fit(make_config("trainer=ddp_sim", "data.batch_size=5"))
 
 
+def test_long_overrides_make_a_short_unique_directory_name():
+    long_a, long_b = (f"data.path={'/very/deep' * 12}/{name}.csv,optimizer=adam" for name in ("a", "b"))
+
+    names = job_dirname(7, long_a), job_dirname(7, long_b)
+    assert all(len(name) == MAX_JOB_DIRNAME and name.startswith("7_data.path=_very_deep") for name in names)
+    assert names[0] != names[1] and "/" not in names[0]
+    assert job_dirname(0, "") == "0"
+
+
 def test_the_summary_puts_the_best_first_and_failures_last(tmp_path):
     for job, (status, loss) in enumerate([("ok", 3.0), ("diverged", None), ("ok", 1.0)]):
         (tmp_path / str(job) / ".hydra").mkdir(parents=True)
@@ -113,12 +128,7 @@ def test_the_summary_puts_the_best_first_and_failures_last(tmp_path):
     (tmp_path / "3").mkdir()  # a job that never ended
 
     rows = summarize_sweep(tmp_path)
-    assert [(row["job"], row["status"]) for row in rows] == [
-        ("2", "ok"),
-        ("0", "ok"),
-        ("1", "diverged"),
-        ("3", "failed"),
-    ]
+    assert [(row["job"], row["status"]) for row in rows] == [(2, "ok"), (0, "ok"), (1, "diverged"), (3, "failed")]
     assert "seed=2" in format_table(rows).splitlines()[1]
     assert (tmp_path / "summary.csv").is_file()
 

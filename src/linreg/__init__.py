@@ -1,8 +1,12 @@
 """linreg: fit, inspect and reproduce linear regression models on tabular data with Lightning + Hydra."""
 
+import hashlib
 import os
+import re
 
 from omegaconf import DictConfig, OmegaConf
+
+MAX_JOB_DIRNAME = 80  # characters of a sweep job's directory name; longer ones end in a digest instead
 
 
 def metric_of_the_run(metric: str, *, _root_: DictConfig) -> str:
@@ -11,9 +15,27 @@ def metric_of_the_run(metric: str, *, _root_: DictConfig) -> str:
     return metric if has_validation else metric.replace("val/", "train/", 1)
 
 
+def job_dirname(number: int, overrides: str) -> str:
+    """`3_optimizer=adam,optimizer.lr=0.1`: a sweep job's directory (and TensorBoard run) named by its number and
+    the overrides that made it, so runs tell themselves apart. Characters other than letters, digits and
+    `.=,+-_` become `_` (a path in a value makes no subfolders); a name over MAX_JOB_DIRNAME characters is cut and
+    ends in a digest of the whole, so it stays unique. The number keeps jobs with the same overrides apart.
+
+    >>> job_dirname(2, "data.path=/tmp/a b.csv,optimizer=adam")
+    '2_data.path=_tmp_a_b.csv,optimizer=adam'
+    """
+    name = f"{number}_{re.sub(r'[^A-Za-z0-9.=,+_-]', '_', overrides)}" if overrides else str(number)
+    if len(name) <= MAX_JOB_DIRNAME:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_JOB_DIRNAME - 9]}~{digest}"
+
+
 # configs/hydra/default.yaml names run directories after the time and ${pid:}, so that two runs
 # started in the same second never share a directory. Cached like Hydra's ${now:}: the jobs of a
 # sweep, also those in other processes (hydra/launcher=joblib), get the sweep's value.
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+# configs/hydra/default.yaml: hydra.sweep.subdir: ${job_dirname:${hydra.job.num},${hydra.job.override_dirname}}
+OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
 # configs/train.yaml: optimized_metric: ${metric_of_the_run:val/loss}
 OmegaConf.register_new_resolver("metric_of_the_run", metric_of_the_run, replace=True)

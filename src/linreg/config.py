@@ -26,6 +26,7 @@ Loss = enum.Enum("Loss", {name: name for name in LOSS_NAMES})
 Interval = enum.Enum("Interval", {name: name for name in ("epoch", "step")})
 Split = enum.Enum("Split", {name: name for name in ("test", "val", "train")})
 Impute = enum.Enum("Impute", {name: name for name in IMPUTATIONS})
+ConfigPrint = enum.Enum("ConfigPrint", {name: name for name in ("overrides", "full", "none")})
 
 
 def require(ok: bool, key: str, value: Any, what: str) -> None:
@@ -196,7 +197,7 @@ class TrainSettings:
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
     seed: int = 42
     tags: list[str] = field(default_factory=list)
-    print_config: bool = True
+    print_config: ConfigPrint = ConfigPrint.overrides
     ckpt_path: str | None = None
     optimized_metric: str = "val/loss"
 

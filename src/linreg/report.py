@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.tree import Tree
 from torch import Tensor
 
+from linreg.runtime import write_atomically
 from linreg.statistics import COEFFICIENT_COLUMNS, FitStatistics
 
 
@@ -135,12 +136,20 @@ def config_tree(cfg: DictConfig) -> Tree:
     return tree
 
 
-def show_config(cfg: DictConfig, path: Path, print_it: bool = True) -> None:
-    """Print the config tree (unless `print_config=false`) and keep a plain-text copy in the run."""
+def show_config(cfg: DictConfig, path: Path, shown: str, overrides: Sequence[str] | None) -> None:
+    """Keep the config tree as plain text in the run; print it whole (`shown` full), or only the `overrides` the
+    config was composed with (`shown` overrides; None: not known, nothing printed), or nothing (none)."""
     tree = config_tree(cfg)
     recorder = Console(record=True, file=io.StringIO(), width=100)
     recorder.print(tree)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(recorder.export_text())
-    if print_it:
+    write_atomically(path, lambda file: file.write(recorder.export_text()))
+    if shown == "full":
         Console().print(tree)
+    elif shown == "overrides" and overrides is not None:
+        print(format_overrides(overrides, path))
+
+
+def format_overrides(overrides: Sequence[str], saved: Path) -> str:
+    """One line for the console: what the command line changed, and where the whole config is."""
+    changed = " ".join(overrides) if overrides else "none (configs/train.yaml as it is)"
+    return f"Overrides: {changed}  [full config: {saved}; print_config=full prints it]"

@@ -6,6 +6,7 @@ Light on purpose (no torch): Hydra loads it for every command, `--help` included
 import json
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def job_row(job_dir: Path) -> dict[str, Any]:
     overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
     metrics = record.get("metrics") or {}
     return {
-        "job": job_dir.name,
+        "job": job_number(job_dir),
         "status": record["status"],
         "objective": metrics.get(record.get("optimized_metric") or "", math.nan),
         "train/loss": metrics.get("train/loss", math.nan),
@@ -52,9 +53,15 @@ def job_row(job_dir: Path) -> dict[str, Any]:
     }
 
 
+def job_number(path: Path) -> int | None:
+    """The job number of a sweep job's folder (`3` or `3_optimizer=adam`, see linreg.job_dirname); None for others."""
+    number = re.match(r"(\d+)(_|$)", path.name)
+    return int(number.group(1)) if number and path.is_dir() else None
+
+
 def summarize_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
     """The sweep's jobs, best optimized metric first (jobs that diverged or failed last); writes summary.csv."""
-    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    jobs = sorted((p for p in sweep_dir.iterdir() if job_number(p) is not None), key=job_number)
     rows = [job_row(job) for job in jobs]
     rows.sort(key=lambda row: (row["status"] != "ok" or math.isnan(row["objective"]), row["objective"]))
     write_csv_rows(sweep_dir / "summary.csv", COLUMNS, rows)
@@ -75,7 +82,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: at the end of every multirun, summary.csv in the sweep directory and the table."""
+    """Hydra callback: the sweep's overrides when a multirun starts; at its end, summary.csv in the sweep
+    directory and the table."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.get("print_config", "overrides") == "overrides":
+            overrides = " ".join(config.hydra.overrides.task) or "none"
+            log.info(f"Sweep of {overrides} in {config.hydra.sweep.dir} [each job's full config: config_tree.txt]")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -51,7 +51,9 @@ def train(cfg: DictConfig) -> float:
     In a multirun, a job that diverges or fails is recorded as such and returns NaN, so the sweep goes on.
     """
     output_dir, started = Path(cfg.output_dir), time.monotonic()
-    show_config(cfg, output_dir / "config_tree.txt", print_it=cfg.get("print_config", True))
+    # A sweep prints its overrides once, at its start (linreg.sweeps.SweepSummary); Hydra names each job's.
+    shown = "none" if in_multirun() and cfg.print_config == "overrides" else cfg.print_config
+    show_config(cfg, output_dir / "config_tree.txt", shown, command_line_overrides())
     try:
         run = fit(cfg)
     except Exception as error:
@@ -75,6 +77,11 @@ def train(cfg: DictConfig) -> float:
 
 def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def command_line_overrides() -> list[str] | None:
+    """The overrides the job's config was composed with; None where Hydra did not compose it (the compose API)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
 
 
 def record_status(

@@ -32,7 +32,7 @@ def test_a_run_with_only_the_data_chosen_converges(train_with, data):
     run = train_with(*data, "~logger")
 
     assert run.verdict.converged, run.verdict.sentence()
-    assert run.metrics["converged"] == 1.0 and run.metrics["train/gap_to_ols"] < 1e-3
+    assert run.metrics["train/converged"] == 1.0 and run.metrics["train/gap_to_ols"] < 1e-3
     assert run.trainer.current_epoch < 10  # stopped once converged, not after trainer.max_epochs=1000
 
 
@@ -58,7 +58,7 @@ def test_adam_with_its_defaults_on_raw_targets_misses_says_why_and_still_ends_ok
     assert status["status"] == "ok" and status["converged"] is False and status["gap_to_ols"] > 1
     assert objective == pytest.approx(status["metrics"]["train/loss"])  # the verdict informs, it does not fail
     assert "NOT converged" in caplog.text and "data.normalize_targets=true" in caplog.text
-    assert status["metrics"]["converged"] == 0.0
+    assert status["metrics"]["train/converged"] == 0.0
 
 
 def test_a_converged_run_records_its_verdict_and_statistics(make_config, tmp_path):

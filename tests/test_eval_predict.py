@@ -23,7 +23,7 @@ def test_eval_reproduces_the_test_metrics_of_training(train_with, tmp_path):
     run = train_with("data=synthetic", "data.n_samples=600", "data.test_fraction=0.2", "trainer.max_epochs=4")
 
     metrics = evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path}", "~logger"))
-    assert set(metrics) == {"test/loss", "test/mse", "test/mae", "test/r2"}
+    assert set(metrics) == {"test/loss", "test/mae", "test/r2"}
     for name, value in metrics.items():
         assert value == pytest.approx(run.metrics[name], abs=1e-6)
 
@@ -35,7 +35,7 @@ def test_eval_on_a_csv_file_and_on_another_split(train_with, tmp_path):
 
     on_file = evaluate(job_config("eval", tmp_path, "ckpt_path=last", f"input={tmp_path / 'held_out.csv'}", "~logger"))
     on_split = evaluate(job_config("eval", tmp_path, "ckpt_path=last", "~logger"))  # the split it has: val
-    assert on_file["test/mse"] == pytest.approx(run.metrics["val/mse"], rel=1e-6)
+    assert on_file["test/loss"] == pytest.approx(run.metrics["val/loss"], rel=1e-6)
     assert on_split == pytest.approx({f"val/{name[5:]}": value for name, value in on_file.items()}, rel=1e-6)
     with pytest.raises(ConfigError, match="no test split"):
         evaluate(job_config("eval", tmp_path, "ckpt_path=last", "split=test", "~logger"))
@@ -45,7 +45,7 @@ def test_eval_right_after_a_default_run_scores_the_training_rows_and_says_so(tra
     run = train_with()  # the default run holds no rows out
 
     metrics = evaluate(job_config("eval", tmp_path, "ckpt_path=last"))
-    assert set(metrics) == {"train/loss", "train/mse", "train/mae", "train/r2"}
+    assert set(metrics) == {"train/loss", "train/mae", "train/r2"}
     assert metrics["train/loss"] == pytest.approx(run.metrics["train/loss"], rel=1e-5)
     written = pd.read_csv(next((tmp_path / "eval").glob("**/metrics.csv")))
     assert "train/r2" in written.columns and not any(c.startswith("test/") for c in written.columns)

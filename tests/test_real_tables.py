@@ -287,7 +287,7 @@ def test_predict_fills_blanks_keeps_every_row_in_order_and_counts_unseen_levels(
 def test_eval_scores_a_raw_file_as_training_did(messy_run, tmp_path):
     run, _ = messy_run
     metrics = evaluate(job_config("eval", tmp_path, "ckpt_path=last", "~logger"))
-    assert metrics["test/mse"] == pytest.approx(run.metrics["test/mse"], rel=1e-6)
+    assert metrics["test/loss"] == pytest.approx(run.metrics["test/loss"], rel=1e-6)
     on_file = evaluate(job_config("eval", tmp_path, "ckpt_path=last", f"input={tmp_path / 'houses.csv'}", "~logger"))
     assert on_file["test/r2"] > 0.9
 
@@ -330,13 +330,15 @@ def test_the_summary_and_tensorboard_name_the_expanded_features(messy_run, tmp_p
     run, _ = messy_run
     text = summarize(run, tmp_path)
     assert "city=Paris" in text and "sale date.days" in text and "area m².missing" in text
-    assert "model/" not in text  # (the coefficients are the equation's lines, not metrics)
+    assert "weights/" not in text  # (the coefficients are the equation's lines, not metrics)
 
     curves = set(events_of(tmp_path).Tags()["scalars"])
-    assert {"model/city=Paris", "model/sale date.days", "model/area m².missing", "model/bias"} <= curves
+    assert {"weights/city=Paris", "weights/sale date.days", "weights/area m².missing", "weights/bias"} <= curves
     weight, bias = run.model.equation()
     paris = run.datamodule.feature_names.index("city=Paris")
-    assert events_of(tmp_path).Scalars("model/city=Paris")[-1].value == pytest.approx(weight[0, paris].item(), rel=0.01)
+    assert events_of(tmp_path).Scalars("weights/city=Paris")[-1].value == pytest.approx(
+        weight[0, paris].item(), rel=0.01
+    )
 
 
 def test_a_bad_cell_deep_in_a_large_file_is_named_by_its_line(tmp_path):

@@ -9,10 +9,10 @@ import urllib.request
 
 import pytest
 from conftest import GRADIENT_STEPS, events_of
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 
-def test_scalars_hold_epoch_curves_and_step_values_every_log_every_n_steps(train_with, tmp_path):
+def test_scalars_hold_a_point_an_epoch_and_no_duplicate_or_constant_cards(train_with, tmp_path):
     train_with(
         *GRADIENT_STEPS,
         "trainer.max_epochs=30",
@@ -22,14 +22,30 @@ def test_scalars_hold_epoch_curves_and_step_values_every_log_every_n_steps(train
     )
 
     events = events_of(tmp_path)
-    every_epoch = ("train/loss", "val/loss", "val/mse", "val/mae", "val/r2", "train/lr")
-    fit_path = ("train/gap_to_ols", "val/gap_to_ols", "model/t_u", "model/bias")  # every 5 steps and epoch ends
-    assert set(every_epoch + fit_path + ("train/loss_step",)) <= set(events.Tags()["scalars"])
-    for name in every_epoch + fit_path:  # one-step epochs: a point an epoch
+    every_epoch = ("train/loss", "val/loss", "val/mae", "val/r2", "train/lr", "train/converged")
+    fit_path = ("train/gap_to_ols", "val/gap_to_ols", "weights/t_u", "weights/bias")  # every 5 steps and epoch ends
+    # No val/mse (the loss is that MSE), no train/loss_step (one-step epochs: the epoch curve is as fine), no
+    # Lightning epoch staircase, no one-point constants: the groups are train, val and weights, in that order.
+    assert set(events.Tags()["scalars"]) == set(every_epoch + fit_path)
+    for name in every_epoch + fit_path:
         assert [e.step for e in events.Scalars(name)] == list(range(30)), name
-    # Lightning writes step values at steps 5, 10, ... (counted from 0: 4, 9, ...)
-    assert [e.step for e in events.Scalars("train/loss_step")] == [4, 9, 14, 19, 24, 29]
-    assert events.Scalars("model/t_u")[-1].value == pytest.approx(0.5368, abs=0.01)
+    assert events.Scalars("weights/t_u")[-1].value == pytest.approx(0.5368, abs=0.01)
+
+
+def test_long_epochs_also_get_the_loss_every_log_every_n_steps(train_with, tmp_path):
+    train_with(
+        "data=synthetic",
+        "data.n_samples=1000",
+        "data.batch_size=40",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=5",
+        "optimizer=sgd",
+    )
+
+    # 20 steps an epoch, logged every 5 (counted from 0: 4, 9, ...), and the epoch losses.
+    events = events_of(tmp_path)
+    assert [e.step for e in events.Scalars("train/loss_step")] == [4, 9, 14, 19, 24, 29, 34, 39]
+    assert [e.step for e in events.Scalars("train/loss")] == [19, 39]
 
 
 def test_one_feature_gets_a_fit_picture_and_several_get_predicted_vs_actual(train_with, tmp_path):
@@ -43,19 +59,19 @@ def test_one_feature_gets_a_fit_picture_and_several_get_predicted_vs_actual(trai
     assert (crops_dir / "plots" / "predicted_vs_actual.png").is_file()
 
 
-def test_hparams_tab_holds_the_settings_and_final_metrics(train_with, tmp_path):
+def test_hparams_tab_holds_the_settings_and_how_the_run_ended(train_with, tmp_path):
     train_with(
         "optimizer=adam", "optimizer.lr=0.05", "data.batch_size=4", "trainer.max_epochs=5", "data.val_fraction=0.2"
     )
 
     content = events_of(tmp_path).PluginTagToContent("hparams")
+    assert "_hparams_/experiment" not in content  # TensorBoard derives the columns from all the runs it serves
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     hparams = {name: value.ListFields()[0][1] for name, value in session.hparams.items()}
     assert hparams["optimizer"] == "Adam" and hparams["lr"] == pytest.approx(0.05) and hparams["batch_size"] == 4
     assert {"data", "normalize", "loss", "max_epochs", "seed", "scheduler"} <= set(hparams)
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    finals = {"final/val_loss", "final/val_r2", "final/train_loss", "final/train_gap_to_ols", "final/converged"}
-    assert finals <= {m.name.tag for m in experiment.metric_infos}
+    end = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_end_info"]).session_end_info
+    assert end.status == api_pb2.STATUS_SUCCESS
 
 
 def free_port() -> int:
@@ -69,9 +85,18 @@ def get_json(url: str | urllib.request.Request):
         return json.load(response)
 
 
+def post_json(url: str, query: dict):
+    request = urllib.request.Request(url, data=json.dumps(query).encode(), headers={"Content-Type": "application/json"})
+    return get_json(request)
+
+
 @pytest.mark.slow
-def test_a_tensorboard_server_shows_the_runs_scalars(train_with, tmp_path):
-    run = train_with(*GRADIENT_STEPS, "trainer.max_epochs=12", "trainer.log_every_n_steps=1", "scheduler=cosine")
+def test_a_tensorboard_server_compares_runs_in_scalars_and_hparams(train_with, tmp_path):
+    run = train_with(
+        *GRADIENT_STEPS, "trainer.max_epochs=12", "scheduler=cosine", f"output_dir={tmp_path / 'sgd'}"
+    )  # no validation split
+    adam = ["optimizer=adam", "optimizer.lr=0.05", "trainer.max_epochs=12", "data.val_fraction=0.2"]
+    other = train_with(*adam, f"output_dir={tmp_path / 'adam'}")
     port = free_port()
     server = subprocess.Popen(
         [
@@ -90,28 +115,37 @@ def test_a_tensorboard_server_shows_the_runs_scalars(train_with, tmp_path):
     )
     try:
         base, deadline, tags = f"http://127.0.0.1:{port}", time.monotonic() + 60, {}
-        while time.monotonic() < deadline and "train/loss" not in tags.get(".", {}):
+        while time.monotonic() < deadline and not {"sgd", "adam"} <= set(tags):
             time.sleep(0.5)
             try:
                 tags = get_json(f"{base}/data/plugin/scalars/tags")
             except OSError:
                 continue  # not listening yet
-        assert {"train/loss", "train/lr", "baseline/ols_loss"} <= set(tags["."])
-        points = get_json(f"{base}/data/plugin/scalars/scalars?run=.&tag=train/loss")
-        assert len(points) == 12
+        assert {"train/loss", "train/lr", "train/gap_to_ols", "weights/t_u"} <= set(tags["sgd"])
+        points = get_json(f"{base}/data/plugin/scalars/scalars?run=sgd&tag=train/loss")
+        assert len(points) == 12  # an epoch, a point
         assert points[-1][2] == pytest.approx(run.metrics["train/loss"], rel=1e-6)
+
+        # The settings that differ between the runs come first (the tab shows the first five), the other
+        # run's validation metrics are columns too.
+        experiment = post_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+        settings = [(info["name"], info.get("differs", False)) for info in experiment["hparamInfos"]]
+        assert settings[:3] == [("lr", True), ("optimizer", True), ("scheduler", True)]
+        assert not any(differs for _, differs in settings[3:])
+        metrics = [info["name"]["tag"] for info in experiment["metricInfos"]]
+        assert {"train/loss", "train/converged", "val/loss", "val/r2"} <= set(metrics)
+        assert not any(name.startswith("weights/") for name in metrics[:5])
 
         statuses = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
         query = {"experimentName": "", "allowedStatuses": statuses, "colParams": [], "startIndex": 0, "sliceSize": 10}
-        request = urllib.request.Request(
-            f"{base}/data/plugin/hparams/session_groups",
-            data=json.dumps(query).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        (group,) = get_json(request)["sessionGroups"]
-        assert group["hparams"]["optimizer"] == "SGD"
-        final = {value["name"]["tag"]: value["value"] for value in group["metricValues"]}
-        assert final["final/train_loss"] == pytest.approx(run.metrics["train/loss"], rel=1e-6)
+        groups = post_json(f"{base}/data/plugin/hparams/session_groups", query)["sessionGroups"]
+        results = {
+            group["hparams"]["optimizer"]: {value["name"]["tag"]: value["value"] for value in group["metricValues"]}
+            for group in groups
+        }
+        assert results["SGD"]["train/loss"] == pytest.approx(run.metrics["train/loss"], rel=1e-6)
+        assert results["Adam"]["val/r2"] == pytest.approx(other.metrics["val/r2"], rel=1e-6)
+        assert results["Adam"]["train/converged"] == other.metrics["train/converged"]
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -46,7 +46,7 @@ def test_tensorboard_events_hold_the_training_loss_and_hyperparameters(train_wit
     events = events_of(tmp_path)
     losses = [event.value for event in events.Scalars("train/loss")]
     assert len(losses) == 7 and losses[-1] == pytest.approx(run.metrics["train/loss"], rel=1e-6)
-    assert {"val/loss", "val/mse", "val/mae", "val/r2", "train/lr"} <= set(events.Tags()["scalars"])
+    assert {"val/loss", "val/mae", "val/r2", "train/lr"} <= set(events.Tags()["scalars"])
     assert "optimizer" in (tmp_path / "hparams.yaml").read_text()
 
 
@@ -124,12 +124,14 @@ def test_synthetic_data_recovers_the_true_weights(train_with):
     assert run.metrics["val/r2"] > 0.999
 
 
-def test_a_test_split_gets_test_metrics(train_with):
-    run = train_with(
-        "data=synthetic", "data.n_samples=500", "data.test_fraction=0.2", "trainer.max_epochs=5", "~logger"
-    )
+def test_a_test_split_gets_test_metrics_and_the_mse_in_original_units_where_the_loss_is_not(train_with, tmp_path):
+    data = ["data=synthetic", "data.n_samples=500", "data.test_fraction=0.2", "trainer.max_epochs=5", "~logger"]
+    run = train_with(*data)
+    scaled = train_with(*data, "data.normalize_targets=true", f"output_dir={tmp_path / 'scaled'}")
 
-    assert {"test/loss", "test/mse", "test/mae", "test/r2"} <= set(run.metrics)
+    assert {"test/loss", "test/mae", "test/r2"} <= set(run.metrics) and "test/mse" not in run.metrics  # = test/loss
+    assert scaled.metrics["test/mse"] == pytest.approx(run.metrics["test/loss"], rel=1e-3)
+    assert scaled.metrics["test/loss"] < scaled.metrics["test/mse"] / 2  # in standardized units
 
 
 def test_initial_values_of_the_wrong_shape_are_explained(train_with):
@@ -214,7 +216,7 @@ def test_worker_processes_serve_the_same_batches(train_with):
 def test_a_one_row_validation_split_gets_no_r2_but_no_crash(train_with):
     run = train_with("data=crops", "data.val_fraction=0.2", "trainer.max_epochs=2", "~logger")
 
-    assert math.isnan(run.metrics["val/r2"]) and math.isfinite(run.metrics["val/mse"])
+    assert math.isnan(run.metrics["val/r2"]) and math.isfinite(run.metrics["val/loss"])
 
 
 def test_the_fast_batches_train_the_same_weights_as_the_usual_dataloader_in_the_same_order(train_with):

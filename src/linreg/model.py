@@ -41,6 +41,7 @@ class LinearRegressor(L.LightningModule):
         loss: str = "mse",
         init: dict | None = None,
         normalize: str = "none",
+        normalize_targets: bool = False,
         lr: float | None = None,
         columns: dict | None = None,
         feature_normalizer: Normalizer | None = None,
@@ -51,7 +52,8 @@ class LinearRegressor(L.LightningModule):
         """`optimizer` takes the parameters (a `_partial_` config); `scheduler` is Lightning's lr_scheduler
         dictionary whose "scheduler" takes the optimizer; `lr`, if given, replaces the optimizer's own rate
         (the learning-rate finder sets it); `columns` is the data's plan from file columns to `feature_names`
-        (plain values, see data/columns.py), kept so that predict.py can encode raw rows as training did."""
+        (plain values, see data/columns.py), kept so that predict.py can encode raw rows as training did;
+        `normalize` and `normalize_targets` record how the data module scaled the columns."""
         super().__init__()
         # Plain values only: a checkpoint must load without unpickling objects.
         self.save_hyperparameters(
@@ -71,11 +73,13 @@ class LinearRegressor(L.LightningModule):
         # add about 16 µs to every step (4 % of a step on a thousand rows on a laptop CPU). The evaluation
         # losses use metric objects, with their NaN checks off (each would wait for the device).
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
-        self.train_rows = 0
+        self.train_rows, self.log_step_loss = 0, False
         self.val_loss, self.test_loss = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
-        errors = MetricCollection(
-            {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2(multioutput="uniform_average")}
-        )
+        # Errors in original units; the MSE only where it is not the loss already (targets in their own units).
+        errors = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2(multioutput="uniform_average")}
+        if loss == "mse" and not normalize_targets:
+            del errors["mse"]
+        errors = MetricCollection(errors)
         self.val_metrics, self.test_metrics = errors.clone(prefix="val/"), errors.clone(prefix="test/")
 
     def _set_initial_values(self, weight: float | list | None = None, bias: float | list | None = None) -> None:
@@ -107,6 +111,11 @@ class LinearRegressor(L.LightningModule):
         self.train_loss_sum.zero_()
         self.train_rows = 0
 
+    def on_train_start(self) -> None:
+        # Step values only where an epoch has more steps than the logging interval: else the epoch curve is finer.
+        steps_per_epoch = self.trainer.num_training_batches / self.trainer.accumulate_grad_batches
+        self.log_step_loss = steps_per_epoch > self.trainer.log_every_n_steps
+
     def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._step(batch)
         return self.same_on_every_rank(loss) if self.trainer.world_size > 1 else loss
@@ -132,7 +141,7 @@ class LinearRegressor(L.LightningModule):
         accumulated = self.trainer.accumulate_grad_batches
         self.train_loss_sum.add_(outputs["loss"], alpha=len(batch[0]) * accumulated)
         self.train_rows += len(batch[0])
-        if logs_this_step(self.trainer):
+        if self.log_step_loss and logs_this_step(self.trainer):
             self.log("train/loss_step", outputs["loss"] * accumulated)
 
     def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:

@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from linreg.callbacks import ConvergenceStop
 from linreg.checkpoints import resumable_checkpoint
@@ -132,20 +132,19 @@ def fit(cfg: DictConfig) -> FittedRun:
         log_hyperparameters(trainer.loggers, cfg, datamodule, model)
         resume_from = resumable_checkpoint(cfg.ckpt_path, model) if cfg.get("ckpt_path") else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        # The model/ curves are the equation's coefficients: the summary shows them as the equation instead.
-        metrics = {k: v for k, v in as_numbers(trainer.callback_metrics).items() if not k.startswith("model/")}
+        # The weights/ curves are the equation's coefficients: the summary shows them as the equation instead.
+        metrics = {k: v for k, v in as_numbers(trainer.callback_metrics).items() if not k.startswith("weights/")}
         verdict = convergence_verdict(cfg, trainer, model, datamodule)
         if verdict.gap is not None:  # the final weights' gap, not that of the last logged step
-            metrics |= {"train/gap_to_ols": verdict.gap, "converged": float(verdict.converged)}
+            metrics |= {"train/gap_to_ols": verdict.gap, "train/converged": float(verdict.converged)}
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
             metrics |= as_numbers(trainer.test(model, datamodule=datamodule, verbose=False)[0])
         statistics = fit_statistics(solution, datamodule.train, model.equation(), cfg.statistics.ci)
-        for logger in trainer.loggers:  # the results of the HParams tab, and the statistics in the Text tab
-            logger.log_metrics({final_name(name): value for name, value in metrics.items()}, step=trainer.global_step)
+        for logger in trainer.loggers:  # the statistics in TensorBoard's Text tab
             if isinstance(logger, TensorBoardLogger):  # (indented: Markdown keeps the table's columns)
                 table = "\n".join("    " + line for line in format_statistics(statistics).splitlines())
                 logger.experiment.add_text("statistics", table, trainer.global_step)
-            logger.finalize("success")  # training already closed the files: write these out now, not at exit
+                logger.finalize("success")  # training already closed the file: write it out now, not at exit
     return FittedRun(model, datamodule, trainer, metrics, datamodule.least_squares, verdict, statistics)
 
 
@@ -210,10 +209,18 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
     )
 
 
+# The command-line keys whose settings the HParams columns every run has already show.
+SHOWN_KEYS = (
+    *("data", "data.normalize", "data.batch_size", "optimizer", "optimizer.lr", "scheduler", "model.loss"),
+    *("trainer.max_epochs", "seed", "tags"),
+)
+
+
 def log_hyperparameters(
     loggers: list[Logger], cfg: DictConfig, datamodule: TabularDataModule, model: LinearRegressor
 ) -> None:
-    """The settings that tell the runs of a sweep apart, for TensorBoard's HParams tab and hparams.yaml."""
+    """The settings that tell the runs of a sweep apart, for TensorBoard's HParams tab and hparams.yaml: the usual
+    ones, and any other key the command line set (`data.val_fraction`, `trainer.gradient_clip_val`, …)."""
     params = {
         "data": datamodule.name,
         "normalize": datamodule.hparams.normalize,
@@ -226,24 +233,22 @@ def log_hyperparameters(
         "seed": cfg.seed,
         "tags": ",".join(cfg.get("tags") or []),
     }
-    # The tab shows each metric's last value: NaN until the run logs its result at the end.
-    verdict = ["train/gap_to_ols", "converged"] if cfg.model.loss == "mse" else []
-    names = ["train/loss", *verdict] + [
-        f"{split}/{metric}"
-        for split in ("val", "test")
-        if len(getattr(datamodule, split))
-        for metric in ("loss", "mse", "mae", "r2")
-    ]
+    params |= other_overrides(cfg)
     for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params, metrics={final_name(name): math.nan for name in names})
-        else:
-            logger.log_hyperparams(params)
+        logger.log_hyperparams(params)
 
 
-def final_name(metric: str) -> str:
-    """`final/val_r2` for `val/r2`: tags of their own, so the real curves get no extra point."""
-    return "final/" + metric.replace("/", "_")
+def other_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """The command line's other settings, by key: a config group's choice (`experiment`, `debug`), a key's value."""
+    if not HydraConfig.initialized():
+        return {}
+    choices, settings = HydraConfig.get().runtime.choices, {}
+    for override in HydraConfig.get().overrides.task:
+        key = override.split("=", 1)[0].lstrip("+~")
+        value = choices[key] if key in choices else OmegaConf.select(cfg, key)
+        if key not in SHOWN_KEYS and value is not None:
+            settings[key] = str(OmegaConf.to_container(value)) if isinstance(value, DictConfig | ListConfig) else value
+    return settings
 
 
 def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegressor:
@@ -256,6 +261,7 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegress
         feature_names=datamodule.feature_names,
         target_names=datamodule.target_names,
         normalize=datamodule.hparams.normalize,
+        normalize_targets=datamodule.hparams.normalize_targets,
         columns=datamodule.columns,
         feature_normalizer=datamodule.feature_normalizer,
         target_normalizer=datamodule.target_normalizer,
@@ -325,7 +331,7 @@ def summarize(run: FittedRun, output_dir: Path) -> str:
         "trained": format_equation(*run.model.equation(), *names),
         "least squares": format_equation(*least_squares, *names),
     }
-    metrics = {k: v for k, v in run.metrics.items() if k != "converged"}  # the verdict says it in words
+    metrics = {k: v for k, v in run.metrics.items() if k != "train/converged"}  # the verdict says it in words
     metrics["baseline/ols_loss"] = run.least_squares.train_loss
     paths = [Path(c.best_model_path) for c in run.trainer.checkpoint_callbacks if c.best_model_path]
     tensorboard = any(isinstance(logger, TensorBoardLogger) for logger in run.trainer.loggers)

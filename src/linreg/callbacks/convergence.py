@@ -11,8 +11,10 @@ class ConvergenceStop(Callback):
     Lightning's EarlyStopping (the epoch is finished, counted and checkpointed as usual).
 
     The gap is exact and costs no pass over the rows (see `LeastSquares.gap`); it is kept for every epoch in
-    `gaps`, which the end-of-run verdict reads to say what a run that missed should change. `model.loss=mse`
-    only (for the other losses least squares is not the optimum), and not under `trainer.overfit_batches`.
+    `gaps`, which the end-of-run verdict reads to say what a run that missed should change, and the loggers get
+    `train/converged` (1 once within `rtol`, else 0) at each epoch's end: the HParams tab's verdict column.
+    `model.loss=mse` only (for the other losses least squares is not the optimum), and not under
+    `trainer.overfit_batches`.
     """
 
     def __init__(self, rtol: float = 1e-3, stop: bool = True) -> None:
@@ -30,5 +32,8 @@ class ConvergenceStop(Callback):
         if self.least_squares is None:
             return
         self.gaps.append(self.least_squares.gap(pl_module.linear.weight, pl_module.linear.bias))
-        if self.stop and self.gaps[-1] < self.rtol:
+        converged = self.gaps[-1] < self.rtol
+        for logger in trainer.loggers:  # (straight to the loggers, at the step of the epoch's values, as FitPath)
+            logger.log_metrics({"train/converged": float(converged)}, step=trainer.global_step - 1)
+        if self.stop and converged:
             trainer.should_stop = True  # (every DDP rank has the same weights and equations, so the same gap)

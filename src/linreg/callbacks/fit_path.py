@@ -10,35 +10,28 @@ from linreg.runtime import logs_this_step
 
 class FitPath(Callback):
     """Where the optimizer is, every `trainer.log_every_n_steps` steps and at each epoch's end: its distance to
-    least squares, and the coefficients in original units, named by feature: `model/area m²`,
-    `model/city=Paris`, `model/bias` (`model/<target>/<feature>` with several targets), for models of up to
-    `max_coefficients` weights.
+    least squares, and the coefficients in original units, named by feature: `weights/area m²`,
+    `weights/city=Paris`, `weights/bias` (`weights/<target>/<feature>` with several targets), for models of up to
+    `max_coefficients` weights. (`weights/` sorts after `train/` and `val/`: TensorBoard opens those groups first
+    and shows those metrics first in its HParams table.)
 
-    `baseline/ols_loss` is the least-squares MSE of the training split (`baseline/ols_val_loss` that fit's
-    MSE on the validation split), logged once. `train/gap_to_ols` is how far above it the MSE of the current
-    weights on the whole training split is, as a fraction of it (exact, from the split's normal equations: no
-    pass over the rows), `val/gap_to_ols` the same on the validation split; for `model.loss=mse`, whose
-    optimum it is.
+    `train/gap_to_ols` is how far the MSE of the current weights on the whole training split is above the
+    least-squares MSE, as a fraction of it (exact, from the split's normal equations: no pass over the rows);
+    `val/gap_to_ols` the same on the validation split, against the least-squares fit's MSE there. For
+    `model.loss=mse`, whose optimum least squares is.
     """
 
     def __init__(self, max_coefficients: int = 20) -> None:
         self.max_coefficients = max_coefficients  # more curves than this would bury the others in TensorBoard
         self.least_squares: LeastSquares | None = None
         self.val_equations: NormalEquations | None = None
-        self.baseline: dict[str, float] = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule, normalizers = trainer.datamodule, (pl_module.feature_normalizer, pl_module.target_normalizer)
         self.least_squares = datamodule.least_squares
-        self.baseline = {"baseline/ols_loss": self.least_squares.train_loss}
         if len(datamodule.val):
             shifts = self.least_squares.train_equations.shift_x, self.least_squares.train_equations.shift_y
             self.val_equations = NormalEquations.of(datamodule.val, *normalizers, shifts)
-            self.baseline["baseline/ols_val_loss"] = self.val_equations.loss(
-                self.least_squares.weight, self.least_squares.bias
-            )
-        for logger in trainer.loggers:  # constants: one point each
-            logger.log_metrics(self.baseline, step=trainer.global_step)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT, batch, batch_idx: int
@@ -73,7 +66,7 @@ def coefficients(pl_module: L.LightningModule) -> dict[str, float]:
     features, targets = pl_module.hparams.feature_names, pl_module.hparams.target_names
     values = {}
     for target, row, intercept in zip(targets, weight.tolist(), bias.tolist(), strict=True):
-        prefix = "model/" if len(targets) == 1 else f"model/{target}/"
+        prefix = "weights/" if len(targets) == 1 else f"weights/{target}/"
         values |= {f"{prefix}{name}": value for name, value in zip(features, row, strict=True)}
         values[f"{prefix}bias"] = intercept
     return values

@@ -9,7 +9,10 @@ import urllib.request
 
 import pytest
 from conftest import GRADIENT_STEPS, events_of
+from PIL import Image
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+from linreg.callbacks.plots import fit_figure, loss_label
 
 
 def test_scalars_hold_a_point_an_epoch_and_no_duplicate_or_constant_cards(train_with, tmp_path):
@@ -49,9 +52,14 @@ def test_long_epochs_also_get_the_loss_every_log_every_n_steps(train_with, tmp_p
 
 
 def test_one_feature_gets_a_fit_picture_and_several_get_predicted_vs_actual(train_with, tmp_path):
-    train_with("trainer.max_epochs=5")
+    run = train_with("trainer.max_epochs=5", "data.normalize=none")
     assert {"plots/fit", "plots/loss"} <= set(events_of(tmp_path).Tags()["images"])
     assert (tmp_path / "plots" / "fit.png").read_bytes().startswith(b"\x89PNG")
+    assert Image.open(tmp_path / "plots" / "fit.png").size == (480, 360)  # TensorBoard's card shows it whole
+    (axes,) = fit_figure(run.model, run.datamodule).axes
+    assert [line.get_label() for line in axes.get_lines()] == ["least squares", "trained"]
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("t_u", "t_c")
+    assert loss_label(run.model) == "MSE (target units)"
 
     crops_dir = tmp_path / "crops"
     train_with("data=crops", "trainer.max_epochs=5", f"output_dir={crops_dir}")

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
@@ -34,7 +35,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     def log_hyperparams(self, params: dict[str, Any], metrics: Any = None, step: int | None = None) -> None:
         """hparams.yaml as Lightning writes it, and this run's session for the HParams tab."""
         super().log_hyperparams(params)  # (default_hp_metric=False and no metrics: the YAML file only)
-        start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+        start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time(), group_name=self.trial_name())
         for name, value in params.items():
             if isinstance(value, bool):
                 start.hparams[name].bool_value = value
@@ -53,6 +54,12 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             end = plugin_data_pb2.SessionEndInfo(status=SESSION_STATUS[status], end_time_secs=time.time())
             self.write_session(metadata.SESSION_END_INFO_TAG, session_end_info=end)
         super().finalize(status)
+
+    def trial_name(self) -> str:
+        """The HParams table's trial: `1_optimizer=adam (2026-12-03_10-32-52_20741)`, the run's folder before its
+        sweep's (the table's narrow first column shows what tells runs apart, not a common `logs/sweeps/…`)."""
+        run = Path(self.log_dir).resolve()
+        return f"{run.name} ({run.parent.name})"
 
     def write_session(self, tag: str, **info: Any) -> None:
         """An HParams plugin summary, as TensorBoard's own (TensorFlow-based) hparams API would write it."""

@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from linreg.runtime import write_csv_rows
 
@@ -81,11 +82,30 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def name_jobs_by_what_varies(config: DictConfig) -> None:
+    """Leave the command line's fixed settings (`data=crops` in `-m data=crops optimizer=sgd,adam`) out of the
+    job directories' names, so they say what tells the jobs apart: `1_optimizer=adam`.
+
+    Hydra composes each job's config again from the multirun's with its hydra overrides (Hydra's
+    `load_sweep_config`): one more for `hydra.job.config.override_dirname.exclude_keys` reaches every job,
+    also those of other processes (joblib, submitit). An Optuna search's fixed settings are all of the
+    command line's; its trials are named by the values it chose.
+    """
+    task = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    fixed = sorted({override.key_or_group for override in task if not override.is_sweep_override()})
+    if not fixed:
+        return
+    excluded = [*config.hydra.job.config.override_dirname.exclude_keys, *fixed]
+    with read_write(config), open_dict(config):
+        config.hydra.overrides.hydra.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]")
+
+
 class SweepSummary(Callback):
     """Hydra callback: the sweep's overrides when a multirun starts; at its end, summary.csv in the sweep
     directory and the table."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        name_jobs_by_what_varies(config)
         if config.get("print_config", "overrides") == "overrides":
             overrides = " ".join(config.hydra.overrides.task) or "none"
             log.info(f"Sweep of {overrides} in {config.hydra.sweep.dir} [each job's full config: config_tree.txt]")

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import lightning as L
+import matplotlib
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -13,6 +14,19 @@ from linreg.model import LinearRegressor
 from linreg.report import format_equation
 
 MAX_POINTS = 5000  # a scatter of millions of rows shows no more than this many, and draws far slower
+# Drawn to be read as TensorBoard shows them, a card about 350 pixels wide: 480 × 360 pixels, large text,
+# thick lines.
+SIZE = (4.8, 3.6)  # inches, at 100 dots per inch
+STYLE = {
+    "font.size": 12,
+    "axes.titlesize": 12,
+    "axes.labelsize": 13,
+    "legend.fontsize": 10,
+    "lines.linewidth": 2.2,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+LOSS_LABELS = {"mse": "MSE", "l1": "mean absolute error", "huber": "Huber loss"}
 
 
 class RunPlots(Callback):
@@ -48,11 +62,12 @@ class RunPlots(Callback):
         optimum = None
         if model.hparams.loss == "mse":  # the least-squares loss is the optimum of this loss alone
             optimum = datamodule.least_squares.train_loss
-        figures = {"loss": loss_figure(self.history, optimum)}
-        if len(model.hparams.feature_names) == 1 and len(model.hparams.target_names) == 1:
-            figures["fit"] = fit_figure(model, datamodule)
-        else:
-            figures["predicted_vs_actual"] = predicted_vs_actual_figure(model, datamodule)
+        with matplotlib.rc_context(STYLE):
+            figures = {"loss": loss_figure(self.history, loss_label(model), optimum)}
+            if len(model.hparams.feature_names) == 1 and len(model.hparams.target_names) == 1:
+                figures["fit"] = fit_figure(model, datamodule)
+            else:
+                figures["predicted_vs_actual"] = predicted_vs_actual_figure(model, datamodule)
         for name, figure in figures.items():
             save_figure(figure, name, self.dirpath, trainer)
 
@@ -82,17 +97,28 @@ def labelled_splits(datamodule: TabularDataModule) -> list[tuple[str, Table]]:
     return [(name, sample(getattr(datamodule, name))) for name in ("train", "val") if len(getattr(datamodule, name))]
 
 
+def loss_label(model: LinearRegressor) -> str:
+    """The loss curve's axis: which loss, and in which units the targets were when it was computed."""
+    units = "standardized targets" if model.hparams.get("normalize_targets") else "target units"
+    return f"{LOSS_LABELS.get(model.hparams.loss, model.hparams.loss)} ({units})"
+
+
 def fit_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
-    """One feature, one target: the rows and the fitted line, in original units."""
-    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    """One feature, one target: the rows, the fitted line and the least-squares line, in original units."""
+    figure = Figure(figsize=SIZE, layout="constrained")
     axes = figure.add_subplot()
     low, high = float("inf"), float("-inf")
     for name, table in labelled_splits(datamodule):
         x = table.features.cpu().numpy()  # (matplotlib walks a tensor element by element)
-        axes.scatter(x[:, 0], table.targets.cpu().numpy()[:, 0], s=18, alpha=0.8, label=f"{name} rows")
+        axes.scatter(x[:, 0], table.targets.cpu().numpy()[:, 0], s=36, alpha=0.8, label=f"{name} rows")
         low, high = min(low, float(x.min())), max(high, float(x.max()))
-    line = torch.linspace(low, high, 100)[:, None]
-    axes.plot(line[:, 0].numpy(), predictions(model, line)[:, 0].numpy(), color="black", label="fitted line")
+    ends = torch.tensor([low, high], dtype=torch.float64)
+    weight, bias = datamodule.least_squares.equation(model.feature_normalizer, model.target_normalizer)
+    axes.plot(
+        ends.numpy(), (ends * weight[0, 0] + bias[0]).numpy(), color="grey", linestyle="--", label="least squares"
+    )
+    fitted = predictions(model, ends[:, None].float())[:, 0]
+    axes.plot(ends.numpy(), fitted.numpy(), color="black", linewidth=1.4, label="trained")
     axes.set(xlabel=model.hparams.feature_names[0], ylabel=model.hparams.target_names[0])
     axes.set_title(format_equation(*model.equation(), model.hparams.feature_names, model.hparams.target_names))
     axes.legend()
@@ -102,12 +128,12 @@ def fit_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
 def predicted_vs_actual_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
     """Each target's predictions against its true values; a perfect model sits on the diagonal."""
     targets = model.hparams.target_names
-    figure = Figure(figsize=(4.5 * len(targets), 4.5), layout="constrained")
+    figure = Figure(figsize=(SIZE[0] * min(len(targets), 3), SIZE[1]), layout="constrained")
     axes_row = figure.subplots(1, len(targets), squeeze=False)[0]
     for name, table in labelled_splits(datamodule):
         predicted, actual = predictions(model, table.features).numpy(), table.targets.cpu().numpy()
         for column, axes in enumerate(axes_row):
-            axes.scatter(actual[:, column], predicted[:, column], s=12, alpha=0.7, label=f"{name} rows")
+            axes.scatter(actual[:, column], predicted[:, column], s=24, alpha=0.7, label=f"{name} rows")
     for column, axes in enumerate(axes_row):
         low, high = axes.get_xlim()
         axes.plot([low, high], [low, high], color="black", linewidth=1, label="predicted = actual")
@@ -116,19 +142,21 @@ def predicted_vs_actual_figure(model: LinearRegressor, datamodule: TabularDataMo
     return figure
 
 
-def loss_figure(history: dict[str, list[tuple[int, float]]], least_squares_loss: float | None = None) -> Figure:
+def loss_figure(
+    history: dict[str, list[tuple[int, float]]], label: str = "loss", least_squares_loss: float | None = None
+) -> Figure:
     """The loss by epoch (and the least-squares optimum it should reach), on a log scale where positive."""
-    figure = Figure(figsize=(6, 4), layout="constrained")
+    figure = Figure(figsize=SIZE, layout="constrained")
     axes = figure.add_subplot()
     for name, points in history.items():
         if points:
             axes.plot(*zip(*points, strict=True), label=name)
     if least_squares_loss is not None:
-        axes.axhline(least_squares_loss, color="black", linestyle="--", linewidth=1, label="least squares (train)")
+        axes.axhline(least_squares_loss, color="grey", linestyle="--", label="least squares (train)")
     if all(v > 0 for points in history.values() for _, v in points) and (
         least_squares_loss is None or least_squares_loss > 0
     ):
         axes.set_yscale("log")
-    axes.set(xlabel="epoch", ylabel="loss (normalized units)")
+    axes.set(xlabel="epoch", ylabel=label)
     axes.legend()
     return figure

@@ -35,10 +35,12 @@ def test_overfit_drives_the_loss_of_two_batches_to_zero(train_with, data):
     assert run.metrics["train/loss"] < 1e-6
 
 
-def test_profiler_saves_its_report_in_the_run(train_with, tmp_path):
+def test_profiler_prints_its_report_and_saves_it_in_the_run(train_with, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     train_with("debug=profiler", "trainer.max_epochs=3")
 
     assert "on_train_epoch_end" in (tmp_path / "fit-profile.txt").read_text()
+    assert "FIT Profiler Report" in caplog.text and "on_train_epoch_end" in caplog.text
 
 
 @pytest.mark.slow

@@ -61,6 +61,9 @@ def test_asking_for_a_gpu_without_one_ends_with_a_message_not_a_traceback(tmp_pa
     assert run.returncode == 1
     assert "trainer.accelerator=gpu" in output and "trainer=cpu" in output
     assert "Traceback" not in output
+    # Two lines: the overrides, then the error, last, where the eye lands.
+    (overrides, error) = output.strip().splitlines()
+    assert overrides.startswith("Overrides: trainer.accelerator=gpu") and error.startswith("Error: ")
 
 
 @pytest.mark.parametrize(

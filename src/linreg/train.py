@@ -132,6 +132,8 @@ def fit(cfg: DictConfig) -> FittedRun:
         log_hyperparameters(trainer.loggers, cfg, datamodule, model)
         resume_from = resumable_checkpoint(cfg.ckpt_path, model) if cfg.get("ckpt_path") else None
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        if cfg.trainer.get("profiler") and trainer.is_global_zero:  # (Lightning only saves it, in fit-profile.txt)
+            log.info(trainer.profiler.summary())
         # The weights/ curves are the equation's coefficients: the summary shows them as the equation instead.
         metrics = {k: v for k, v in as_numbers(trainer.callback_metrics).items() if not k.startswith("weights/")}
         verdict = convergence_verdict(cfg, trainer, model, datamodule)

@@ -1,5 +1,8 @@
 """Using what was trained: eval.py's metrics and predict.py's CSV from a checkpoint alone."""
 
+import json
+import logging
+import math
 import os
 
 import pandas as pd
@@ -95,6 +98,33 @@ def test_ckpt_path_last_finds_the_newest_run_and_explains_when_there_is_none(tmp
     assert find_checkpoint(str(tmp_path / "train" / "a"), str(tmp_path)) == older / "last.ckpt"
     with pytest.raises(ConfigError, match="Train first"):
         find_checkpoint("last", str(tmp_path / "empty"))
+
+
+def test_ckpt_path_best_takes_the_best_job_of_the_newest_sweep_and_says_so(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+
+    def job(folder, loss, status="ok", best=True):
+        checkpoints = tmp_path / folder / "checkpoints"
+        checkpoints.mkdir(parents=True)
+        for name in ("last.ckpt", "best.ckpt") if best else ("last.ckpt",):
+            (checkpoints / name).write_bytes(b"")
+        record = {"status": status, "metrics": {"val/loss": loss}, "optimized_metric": "val/loss"}
+        (tmp_path / folder / "status.json").write_text(json.dumps(record))
+
+    job("train/single", 0.1, best=False)  # an older plain run
+    sweep = tmp_path / "sweeps" / "s"
+    for number, (loss, status) in enumerate([(3.0, "ok"), (1.0, "ok"), (math.nan, "diverged"), (2.0, "ok")]):
+        job(f"sweeps/s/{number}_optimizer.lr={number}", loss, status)
+    (sweep / "multirun.yaml").write_text("{}\n")
+
+    assert find_checkpoint("best", str(tmp_path)) == sweep / "1_optimizer.lr=1" / "checkpoints" / "best.ckpt"
+    assert "the best of 3 jobs of the newest sweep" in caplog.text and "val/loss, 1" in caplog.text
+    assert find_checkpoint("last", str(tmp_path)).parent.parent.parent == sweep  # the newest file: a job of it
+    assert "ckpt_path=best takes its best" in caplog.text
+
+    os.utime(tmp_path / "train" / "single" / "checkpoints" / "last.ckpt")  # now the plain run is the newest
+    assert find_checkpoint("best", str(tmp_path)) == tmp_path / "train" / "single" / "checkpoints" / "last.ckpt"
+    assert "its last weights (no validation split)" in caplog.text
 
 
 def test_a_file_that_is_no_checkpoint_is_refused_clearly(tmp_path):

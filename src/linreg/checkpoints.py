@@ -5,6 +5,7 @@ lists and dicts; no pickled code runs), and only this package's own classes are 
 """
 
 import inspect
+import json
 import logging
 import pickle
 from pathlib import Path
@@ -16,6 +17,7 @@ from linreg.data import DATA_MODULES, TabularDataModule
 from linreg.data.columns import numeric_plan
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
+from linreg.sweeps import is_scored, ranked_jobs
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,18 @@ def last_checkpoints(log_dir: str) -> list[Path]:
 
 
 def find_checkpoint(ckpt_path: str, log_dir: str = "logs") -> Path:
-    """`last` (the newest last.ckpt under `log_dir`), a run directory, or a checkpoint file."""
+    """`last` (the newest last.ckpt under `log_dir`), `best` (see best_checkpoint), a run directory, or a
+    checkpoint file. Says which it took for `last` and `best`."""
+    if ckpt_path == "best":
+        return best_checkpoint(log_dir)
     if ckpt_path == "last":
-        return last_checkpoints(log_dir)[0]
+        path = last_checkpoints(log_dir)[0]
+        sweep = path.parent.parent.parent
+        if (sweep / "multirun.yaml").is_file():
+            log.info(f"ckpt_path=last: {path}, the newest job of the sweep {sweep} (ckpt_path=best takes its best)")
+        else:
+            log.info(f"ckpt_path=last: {path}, the newest run's")
+        return path
     path = Path(ckpt_path).expanduser()
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt" if (path / "checkpoints").is_dir() else path / "last.ckpt"
@@ -42,6 +53,28 @@ def find_checkpoint(ckpt_path: str, log_dir: str = "logs") -> Path:
         raise ConfigError(
             f"ckpt_path={ckpt_path}: no such checkpoint ({path.resolve()}). Give a .ckpt file, a run directory or last."
         )
+    return path
+
+
+def best_checkpoint(log_dir: str) -> Path:
+    """The best epoch's checkpoint (best.ckpt, by val/loss; last.ckpt without a validation split) of the newest
+    run under `log_dir` or, when that run is a sweep's job, of the sweep's job with the lowest optimized metric."""
+    run = last_checkpoints(log_dir)[0].parent.parent
+    sweep, why = run.parent, "the newest run"
+    if (sweep / "multirun.yaml").is_file():
+        scored = [(job, row) for job, row in ranked_jobs(sweep) if is_scored(row)]
+        if not scored:
+            raise ConfigError(
+                f"ckpt_path=best: no job of the newest sweep ({sweep}) ended with a result (see its summary.csv); "
+                "give ckpt_path=<run directory or .ckpt file>."
+            )
+        run, row = scored[0]
+        metric = json.loads((run / "status.json").read_text())["optimized_metric"]
+        why = f"the best of {len(scored)} jobs of the newest sweep ({sweep}) by {metric}, {row['objective']:.4g}"
+    checkpoints = run / "checkpoints"
+    path = checkpoints / "best.ckpt" if (checkpoints / "best.ckpt").is_file() else checkpoints / "last.ckpt"
+    epoch = "at its best epoch by val/loss" if path.name == "best.ckpt" else "its last weights (no validation split)"
+    log.info(f"ckpt_path=best: {path}: {why}, {epoch}")
     return path
 
 

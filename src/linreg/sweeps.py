@@ -60,11 +60,22 @@ def job_number(path: Path) -> int | None:
     return int(number.group(1)) if number and path.is_dir() else None
 
 
-def summarize_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
-    """The sweep's jobs, best optimized metric first (jobs that diverged or failed last); writes summary.csv."""
+def ranked_jobs(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The sweep's job folders and their rows, best optimized metric first (jobs that diverged or failed last)."""
     jobs = sorted((p for p in sweep_dir.iterdir() if job_number(p) is not None), key=job_number)
-    rows = [job_row(job) for job in jobs]
-    rows.sort(key=lambda row: (row["status"] != "ok" or math.isnan(row["objective"]), row["objective"]))
+    ranked = [(job, job_row(job)) for job in jobs]
+    ranked.sort(key=lambda pair: (not is_scored(pair[1]), pair[1]["objective"]))
+    return ranked
+
+
+def is_scored(row: dict[str, Any]) -> bool:
+    """A job that ended with a number for the metric the sweep minimises."""
+    return row["status"] == "ok" and not math.isnan(row["objective"])
+
+
+def summarize_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The sweep's jobs, best first, as rows; writes summary.csv."""
+    rows = [row for _, row in ranked_jobs(sweep_dir)]
     write_csv_rows(sweep_dir / "summary.csv", COLUMNS, rows)
     return rows
 

@@ -28,6 +28,12 @@ def events_of(run_dir) -> EventAccumulator:
     return events
 
 
+def job_config(name: str, tmp_path: Path, *overrides: str) -> DictConfig:
+    """configs/<name>.yaml (eval, predict, export) with overrides, its job directory and log_dir in tmp_path."""
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        return compose(name, overrides=[f"output_dir={tmp_path / name}", f"log_dir={tmp_path}", *overrides])
+
+
 @pytest.fixture
 def make_config(tmp_path: Path):
     """Compose configs/train.yaml with overrides, writing the run into a temporary directory."""

@@ -11,8 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import events_of
-from test_eval_predict import job_config
+from conftest import events_of, job_config
 
 from linreg.data import CsvDataModule
 from linreg.errors import ConfigError

@@ -26,6 +26,7 @@ Loss = enum.Enum("Loss", {name: name for name in LOSS_NAMES})
 Interval = enum.Enum("Interval", {name: name for name in ("epoch", "step")})
 Split = enum.Enum("Split", {name: name for name in ("test", "val", "train")})
 Impute = enum.Enum("Impute", {name: name for name in IMPUTATIONS})
+ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("onnx", "torch")})
 ConfigPrint = enum.Enum("ConfigPrint", {name: name for name in ("overrides", "full", "none")})
 
 
@@ -229,6 +230,19 @@ class PredictSettings:
     def __post_init__(self) -> None:
         level = self.interval
         require(level is None or 0 < level < 1, "interval", level, "a level between 0 and 1, e.g. 0.95, or null")
+
+
+@dataclass
+class ExportSettings:
+    """configs/export.yaml."""
+
+    output_dir: str
+    ckpt_path: str = "last"
+    log_dir: str = "logs"
+    formats: list[ExportFormat] = field(default_factory=lambda: [ExportFormat.onnx, ExportFormat.torch])
+
+    def __post_init__(self) -> None:
+        require(bool(self.formats), "formats", "[]", "at least one of onnx, torch")
 
 
 def checked(cfg: DictConfig, schema: type[T]) -> T:

@@ -82,19 +82,28 @@ def as_numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
-def write_atomically(path: Path, write: Callable[[TextIO], Any]) -> None:
-    """Have `write` fill a new temporary file beside `path`, then rename it to `path`: a reader never sees half a
-    file, and no file of the user's is ever taken as the temporary one. OSError: `path` cannot be written."""
+@contextlib.contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A new, empty temporary file beside `path` for the block to fill; renamed to `path` when the block ends,
+    removed if it fails. A reader never sees half a file, and no file of the user's is ever taken as the
+    temporary one. OSError: `path` cannot be written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    # (`.predictions.k2j8x1.partial.csv`: the extension stays last, as some writers, torch.export's, expect.)
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+    os.close(descriptor)
     temporary = Path(name)
     try:
-        with os.fdopen(descriptor, "w", newline="") as file:
-            write(file)
+        yield temporary
         temporary.replace(path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, write: Callable[[TextIO], Any]) -> None:
+    """Have `write` fill the text file `path`, atomically (see replaced_atomically)."""
+    with replaced_atomically(path) as temporary, temporary.open("w", newline="") as file:
+        write(file)
 
 
 def write_json(path: Path, record: Any) -> None:

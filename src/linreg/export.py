@@ -1,0 +1,108 @@
+"""export(cfg): a checkpoint as files that predict without this package: ONNX and a torch.export program.
+
+Both take the model's features in raw units (a float32 matrix, any number of rows, the columns in the order
+of model.json's `features`) and give the targets in raw units: the normalizations are inside the graph.
+"""
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from linreg.checkpoints import column_plan, find_checkpoint, load_model
+from linreg.config import ExportSettings, checked
+from linreg.errors import ConfigError
+from linreg.model import LinearRegressor
+from linreg.runtime import replaced_atomically, write_json
+
+log = logging.getLogger(__name__)
+FILES = {"onnx": "model.onnx", "torch": "model.pt2"}
+
+
+def export(cfg) -> dict[str, Path]:
+    """The job behind scripts/export.py: model.onnx and/or model.pt2, and model.json, in the job's directory."""
+    settings = checked(cfg, ExportSettings)
+    path = find_checkpoint(settings.ckpt_path, settings.log_dir)
+    model = load_model(path)
+    output_dir = Path(settings.output_dir)
+    written = {}
+    for export_format in dict.fromkeys(f.name for f in settings.formats):  # (each once, in the order given)
+        written[export_format] = output_dir / FILES[export_format]
+        with replaced_atomically(written[export_format]) as temporary:
+            (save_onnx if export_format == "onnx" else save_program)(model, temporary)
+    written["description"] = output_dir / "model.json"
+    write_json(written["description"], description(model, path))
+    files = "\n".join(f"  {name:<12} {file}" for name, file in written.items())
+    log.info(f"Exported {path}:\n{files}")
+    return written
+
+
+def description(model: LinearRegressor, checkpoint: Path) -> dict:
+    """What a program that loads the exported model needs to know: the inputs' order and the outputs'."""
+    plain = {"kind": "number", "fill": None, "indicator": False}
+    encoded = [entry["column"] for entry in column_plan(model)["features"] if entry | plain != entry]
+    return {
+        "checkpoint": str(checkpoint),
+        "input": {"name": "features", "dtype": "float32", "shape": ["rows", len(model.hparams.feature_names)]},
+        "features": list(model.hparams.feature_names),
+        "output": {"name": "predictions", "dtype": "float32", "shape": ["rows", len(model.hparams.target_names)]},
+        "targets": list(model.hparams.target_names),
+        # The table's columns that training encoded (text as city=Paris, ..., dates, filled blanks): a program
+        # that feeds the exported model encodes them as predict.py does. Empty: the features are the columns.
+        "encoded_columns": encoded,
+    }
+
+
+def example_rows(model: LinearRegressor) -> tuple[torch.Tensor]:
+    """Two rows of features: the graph is traced on them, with the number of rows left free."""
+    return (torch.zeros(2, len(model.hparams.feature_names)),)
+
+
+def any_rows() -> tuple[dict[int, torch.export.Dim]]:
+    return ({0: torch.export.Dim("rows", min=1)},)
+
+
+def save_program(model: LinearRegressor, path: Path) -> None:
+    """A torch.export program: `torch.export.load(path).module()(features)`."""
+    torch.export.save(torch.export.export(model, example_rows(model), dynamic_shapes=any_rows()), path)
+
+
+def save_onnx(model: LinearRegressor, path: Path) -> None:
+    """ONNX with a free number of rows, the feature and target names in its metadata."""
+    try:
+        import onnxscript  # noqa: F401  (torch's ONNX exporter builds the graph with it)
+    except ImportError:
+        raise ConfigError(
+            'formats=[onnx] needs the onnx packages: pip install -e ".[export]" (or formats=[torch] for model.pt2).'
+        ) from None
+    with quiet_onnx_exporter():
+        program = torch.onnx.export(
+            model,
+            example_rows(model),
+            input_names=["features"],
+            output_names=["predictions"],
+            dynamic_shapes=any_rows(),
+            dynamo=True,
+            verbose=False,
+        )
+    program.model.metadata_props["features"] = json.dumps(list(model.hparams.feature_names))
+    program.model.metadata_props["targets"] = json.dumps(list(model.hparams.target_names))
+    program.save(str(path))
+
+
+@contextlib.contextmanager
+def quiet_onnx_exporter() -> Iterator[None]:
+    """Without the exporter's notices: operators of libraries this model does not use (torchvision), and each
+    pass of the graph optimizer."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -104,6 +104,12 @@ class DataSettings:
 @dataclass
 class ModelSettings:
     loss: Loss = Loss.mse
+    l2: float = 0.0
+    l1: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("l2", "l1"):
+            require(getattr(self, key) >= 0, f"model.{key}", getattr(self, key), "0 (no penalty) or more, e.g. 0.01")
 
 
 @dataclass

@@ -35,6 +35,7 @@ class Verdict:
     rtol: float
     advice: list[str] = field(default_factory=list)
     why_none: str = "least squares is the optimum of model.loss=mse only"  # when gap is None
+    aim: str = "least squares"  # the exact optimum's name: ridge, lasso, elastic net with model.l2 / model.l1
 
     @property
     def converged(self) -> bool | None:
@@ -45,19 +46,19 @@ class Verdict:
             return f"no verdict: {self.why_none}."
         if self.converged:
             return (
-                f"converged: the training MSE is at least squares' (train/gap_to_ols {self.gap:.2g} is under "
+                f"converged: the training objective is at {self.aim}' (train/gap_to_ols {self.gap:.2g} is under "
                 f"convergence.rtol={self.rtol:g})."
             )
         above = f"{self.gap:.3g}×" if self.gap >= 10 else f"{100 * self.gap:.3g} %"
         return (
-            f"NOT converged: the training MSE is {above} above least squares' (convergence.rtol={self.rtol:g}). "
+            f"NOT converged: the training objective is {above} above {self.aim}' (convergence.rtol={self.rtol:g}). "
             f"Likely fix: {'; or '.join(self.advice)}."
         )
 
 
-def judge(gap: float | None, rtol: float, facts: TrainingFacts) -> Verdict:
-    """The verdict on the final weights' gap, with the likely fixes for this run when it missed."""
-    verdict = Verdict(gap, rtol)
+def judge(gap: float | None, rtol: float, facts: TrainingFacts, aim: str = "least squares") -> Verdict:
+    """The verdict on the final weights' gap to `aim`, with the likely fixes for this run when it missed."""
+    verdict = Verdict(gap, rtol, aim=aim)
     if gap is not None and not gap < rtol:
         verdict.advice = likely_fixes(gap, rtol, facts)
     return verdict

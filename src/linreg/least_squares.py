@@ -3,11 +3,20 @@
 One pass over a split gathers its normal equations (XᵀX, Xᵀy and yᵀy of the normalized columns, in
 float64). They give the least-squares fit, and the MSE of *any* weights on that split without another
 pass over the rows: the loss is a quadratic function of the weights.
+
+With penalties (`model.l2`, `model.l1`) the training objective is, in the normalized space,
+
+    MSE + (l2·ΣW² + l1·Σ|W|) / targets        (W: the weights, targets × features; the bias is not penalized)
+
+so each target's problem is that of a model with it alone: (1/n)·‖y − Xw − b‖² + l2·‖w‖² + l1·‖w‖₁. Its
+exact optimum comes from the same normal equations: ridge (l1 = 0) in closed form, the lasso and the elastic
+net by coordinate descent. In scikit-learn's terms, on the same normalized columns with fit_intercept=True:
+Ridge(alpha = n·l2), Lasso(alpha = l1/2), ElasticNet(alpha = l1/2 + l2, l1_ratio = (l1/2) / (l1/2 + l2)).
 """
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -18,6 +27,25 @@ from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks, to_original_uni
 # The gap to least squares is a fraction of the least-squares MSE, or of this much of the targets' variance
 # if that is larger (a table a line fits exactly).
 GAP_FLOOR = 1e-6
+# Coordinate descent for l1 stops when no weight moved more than this fraction of the largest weight in a sweep.
+COORDINATE_TOLERANCE = 1e-12
+MAX_SWEEPS = 100_000
+
+
+def penalty(weight: Tensor, l1: float = 0.0, l2: float = 0.0) -> Tensor:
+    """The penalty term of the training objective (see the module's docstring); differentiable."""
+    terms = weight.new_zeros(())
+    if l2:
+        terms = terms + l2 * (weight * weight).sum()
+    if l1:
+        terms = terms + l1 * weight.abs().sum()
+    return terms / weight.shape[0]
+
+
+def soft_threshold(values: Tensor, threshold: float | Tensor) -> Tensor:
+    """The proximal step of an l1 penalty: values moved toward zero by `threshold`, and zero within it."""
+    return values.sign() * (values.abs() - threshold).clamp(min=0)
+
 
 if TYPE_CHECKING:  # (the data module imports this module: it offers its training split's fit)
     from linreg.data import Table
@@ -78,17 +106,17 @@ class NormalEquations:
         intercept = bias + weight @ self.shift_x - self.shift_y
         return torch.cat([weight.T, intercept[None]], dim=0)
 
-    def curvatures(self) -> tuple[float, float]:
-        """The largest and the smallest non-zero eigenvalue of the MSE's Hessian in the model's weights and bias:
-        2·[x, 1]ᵀ[x, 1] / (rows · targets) of the normalized columns, unshifted (columns far from zero couple the
-        bias to the weights). Zero ones (a constant or exactly repeated column) are left out: the gradient never
-        points along them, so they do not slow gradient descent down.
+    def curvatures(self, l2: float = 0.0) -> tuple[float, float]:
+        """The largest and the smallest non-zero eigenvalue of the MSE's Hessian (plus that of an `l2` penalty) in
+        the model's weights and bias: 2·([x, 1]ᵀ[x, 1] / rows + l2 on the weights) / targets of the normalized
+        columns, unshifted (columns far from zero couple the bias to the weights). Zero ones (a constant or
+        exactly repeated column) are left out: the gradient never points along them, so they do not slow
+        gradient descent down.
         """
         unshift = torch.eye(len(self.gram), dtype=torch.float64)
         unshift[-1, :-1] = self.shift_x  # [x − shift, 1] · unshift = [x, 1]
-        eigenvalues = (
-            torch.linalg.eigvalsh(unshift.T @ self.gram @ unshift) * 2 / (self.rows * len(self.target_squares))
-        )
+        hessian = unshift.T @ self.gram @ unshift / self.rows + l2 * torch.diag(weights_only(len(self.gram)))
+        eigenvalues = torch.linalg.eigvalsh(hessian) * 2 / len(self.target_squares)
         largest = float(eigenvalues[-1])
         return largest, float(eigenvalues[eigenvalues > 1e-12 * largest].min())
 
@@ -100,6 +128,19 @@ class NormalEquations:
         )
         return float(squared_error.sum()) / (self.rows * len(self.target_squares))
 
+    def centered(self) -> tuple[Tensor, Tensor]:
+        """XᵀX and Xᵀy of the columns minus their means: the normal equations of the weights, the bias solved."""
+        sums_x = self.gram[:-1, -1]  # Σ (x − shift_x)
+        gram = self.gram[:-1, :-1] - torch.outer(sums_x, sums_x) / self.rows
+        cross = self.cross[:-1] - torch.outer(sums_x, self.cross[-1]) / self.rows
+        return gram, cross
+
+    def with_bias(self, weight: Tensor) -> tuple[Tensor, Tensor]:
+        """The weights (features × targets, centered problem) with the bias that is best for them."""
+        intercept = (self.cross[-1] - self.gram[-1, :-1] @ weight) / self.rows  # shifted columns
+        weight = weight.T.contiguous()
+        return weight, intercept + self.shift_y - weight @ self.shift_x
+
     def constant_loss(self) -> float:
         """The MSE of the best constant prediction (each target's mean): the targets' variance."""
         sums = self.cross[-1]  # Σ (y − shift_y), from the bias column of ones
@@ -107,14 +148,48 @@ class NormalEquations:
         return float(squared_error.sum()) / (self.rows * len(self.target_squares))
 
 
+def weights_only(size: int) -> Tensor:
+    """The diagonal of the penalties' Hessian pattern: 1 for each weight, 0 for the bias (the last column)."""
+    pattern = torch.ones(size, dtype=torch.float64)
+    pattern[-1] = 0
+    return pattern
+
+
 @dataclass
 class LeastSquares:
-    """The least-squares fit in the normalized space the model trains in."""
+    """The exact optimum of the training objective (least squares, or with `l1`, `l2` penalties: the lasso,
+    ridge or elastic-net fit) in the normalized space the model trains in."""
 
     weight: Tensor  # targets × features
     bias: Tensor
-    train_loss: float  # its MSE on the training split: the lowest train/loss that model.loss=mse can reach
+    train_loss: float  # its objective on the training split: the lowest train/loss that model.loss=mse can reach
     train_equations: NormalEquations
+    l1: float = 0.0
+    l2: float = 0.0
+    penalized_fits: dict = field(default_factory=dict, repr=False, compare=False)  # (l1, l2): LeastSquares
+
+    @property
+    def name(self) -> str:
+        """How the summary labels this fit."""
+        return {(False, False): "least squares", (False, True): "ridge", (True, False): "lasso"}.get(
+            (bool(self.l1), bool(self.l2)), "elastic net"
+        )
+
+    def objective(self, weight: Tensor, bias: Tensor, equations: NormalEquations | None = None) -> float:
+        """The training objective of these weights on `equations`' split (the training split's by default)."""
+        equations = equations or self.train_equations
+        return equations.loss(weight, bias) + float(penalty(weight.detach().double().cpu(), self.l1, self.l2))
+
+    def penalized(self, l1: float, l2: float) -> "LeastSquares":
+        """The exact optimum with these penalties, from the same normal equations (computed once for each)."""
+        if not l1 and not l2:
+            return self
+        if (l1, l2) not in self.penalized_fits:
+            weight, bias = penalized_fit(self.train_equations, l1, l2)
+            optimum = LeastSquares(weight, bias, 0.0, self.train_equations, l1, l2)
+            optimum.train_loss = optimum.objective(weight, bias)
+            self.penalized_fits[(l1, l2)] = optimum
+        return self.penalized_fits[(l1, l2)]
 
     def loss_on(self, table: "Table", features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS) -> float:
         """Its MSE (normalized space) on another table, such as the validation split."""
@@ -129,15 +204,15 @@ class LeastSquares:
         taken of a millionth of the targets' variance instead, which float32 weights can get within.
         """
         equations = equations or self.train_equations
-        best = equations.loss(self.weight, self.bias)
+        best = self.objective(self.weight, self.bias, equations)
         scale = max(best, GAP_FLOOR * self.train_equations.constant_loss())
-        excess = equations.loss(weight, bias) - best
+        excess = self.objective(weight, bias, equations) - best
         return excess / scale if scale > 0 else (0.0 if excess <= 0 else math.inf)
 
     def step_size(self) -> float:
         """The learning rate `optimizer.lr=auto` gives with a momentum of your choice: 1 / the largest
         curvature L of the training MSE, the longest step that shrinks every direction (the classic 1/L)."""
-        return 1.0 / self.train_equations.curvatures()[0]
+        return 1.0 / self.train_equations.curvatures(self.l2)[0]
 
     def heavy_ball(self) -> tuple[float, float]:
         """`optimizer.lr=auto` with `optimizer.momentum=auto`: Polyak's heavy ball, the fastest fixed lr and
@@ -145,7 +220,7 @@ class LeastSquares:
         lr = 4 / (√L + √μ)², momentum = ((√L − √μ) / (√L + √μ))². The gap then shrinks by about
         ((√κ − 1) / (√κ + 1))² a step, κ = L / μ: a condition number of 100 takes tens of full-batch epochs.
         """
-        largest, smallest = (math.sqrt(c) for c in self.train_equations.curvatures())
+        largest, smallest = (math.sqrt(c) for c in self.train_equations.curvatures(self.l2))
         return 4 / (largest + smallest) ** 2, ((largest - smallest) / (largest + smallest)) ** 2
 
     def equation(self, features: Normalizer, targets: Normalizer) -> tuple[Tensor, Tensor]:
@@ -161,3 +236,29 @@ def fit_least_squares(
     weight = solution[:-1].T.contiguous()
     bias = solution[-1] + equations.shift_y - weight @ equations.shift_x
     return LeastSquares(weight, bias, equations.loss(weight, bias), equations)
+
+
+def penalized_fit(equations: NormalEquations, l1: float, l2: float) -> tuple[Tensor, Tensor]:
+    """The weights and bias that minimize the penalized objective on `equations`' split, exactly: ridge in
+    closed form, with l1 by cyclic coordinate descent on the centered normal equations (the objective is convex;
+    each coordinate's minimum is a soft threshold), to COORDINATE_TOLERANCE."""
+    gram, cross = equations.centered()
+    rows = equations.rows
+    if not l1:
+        weight = torch.linalg.solve(gram + rows * l2 * torch.eye(len(gram), dtype=torch.float64), cross)
+        return equations.with_bias(weight)
+    # Per coordinate j: minimize (1/n)(C_jj·w_j² − 2·ρ_j·w_j) + l2·w_j² + l1·|w_j|, ρ_j = c_j − Σ_k≠j C_jk·w_k.
+    weight = torch.zeros_like(cross)
+    diagonal = 2 * gram.diagonal() / rows + 2 * l2
+    for _ in range(MAX_SWEEPS):
+        largest_move = 0.0
+        for j in range(len(gram)):
+            if diagonal[j] == 0:  # a constant column (and no l2): its weight stays 0
+                continue
+            rho = cross[j] - gram[j] @ weight + gram[j, j] * weight[j]
+            new = soft_threshold(2 * rho / rows, l1) / diagonal[j]
+            largest_move = max(largest_move, float((new - weight[j]).abs().max()))
+            weight[j] = new
+        if largest_move <= COORDINATE_TOLERANCE * max(float(weight.abs().max()), 1.0):
+            break
+    return equations.with_bias(weight)

@@ -12,6 +12,7 @@ from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
 
 from linreg.config import LOSS_NAMES
 from linreg.errors import ConfigError
+from linreg.least_squares import LeastSquares, penalty, soft_threshold
 from linreg.normalize import Normalizer, to_original_units
 from linreg.runtime import logs_this_step
 from linreg.statistics import PredictionIntervals
@@ -39,6 +40,8 @@ class LinearRegressor(L.LightningModule):
         feature_names: Sequence[str],
         target_names: Sequence[str],
         loss: str = "mse",
+        l2: float = 0.0,
+        l1: float = 0.0,
         init: dict | None = None,
         normalize: str = "none",
         normalize_targets: bool = False,
@@ -61,6 +64,12 @@ class LinearRegressor(L.LightningModule):
         )
         if loss not in LOSSES:
             raise ConfigError(f"model.loss={loss!r} is not a loss; choose one of {', '.join(LOSSES)}.")
+        if l1 and getattr(optimizer, "func", None) is torch.optim.LBFGS:
+            raise ConfigError(
+                f"model.l1={l1} makes the loss non-smooth, which L-BFGS's line search cannot handle; train with "
+                "optimizer=sgd (a proximal step applies the l1 penalty: exact zeros, the exact lasso optimum) or "
+                "another optimizer=."
+            )
         self.feature_normalizer = feature_normalizer or Normalizer(len(feature_names))
         self.target_normalizer = target_normalizer or Normalizer(len(target_names))
         self.linear = nn.Linear(len(feature_names), len(target_names))
@@ -118,7 +127,30 @@ class LinearRegressor(L.LightningModule):
 
     def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._step(batch)
+        loss = loss + self.penalty()
         return self.same_on_every_rank(loss) if self.trainer.world_size > 1 else loss
+
+    def penalty(self) -> Tensor:
+        """The l2 penalty, with its gradient, and the l1 penalty's value without one: optimizer_step applies l1
+        as a proximal step (see least_squares.py for the objective)."""
+        weight = self.linear.weight
+        return penalty(weight, l2=self.hparams.get("l2", 0.0)) + penalty(
+            weight.detach(), l1=self.hparams.get("l1", 0.0)
+        )
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Lightning's step; with model.l1, then the l1 penalty's proximal step: each weight moved toward zero by
+        lr·l1/targets, and set to zero within it (proximal gradient descent: the lasso's exact zeros)."""
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        l1 = self.hparams.get("l1", 0.0)
+        if l1:
+            threshold = optimizer.param_groups[0]["lr"] * l1 / self.linear.weight.shape[0]
+            with torch.no_grad():
+                self.linear.weight.copy_(soft_threshold(self.linear.weight, threshold))
+
+    def exact_optimum(self, least_squares: LeastSquares) -> LeastSquares:
+        """What training should reach: the training split's least squares with this model's penalties."""
+        return least_squares.penalized(self.hparams.get("l1", 0.0), self.hparams.get("l2", 0.0))
 
     def same_on_every_rank(self, loss: Tensor) -> Tensor:
         """The mean loss of all ranks' batches, with this rank's gradient (DDP averages those).

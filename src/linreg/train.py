@@ -147,7 +147,8 @@ def fit(cfg: DictConfig) -> FittedRun:
                 table = "\n".join("    " + line for line in format_statistics(statistics).splitlines())
                 logger.experiment.add_text("statistics", table, trainer.global_step)
                 logger.finalize("success")  # training already closed the file: write it out now, not at exit
-    return FittedRun(model, datamodule, trainer, metrics, datamodule.least_squares, verdict, statistics)
+    optimum = model.exact_optimum(datamodule.least_squares)
+    return FittedRun(model, datamodule, trainer, metrics, optimum, verdict, statistics)
 
 
 def warn_of_collinearity(statistics: FitStatistics) -> None:
@@ -168,7 +169,7 @@ def convergence_verdict(
     cfg: DictConfig, trainer: L.Trainer, model: LinearRegressor, datamodule: TabularDataModule
 ) -> Verdict:
     """How close the final weights came to least squares, and what to change if not close enough."""
-    least_squares = datamodule.least_squares
+    least_squares = model.exact_optimum(datamodule.least_squares)
     if trainer.overfit_batches:
         return Verdict(None, cfg.convergence.rtol, why_none="trainer.overfit_batches trains on a few batches only")
     gap = least_squares.gap(model.linear.weight, model.linear.bias) if model.hparams.loss == "mse" else None
@@ -186,7 +187,7 @@ def convergence_verdict(
         normalize_targets=datamodule.hparams.normalize_targets,
         largest_coefficient=float(torch.cat([least_squares.weight.flatten(), least_squares.bias]).abs().max()),
     )
-    return judge(gap, cfg.convergence.rtol, facts)
+    return judge(gap, cfg.convergence.rtol, facts, least_squares.name)
 
 
 def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
@@ -257,7 +258,8 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegress
     """The model sized from the data, carrying the data's normalization so checkpoints predict raw rows."""
     # _partial_: the config gives the model's settings, the data its shape and normalization.
     model_with_settings = build(cfg.model, _partial_=True, _convert_="all")
-    lr, momentum = automatic_rates(cfg.optimizer, datamodule.least_squares)
+    optimum = datamodule.least_squares.penalized(cfg.model.get("l1", 0.0), cfg.model.get("l2", 0.0))
+    lr, momentum = automatic_rates(cfg.optimizer, optimum)
     model = model_with_settings(
         lr=lr,
         feature_names=datamodule.feature_names,
@@ -331,7 +333,7 @@ def summarize(run: FittedRun, output_dir: Path) -> str:
     least_squares = run.least_squares.equation(run.model.feature_normalizer, run.model.target_normalizer)
     equations = {
         "trained": format_equation(*run.model.equation(), *names),
-        "least squares": format_equation(*least_squares, *names),
+        run.least_squares.name: format_equation(*least_squares, *names),
     }
     metrics = {k: v for k, v in run.metrics.items() if k != "train/converged"}  # the verdict says it in words
     metrics["baseline/ols_loss"] = run.least_squares.train_loss

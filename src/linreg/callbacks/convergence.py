@@ -26,7 +26,7 @@ class ConvergenceStop(Callback):
         self.gaps = []
         # (Least squares of the training split is no aim for a loss other than MSE, or for a few batches.)
         aimed = pl_module.hparams.get("loss") == "mse" and not trainer.overfit_batches
-        self.least_squares = trainer.datamodule.least_squares if aimed else None
+        self.least_squares = pl_module.exact_optimum(trainer.datamodule.least_squares) if aimed else None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.least_squares is None:

@@ -28,7 +28,7 @@ class FitPath(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule, normalizers = trainer.datamodule, (pl_module.feature_normalizer, pl_module.target_normalizer)
-        self.least_squares = datamodule.least_squares
+        self.least_squares = pl_module.exact_optimum(datamodule.least_squares)
         if len(datamodule.val):
             shifts = self.least_squares.train_equations.shift_x, self.least_squares.train_equations.shift_y
             self.val_equations = NormalEquations.of(datamodule.val, *normalizers, shifts)

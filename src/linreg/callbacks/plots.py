@@ -61,7 +61,7 @@ class RunPlots(Callback):
         model, datamodule = pl_module, trainer.datamodule
         optimum = None
         if model.hparams.loss == "mse":  # the least-squares loss is the optimum of this loss alone
-            optimum = datamodule.least_squares.train_loss
+            optimum = model.exact_optimum(datamodule.least_squares).train_loss
         with matplotlib.rc_context(STYLE):
             figures = {"loss": loss_figure(self.history, loss_label(model), optimum)}
             if len(model.hparams.feature_names) == 1 and len(model.hparams.target_names) == 1:
@@ -113,10 +113,9 @@ def fit_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
         axes.scatter(x[:, 0], table.targets.cpu().numpy()[:, 0], s=36, alpha=0.8, label=f"{name} rows")
         low, high = min(low, float(x.min())), max(high, float(x.max()))
     ends = torch.tensor([low, high], dtype=torch.float64)
-    weight, bias = datamodule.least_squares.equation(model.feature_normalizer, model.target_normalizer)
-    axes.plot(
-        ends.numpy(), (ends * weight[0, 0] + bias[0]).numpy(), color="grey", linestyle="--", label="least squares"
-    )
+    optimum = model.exact_optimum(datamodule.least_squares)  # least squares, or ridge, lasso, elastic net
+    weight, bias = optimum.equation(model.feature_normalizer, model.target_normalizer)
+    axes.plot(ends.numpy(), (ends * weight[0, 0] + bias[0]).numpy(), color="grey", linestyle="--", label=optimum.name)
     fitted = predictions(model, ends[:, None].float())[:, 0]
     axes.plot(ends.numpy(), fitted.numpy(), color="black", linewidth=1.4, label="trained")
     axes.set(xlabel=model.hparams.feature_names[0], ylabel=model.hparams.target_names[0])
@@ -152,7 +151,7 @@ def loss_figure(
         if points:
             axes.plot(*zip(*points, strict=True), label=name)
     if least_squares_loss is not None:
-        axes.axhline(least_squares_loss, color="grey", linestyle="--", label="least squares (train)")
+        axes.axhline(least_squares_loss, color="grey", linestyle="--", label="exact optimum (train)")
     if all(v > 0 for points in history.values() for _, v in points) and (
         least_squares_loss is None or least_squares_loss > 0
     ):

@@ -10,12 +10,16 @@ All four train the same `nn.Linear` with MSE and SGD on the same synthetic rows,
   what Lightning itself costs;
 - template: `linreg.train.fit` with the project's configs, logging, progress bar and checkpoints on.
 
+Then (not with --quick) the book's thermometer fit, start-up times, peak memory, and the time of cv.folds=5
+against one run.
+
 It prints its table and nothing else.
 """
 
 import argparse
 import contextlib
 import io
+import itertools
 import logging
 import math
 import os
@@ -38,7 +42,7 @@ from linreg.data import InMemoryDataModule, Table, make_synthetic
 from linreg.least_squares import fit_least_squares
 from linreg.normalize import Normalizer
 from linreg.runtime import lightning_quieted
-from linreg.train import fit
+from linreg.train import fit, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
@@ -187,6 +191,24 @@ def template(overrides: list[str], workdir: Path) -> EpochTimer:
     return next(c for c in run.trainer.callbacks if isinstance(c, EpochTimer))
 
 
+def cross_validation_lines(rows: int, n_features: int, device: str, workdir: Path) -> list[str]:
+    """Seconds of a whole run (linreg.train.train, reading and set-up included) and of cv.folds=5 on it."""
+    data = ["data=synthetic", f"data.n_samples={rows}", f"data.n_features={n_features}", "~callbacks.progress_bar"]
+    data += [f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "print_config=none"]
+
+    runs = itertools.count()
+
+    def seconds(*overrides: str) -> float:
+        with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+            cfg = compose("train", overrides=[f"output_dir={workdir / 'cv' / str(next(runs))}", *data, *overrides])
+        with quiet():
+            return seconds_of(train, cfg)
+
+    single = min(seconds() for _ in range(REPEATS))
+    folds = min(seconds("cv.folds=5") for _ in range(REPEATS))
+    return [f"one run {single:.2f} s; cv.folds=5 {folds:.2f} s: {folds / single:.2f} x one run"]
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -330,7 +352,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--memory-rows", type=int, default=10_000_000, help="rows of the peak-memory run (0 skips it)")
-    parser.add_argument("--quick", action="store_true", help="skip the thermometer, start-up and memory measurements")
+    parser.add_argument("--cv-rows", type=int, default=100_000, help="rows of the cross-validation timing (0 skips it)")
+    parser.add_argument(
+        "--quick", action="store_true", help="skip the thermometer, start-up, memory and CV measurements"
+    )
     args = parser.parse_args(argv)
 
     sections: list[tuple[str, Callable[[Path], list[str]]]] = [
@@ -344,6 +369,13 @@ def main(argv: list[str] | None = None) -> None:
         sections.append(("Start-up", lambda work: startup_lines()))
         if args.memory_rows:
             sections.append(("Memory", lambda work: [peak_memory_line(args.memory_rows, args.features)]))
+        if args.cv_rows:
+            title = (
+                f"Cross-validation, {args.cv_rows:,} x {args.features} rows, the default run (L-BFGS), {args.device}"
+            )
+            sections.append(
+                (title, lambda work: cross_validation_lines(args.cv_rows, args.features, args.device, work))
+            )
     report = []
     with tempfile.TemporaryDirectory() as workdir:
         for title, measure in sections:

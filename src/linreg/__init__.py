@@ -10,8 +10,11 @@ MAX_JOB_DIRNAME = 80  # characters of a sweep job's directory name; longer ones 
 
 
 def metric_of_the_run(metric: str, *, _root_: DictConfig) -> str:
-    """`val/…` where the data holds out a validation split, `train/…` where it does not (data.val_fraction=0)."""
-    has_validation = bool(OmegaConf.select(_root_, "data.val_fraction", default=0))
+    """`val/…` where the data holds out a validation split (or cross-validation folds), `train/…` where it does
+    not (data.val_fraction=0)."""
+    has_validation = bool(OmegaConf.select(_root_, "data.val_fraction", default=0)) or bool(
+        OmegaConf.select(_root_, "cv.folds", default=0)
+    )
     return metric if has_validation else metric.replace("val/", "train/", 1)
 
 

@@ -184,6 +184,15 @@ class ConvergenceSettings:
 
 
 @dataclass
+class CrossValidationSettings:
+    folds: int = 0
+    refit: bool = False
+
+    def __post_init__(self) -> None:
+        require(self.folds == 0 or self.folds >= 2, "cv.folds", self.folds, "0 (off) or 2 or more folds, e.g. 5")
+
+
+@dataclass
 class StatisticsSettings:
     ci: float = 0.95
 
@@ -202,6 +211,7 @@ class TrainSettings:
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
+    cv: CrossValidationSettings = field(default_factory=CrossValidationSettings)
     seed: int = 42
     tags: list[str] = field(default_factory=list)
     print_config: ConfigPrint = ConfigPrint.overrides

@@ -21,6 +21,8 @@ COLUMNS = (
     "job",
     "status",
     "objective",
+    "objective_sd",
+    "folds",
     "train/loss",
     "val/loss",
     "val/r2",
@@ -43,6 +45,9 @@ def job_row(job_dir: Path) -> dict[str, Any]:
         "job": job_number(job_dir),
         "status": record["status"],
         "objective": metrics.get(record.get("optimized_metric") or "", math.nan),
+        # With cv.folds: the metrics are the folds' means; their standard deviation, and how many folds.
+        "objective_sd": (record.get("metrics_sd") or {}).get(record.get("optimized_metric") or "", math.nan),
+        "folds": len(record.get("folds") or []) or None,
         "train/loss": metrics.get("train/loss", math.nan),
         "val/loss": metrics.get("val/loss", math.nan),
         "val/r2": metrics.get("val/r2", math.nan),

@@ -54,8 +54,11 @@ def train(cfg: DictConfig) -> float:
     # A sweep prints its overrides once, at its start (linreg.sweeps.SweepSummary); Hydra names each job's.
     shown = "none" if in_multirun() and cfg.print_config == "overrides" else cfg.print_config
     show_config(cfg, output_dir / "config_tree.txt", shown, command_line_overrides())
+    from linreg.cross_validation import cross_validate  # (it builds on fit, below)
+
     try:
-        run = fit(cfg)
+        folds = cross_validate(cfg) if cfg.get("cv") and cfg.cv.folds else None
+        run = folds.refit if folds else fit(cfg)
     except Exception as error:
         status = "diverged" if isinstance(error, TrainingDiverged) else "failed"
         record_status(output_dir, status, f"{type(error).__name__}: {error}", started)
@@ -63,12 +66,18 @@ def train(cfg: DictConfig) -> float:
             raise
         log.error(f"This job {status}: {error}", exc_info=not isinstance(error, RunError))
         return math.nan
-    if run.trainer.is_global_zero:
+    if run is not None and run.trainer.is_global_zero:
         run.statistics.save(output_dir)
         log.info(summarize(run, output_dir))
         warn_of_collinearity(run.statistics)
         if run.verdict.converged is False:
             log.warning(f"This run is {run.verdict.sentence()}")
+    if folds:  # the folds' means are the run's result; the refit's own metrics are kept beside them
+        verdict = folds.verdict(run.verdict.aim if run else "the exact optimum")
+        log.info(folds.table())
+        extra = {"folds": folds.folds, "metrics_sd": folds.sd, "refit_metrics": run.metrics if run else None}
+        record_status(output_dir, "ok", "", started, folds.mean, None, cfg.optimized_metric, verdict, extra)
+        return folds.mean.get(cfg.optimized_metric, math.nan)
     # (Under ddp_spawn the epoch counter stays in the worker processes: recorded as unknown.)
     epochs = run.trainer.current_epoch or None
     record_status(output_dir, "ok", "", started, run.metrics, epochs, cfg.optimized_metric, run.verdict)
@@ -93,9 +102,11 @@ def record_status(
     epochs: int | None = None,
     objective: str | None = None,
     verdict: Verdict | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """status.json in the run directory: how the run ended (ok, diverged, failed) and whether it reached least
-    squares (`converged`, `gap_to_ols`; null where that does not apply), for people and sweep summaries."""
+    squares (`converged`, `gap_to_ols`; null where that does not apply), for people and sweep summaries; with
+    cv.folds, `metrics` are the folds' means, and `extra` holds each fold's, their sd and the refit's."""
     record = {
         "status": status,
         "message": message,
@@ -105,15 +116,18 @@ def record_status(
         "epochs": epochs,
         "seconds": round(time.monotonic() - started, 3),
         "optimized_metric": objective,
+        **(extra or {}),
     }
     write_json(output_dir / "status.json", record)
 
 
-def fit(cfg: DictConfig) -> FittedRun:
-    """Build data, model, loggers, callbacks and trainer from the config, then train and test."""
+def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedRun:
+    """Build data (unless given, set up), model, loggers, callbacks and trainer from the config, then train and
+    test."""
     check_settings(cfg)
-    datamodule: TabularDataModule = build(cfg.data, _convert_="all")  # plain lists: checkpoints hold plain values
-    datamodule.setup("fit")  # read and split now: the model is sized by the table and carries its normalization
+    if datamodule is None:
+        datamodule = build(cfg.data, _convert_="all")  # plain lists: checkpoints hold plain values
+        datamodule.setup("fit")  # read and split now: the model is sized by the table and carries its normalization
     has_validation = len(datamodule.val) > 0
     if not has_validation and cfg.optimized_metric.startswith("val/"):
         raise ConfigError(

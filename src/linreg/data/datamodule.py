@@ -7,6 +7,7 @@ of the usual `__getitem__` per row and collate. The pieces are PyTorch's usual o
 its docs say.
 """
 
+import copy
 from collections.abc import Iterator, Sequence
 
 import lightning as L
@@ -131,7 +132,10 @@ class TabularDataModule(L.LightningDataModule):
         scale: float = 0.1,
         normalize_targets: bool = False,
         seed: int = 42,
+        folds: int = 0,
+        fold: int | None = None,
     ) -> None:
+        """`folds` and `fold` choose a cross-validation fold instead of `val_fraction` (see split_positions)."""
         super().__init__()
         self.save_hyperparameters(ignore=self.not_saved, logger=False)  # (also the subclass's own arguments)
         self.train: Table | None = None
@@ -140,6 +144,7 @@ class TabularDataModule(L.LightningDataModule):
         self.feature_normalizer: Normalizer | None = None
         self.target_normalizer: Normalizer | None = None
         self.columns: dict | None = None  # how a file's columns became the features (None: they were numbers)
+        self.table: Table | None = None  # every row read, which the splits are views of
         self._least_squares: LeastSquares | None = None
 
     @property
@@ -161,9 +166,26 @@ class TabularDataModule(L.LightningDataModule):
             self.train, self.val, self.test = (part.on(features, targets) for part in (self.train, self.val, self.test))
 
     def _read_and_split(self) -> None:
+        self.table = self.read_table()
+        self._split(self.table)
+
+    def with_fold(self, fold: int | None) -> "TabularDataModule":
+        """This data module on another cross-validation fold (None: all the rows outside the test split), sharing
+        the rows read: each fold is split and normalized on its own training rows, and its settings (saved in
+        checkpoints) name the fold, so eval.py rebuilds it."""
+        other = copy.copy(self)
+        # Settings of its own (a shallow copy would share them): as save_hyperparameters sets them in __init__.
+        other._set_hparams({**self.hparams, "fold": fold})
+        other._hparams_initial = copy.deepcopy(other.hparams)
+        other._least_squares = None
+        other._split(self.table)
+        return other
+
+    def _split(self, table: Table) -> None:
         settings = self.hparams
-        table = self.read_table()
-        self.train, self.val, self.test = split(table, settings.val_fraction, settings.test_fraction, settings.seed)
+        self.train, self.val, self.test = split(
+            table, settings.val_fraction, settings.test_fraction, settings.seed, settings.folds, settings.fold
+        )
         self.feature_normalizer = Normalizer(len(table.feature_names))
         self.feature_normalizer.fit(
             table.all_features, settings.normalize, settings.scale, table.feature_names, self.train.rows
@@ -298,7 +320,8 @@ class CsvDataModule(TabularDataModule):
         kinds, targets = choose_columns(raw, settings, s.path)
         raw = usable_rows(raw, kinds, targets, settings, s.path)
         # The plan learns from the training rows of the split that setup makes next (same rows, same seed).
-        positions = split_positions(raw.num_rows, s.val_fraction, s.test_fraction, s.seed)
+        # (Cross-validation folds share the plan: it learns from all the rows outside the test split.)
+        positions = split_positions(raw.num_rows, s.val_fraction, s.test_fraction, s.seed, s.folds, None)
         train_rows = None if positions is None else positions[0].numpy()
         self.columns = fit_plan(raw, kinds, targets, settings, train_rows, s.path)
         batches, names = raw.to_batches(), raw.column_names
@@ -363,9 +386,15 @@ DATA_MODULES = {cls.__qualname__: cls for cls in (CsvDataModule, SyntheticDataMo
 
 
 def split_positions(
-    n_rows: int, val_fraction: float, test_fraction: float, seed: int
+    n_rows: int, val_fraction: float, test_fraction: float, seed: int, folds: int = 0, fold: int | None = None
 ) -> tuple[Tensor, Tensor, Tensor] | None:
-    """The row positions of the train, validation and test splits, shuffled with `seed` (None: no rows held out)."""
+    """The row positions of the train, validation and test splits, shuffled with `seed` (None: no rows held out).
+
+    With `folds` (cross-validation, cv.folds) the rows outside the test split are cut into that many folds of
+    the same shuffled order: `fold` is the validation split, the others train; `fold` None trains on them all.
+    """
+    if folds:
+        return fold_positions(n_rows, test_fraction, seed, folds, fold)
     check_fractions(val_fraction, test_fraction)
     n_val, n_test = (max(1, round(n_rows * f)) if f > 0 else 0 for f in (val_fraction, test_fraction))
     if n_rows - n_val - n_test < 1:
@@ -380,9 +409,28 @@ def split_positions(
     return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
 
 
-def split(table: Table, val_fraction: float, test_fraction: float, seed: int) -> tuple[Table, Table, Table]:
+def fold_positions(
+    n_rows: int, test_fraction: float, seed: int, folds: int, fold: int | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The positions of one cross-validation fold (see split_positions); the test rows as without folds."""
+    check_fractions(0.0, test_fraction)
+    n_test = max(1, round(n_rows * test_fraction)) if test_fraction > 0 else 0
+    if n_rows - n_test < folds:
+        raise ConfigError(
+            f"cv.folds={folds} needs at least {folds} rows outside the test split, and the table has "
+            f"{n_rows - n_test}; use fewer folds or a smaller data.test_fraction."
+        )
+    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed))
+    parts = list(torch.tensor_split(order[: n_rows - n_test], folds))
+    validation = parts.pop(fold) if fold is not None else order[:0]
+    return torch.cat(parts), validation, order[n_rows - n_test :]
+
+
+def split(
+    table: Table, val_fraction: float, test_fraction: float, seed: int, folds: int = 0, fold: int | None = None
+) -> tuple[Table, Table, Table]:
     """The train, validation and test tables: views of `table` by the rows `split_positions` gives."""
-    positions = split_positions(len(table), val_fraction, test_fraction, seed)
+    positions = split_positions(len(table), val_fraction, test_fraction, seed, folds, fold)
     if positions is None:
         return table, table.select(torch.arange(0)), table.select(torch.arange(0))
     return tuple(table.select(rows) for rows in positions)

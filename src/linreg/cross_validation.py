@@ -1,0 +1,91 @@
+"""cv.folds=K: K runs, each validated on one fold of the training rows, and their mean for Hydra's sweepers."""
+
+import copy
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+from linreg.convergence import Verdict
+from linreg.data import TabularDataModule
+from linreg.report import format_number
+from linreg.runtime import build
+from linreg.train import FittedRun, fit
+
+# The columns of the summary's fold table (the optimized metric first), where the runs have them.
+SHOWN = ("val/loss", "val/r2", "val/mae", "train/loss", "train/gap_to_ols", "test/loss", "test/r2")
+
+
+@dataclass
+class CrossValidation:
+    """The metrics of each fold's run, and the refit on all the training rows (cv.refit=true)."""
+
+    folds: list[dict[str, float]]
+    refit: FittedRun | None
+    objective: str  # optimized_metric
+    rtol: float  # convergence.rtol
+
+    @property
+    def mean(self) -> dict[str, float]:
+        """Each metric's mean over the folds: what status.json, the sweep summary and the sweeper get."""
+        return {name: statistics.fmean(fold[name] for fold in self.folds) for name in self.shared_metrics()}
+
+    @property
+    def sd(self) -> dict[str, float]:
+        """Each metric's standard deviation over the folds (sample, n − 1)."""
+        return {name: statistics.stdev(fold[name] for fold in self.folds) for name in self.shared_metrics()}
+
+    def shared_metrics(self) -> list[str]:
+        return [name for name in self.folds[0] if all(name in fold for fold in self.folds)]
+
+    def verdict(self, aim: str) -> Verdict:
+        """Converged when every fold's run reached its exact optimum: judged by the largest gap."""
+        gaps = [fold.get("train/gap_to_ols") for fold in self.folds]
+        if any(gap is None for gap in gaps):
+            return Verdict(None, self.rtol, aim=aim)
+        return Verdict(max(gaps), self.rtol, aim=aim)
+
+    def table(self) -> str:
+        """The folds' metrics, one row each, then mean and sd."""
+        names = [name for name in dict.fromkeys((self.objective, *SHOWN)) if name in self.mean]
+        width = max(len(name) for name in names) + 2
+
+        def row(label: object, values: dict[str, float]) -> str:
+            return f"  {label!s:<6}" + "".join(f"{format_number(values[name]):>{width}}" for name in names)
+
+        mean, sd = self.mean[self.objective], self.sd[self.objective]
+        lines = [
+            f"Cross-validation, {len(self.folds)} folds: {self.objective} {format_number(mean)} ± {format_number(sd)}"
+        ]
+        lines.append("  fold  " + "".join(f"{name:>{width}}" for name in names))
+        lines += [row(k, fold) for k, fold in enumerate(self.folds)]
+        return "\n".join([*lines, row("mean", self.mean), row("sd", self.sd)])
+
+
+def cross_validate(cfg: DictConfig) -> CrossValidation:
+    """One run per fold in `<run>/fold_<k>/` (its own TensorBoard run and checkpoints), then with cv.refit=true
+    one on all the rows outside the test split, in the run directory itself: the checkpoint eval.py and
+    predict.py take. The rows are read once; each fold is normalized on its own training rows."""
+    folds = cfg.cv.folds
+    first: TabularDataModule = build(cfg.data, folds=folds, fold=0, _convert_="all")
+    first.setup("fit")
+    results = []
+    for k in range(folds):
+        datamodule = first if k == 0 else first.with_fold(k)
+        results.append(fit(rerouted(cfg, Path(cfg.output_dir) / f"fold_{k}"), datamodule).metrics)
+    refit = None
+    if cfg.cv.refit:  # no validation rows: what a sweep would watch becomes the training metric
+        refit_cfg = rerouted(cfg, Path(cfg.output_dir))
+        with open_dict(refit_cfg):
+            refit_cfg.optimized_metric = cfg.optimized_metric.replace("val/", "train/", 1)
+        refit = fit(refit_cfg, first.with_fold(None))
+    return CrossValidation(results, refit, cfg.optimized_metric, cfg.convergence.rtol)
+
+
+def rerouted(cfg: DictConfig, output_dir: Path) -> DictConfig:
+    """The config of a run written into `output_dir` (its loggers, checkpoints and plots follow `output_dir`)."""
+    routed = copy.deepcopy(cfg)
+    with open_dict(routed):
+        routed.output_dir = str(output_dir)
+    return routed

@@ -97,7 +97,7 @@ def test_the_penalty_is_in_the_training_loss_and_not_in_the_validation_loss(trai
     run = train_with(*DATA, "data.val_fraction=0.2", "model.l2=0.5", "convergence.rtol=1e-10", "trainer.max_epochs=50")
 
     data_loss = run.least_squares.train_equations.loss(run.model.linear.weight, run.model.linear.bias)
-    penalty = 0.5 * float((run.model.linear.weight.double() ** 2).sum())
+    penalty = 0.5 * float((run.model.linear.weight.detach().double() ** 2).sum())
     assert run.metrics["train/loss"] == pytest.approx(data_loss + penalty, rel=1e-4)
     assert run.least_squares.train_loss == pytest.approx(run.metrics["train/loss"], rel=1e-6)
     assert torch.isfinite(torch.tensor(run.metrics["val/loss"]))

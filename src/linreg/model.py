@@ -127,7 +127,8 @@ class LinearRegressor(L.LightningModule):
 
     def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._step(batch)
-        loss = loss + self.penalty()
+        if self.hparams.get("l1") or self.hparams.get("l2"):  # (no tensor operations a step without them)
+            loss = loss + self.penalty()
         return self.same_on_every_rank(loss) if self.trainer.world_size > 1 else loss
 
     def penalty(self) -> Tensor:

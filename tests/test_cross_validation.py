@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import ROOT, job_config
 
+from linreg.errors import ConfigError
 from linreg.evaluate import evaluate
 from linreg.runtime import build
 from linreg.train import train
@@ -48,6 +49,11 @@ def test_cross_validation_reports_each_fold_returns_the_mean_and_refits_the_chec
     # The refit is the run directory's checkpoint: eval.py scores it on the test split no fold saw.
     metrics = evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path}", "~logger"))
     assert metrics["test/loss"] == pytest.approx(status["refit_metrics"]["test/loss"], rel=1e-5)
+
+
+def test_resuming_a_cross_validation_is_refused_with_what_to_do(make_config):
+    with pytest.raises(ConfigError, match="resumes one run"):
+        train(make_config(*DATA, "cv.folds=3", "ckpt_path=last", "print_config=none"))
 
 
 @pytest.mark.slow

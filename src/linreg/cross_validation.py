@@ -9,6 +9,7 @@ from omegaconf import DictConfig, open_dict
 
 from linreg.convergence import Verdict
 from linreg.data import TabularDataModule
+from linreg.errors import ConfigError
 from linreg.report import format_number
 from linreg.runtime import build
 from linreg.train import FittedRun, fit
@@ -68,6 +69,11 @@ def cross_validate(cfg: DictConfig) -> CrossValidation:
     one on all the rows outside the test split, in the run directory itself: the checkpoint eval.py and
     predict.py take. The rows are read once; each fold is normalized on its own training rows."""
     folds = cfg.cv.folds
+    if cfg.get("ckpt_path"):
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} resumes one run, and cv.folds={folds} trains {folds} new ones; leave "
+            "ckpt_path out, or resume a fold's run on its own (ckpt_path=<run>/fold_<k>, without cv.folds)."
+        )
     first: TabularDataModule = build(cfg.data, folds=folds, fold=0, _convert_="all")
     first.setup("fit")
     results = []

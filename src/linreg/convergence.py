@@ -41,17 +41,22 @@ class Verdict:
     def converged(self) -> bool | None:
         return None if self.gap is None else self.gap < self.rtol
 
+    @property
+    def aims(self) -> str:
+        """The optimum's name as a possessive: least squares', ridge's."""
+        return self.aim + ("'" if self.aim.endswith("s") else "'s")
+
     def sentence(self) -> str:
         if self.gap is None:
             return f"no verdict: {self.why_none}."
         if self.converged:
             return (
-                f"converged: the training objective is at {self.aim}' (train/gap_to_ols {self.gap:.2g} is under "
+                f"converged: the training objective is at {self.aims} (train/gap_to_ols {self.gap:.2g} is under "
                 f"convergence.rtol={self.rtol:g})."
             )
         above = f"{self.gap:.3g}×" if self.gap >= 10 else f"{100 * self.gap:.3g} %"
         return (
-            f"NOT converged: the training objective is {above} above {self.aim}' (convergence.rtol={self.rtol:g}). "
+            f"NOT converged: the training objective is {above} above {self.aims} (convergence.rtol={self.rtol:g}). "
             f"Likely fix: {'; or '.join(self.advice)}."
         )
 

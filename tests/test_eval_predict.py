@@ -180,7 +180,9 @@ def test_an_output_that_cannot_be_written_is_named(train_with, tmp_path):
     (tmp_path / "new.csv").write_text("t_u\n50.0\n")
     (tmp_path / "a_file").write_text("")
 
-    with pytest.raises(ConfigError, match=r"output=.*a_file/out.csv cannot be written"):
+    with pytest.raises(
+        ConfigError, match=r"output=.*a_file/out.csv cannot be written: .*a_file is a file, not a folder"
+    ):
         predict(
             job_config(
                 "predict", tmp_path, f"input={tmp_path / 'new.csv'}", f"output={tmp_path / 'a_file' / 'out.csv'}"

@@ -75,6 +75,6 @@ def write_csv(frame: pd.DataFrame, output: Path) -> None:
     try:
         write_atomically(output, lambda file: frame.to_csv(file, index=False))
     except OSError as error:
-        raise ConfigError(
-            f"output={output} cannot be written ({error.strerror or error}); choose another output=."
-        ) from None
+        blocking = next((folder for folder in output.parents if folder.exists() and not folder.is_dir()), None)
+        reason = f"{blocking} is a file, not a folder" if blocking else (error.strerror or str(error))
+        raise ConfigError(f"output={output} cannot be written: {reason}; choose another output=.") from None

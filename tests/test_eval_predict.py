@@ -175,6 +175,17 @@ def test_predict_never_writes_over_its_input_nor_over_a_users_partial_file(train
     assert sorted(p.name for p in tmp_path.glob("*partial*")) == ["out.csv.partial"]  # no temporary file left
 
 
+def test_predict_says_which_empty_lines_have_no_row(train_with, tmp_path, caplog):
+    train_with("trainer.max_epochs=2", "~logger")
+    (tmp_path / "new.csv").write_text("t_u,id\n50,a\n\n60,b\n\n")
+
+    written = pd.read_csv(
+        predict(job_config("predict", tmp_path, f"input={tmp_path / 'new.csv'}", f"output={tmp_path / 'out.csv'}"))
+    )
+    assert written["id"].tolist() == ["a", "b"]
+    assert "2 empty line(s) of" in caplog.text and "(line 3, 5)" in caplog.text
+
+
 def test_an_output_that_cannot_be_written_is_named(train_with, tmp_path):
     train_with("trainer.max_epochs=2", "~logger")
     (tmp_path / "new.csv").write_text("t_u\n50.0\n")

@@ -203,8 +203,8 @@ def test_an_output_that_cannot_be_written_is_named(train_with, tmp_path):
 
 def test_values_beyond_32_bit_floats_are_refused_by_column_and_line(train_with, tmp_path):
     train_with("trainer.max_epochs=2", "~logger")
-    (tmp_path / "new.csv").write_text("t_u\n50.0\n1e39\n")
+    (tmp_path / "new.csv").write_text("t_u\n50.0\n\n1e39\n")  # (the empty line counts: the reader skips it)
 
-    with pytest.raises(ConfigError, match=r"Column t_u of .*new.csv holds 1e\+39 on line 3"):
+    with pytest.raises(ConfigError, match=r"Column t_u of .*new.csv holds 1e\+39 on line 4"):
         predict(job_config("predict", tmp_path, f"input={tmp_path / 'new.csv'}", f"output={tmp_path / 'out.csv'}"))
     assert not (tmp_path / "out.csv").exists()

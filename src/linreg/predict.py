@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from linreg.checkpoints import column_plan, find_checkpoint, load_model
 from linreg.config import PredictSettings, checked
-from linreg.data.formats import is_parquet, resolve_path
+from linreg.data.formats import empty_lines, resolve_path
 from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
@@ -60,15 +60,6 @@ def predict(cfg: DictConfig) -> Path:
             "reader skips empty lines, so the output has one row for each of the other lines, in their order."
         )
     return output
-
-
-def empty_lines(path: str) -> list[int]:
-    """The numbers of a CSV file's empty lines (the reader skips them; a Parquet file has none)."""
-    file = resolve_path(path)
-    if not file.is_file() or is_parquet(file):
-        return []
-    with file.open("rb") as lines:
-        return [number for number, line in enumerate(lines, 1) if not line.rstrip(b"\r\n")]
 
 
 def interval_half_width(model: LinearRegressor, features: torch.Tensor, level: float, path: Path) -> torch.Tensor:

@@ -48,8 +48,25 @@ def resolve_path(path: str) -> Path:
 
 
 def describe_row(index: int, path: str) -> str:
-    """Where row `index` (0 = the first after the header) is, as a person looks it up."""
-    return f"row {index + 1}" if is_parquet(resolve_path(path)) else f"line {index + 2}"
+    """Where row `index` (0 = the first after the header) is, as a person looks it up: its line in a CSV file,
+    counting the empty lines the reader skipped."""
+    if is_parquet(resolve_path(path)):
+        return f"row {index + 1}"
+    line = index + 2
+    for empty in empty_lines(path):  # (only for messages: reads the file again)
+        if empty > line:
+            break
+        line += 1
+    return f"line {line}"
+
+
+def empty_lines(path: str) -> list[int]:
+    """The numbers of a CSV file's empty lines, which the reader skips (a Parquet file has none)."""
+    file = resolve_path(path)
+    if not file.is_file() or is_parquet(file):
+        return []
+    with file.open("rb") as lines:
+        return [number for number, line in enumerate(lines, 1) if not line.rstrip(b"\r\n")]
 
 
 def is_parquet(file: Path) -> bool:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import GRADIENT_STEPS, ROOT, events_of
 
-from linreg.callbacks import LastCheckpoint
+from linreg.callbacks import BestCheckpoint, LastCheckpoint
 from linreg.errors import report_errors
 from linreg.train import train
 
@@ -297,3 +297,19 @@ def test_ckpt_path_last_resumes_the_newest_run_of_this_data_and_says_which(
     )
     assert run.trainer.global_step == 4  # two epochs of one step went on from the thermometer run's two
     assert f"resuming from {Path('logs') / 'train' / 'thermometer' / 'checkpoints' / 'last.ckpt'}" in caplog.text
+
+
+def test_a_resumed_run_keeps_the_best_checkpoint_of_the_whole_run(train_with, tmp_path):
+    settings = [*GRADIENT_STEPS, "data.val_fraction=0.3", "~logger", f"ckpt_path={tmp_path / 'first'}"]
+    first = train_with(*settings[:-1], "trainer.max_epochs=5", f"output_dir={tmp_path / 'first'}")
+    same = train_with(*settings, "trainer.max_epochs=5", f"output_dir={tmp_path / 'same'}")  # nothing left to train
+    longer = train_with(*settings, "trainer.max_epochs=8", f"output_dir={tmp_path / 'longer'}")
+
+    def best(run) -> BestCheckpoint:
+        return next(c for c in run.trainer.callbacks if isinstance(c, BestCheckpoint))
+
+    old = tmp_path / "first" / "checkpoints" / "best.ckpt"
+    assert (tmp_path / "same" / "checkpoints" / "best.ckpt").read_bytes() == old.read_bytes()
+    assert best(same).best_model_score == best(first).best_model_score
+    assert best(longer).best_model_score <= best(first).best_model_score  # the resumed epochs had to beat it
+    assert best(longer).best_model_path == str(tmp_path / "longer" / "checkpoints" / "best.ckpt")

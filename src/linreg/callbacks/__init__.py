@@ -1,10 +1,18 @@
 """Everything a run does besides the regression itself, each a Lightning callback switched on in configs/callbacks/."""
 
-from linreg.callbacks.checkpoint import LastCheckpoint
+from linreg.callbacks.checkpoint import BestCheckpoint, LastCheckpoint
 from linreg.callbacks.convergence import ConvergenceStop
 from linreg.callbacks.divergence import DivergenceStop
 from linreg.callbacks.fit_path import FitPath
 from linreg.callbacks.lr_finder import LearningRateFinder
 from linreg.callbacks.plots import RunPlots
 
-__all__ = ["ConvergenceStop", "DivergenceStop", "FitPath", "LastCheckpoint", "LearningRateFinder", "RunPlots"]
+__all__ = [
+    "BestCheckpoint",
+    "ConvergenceStop",
+    "DivergenceStop",
+    "FitPath",
+    "LastCheckpoint",
+    "LearningRateFinder",
+    "RunPlots",
+]

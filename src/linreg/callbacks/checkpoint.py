@@ -1,10 +1,14 @@
-"""checkpoints/last.ckpt: the newest weights, written at epoch ends and when training ends."""
+"""checkpoints/last.ckpt, the newest weights, and checkpoints/best.ckpt, the best epoch of the whole run."""
 
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+
+from linreg.runtime import replaced_atomically
 
 
 class LastCheckpoint(Checkpoint):
@@ -37,3 +41,27 @@ class LastCheckpoint(Checkpoint):
         self.saved_step = trainer.global_step
         self.best_model_path = str(self.path)
         self.next_save = time.monotonic() + self.interval_seconds
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, whose best stays the best of the whole run when a run is resumed.
+
+    A resumed run writes into a directory of its own; Lightning's ModelCheckpoint then reloads only the old
+    best's path and compares the resumed epochs among themselves (its warning says so), so `best.ckpt` would be
+    the best since the resume. Here the old best checkpoint is copied into the new directory, and its score
+    is the one the resumed epochs must beat. (With a `filename` that names metrics, Lightning's behaviour.)
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        previous = Path(state_dict.get("best_model_path") or "")
+        score = state_dict.get("best_model_score")
+        moved = state_dict.get("dirpath", self.dirpath) != self.dirpath
+        if not moved or "{" in self.filename or score is None or not previous.is_file():
+            super().load_state_dict(state_dict)
+            return
+        best = Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}"
+        with replaced_atomically(best) as temporary:
+            shutil.copyfile(previous, temporary)
+        self.best_model_score = self.kth_value = score
+        self.best_model_path = self.kth_best_model_path = str(best)
+        self.best_k_models = {str(best): score}

@@ -186,6 +186,18 @@ def test_predict_says_which_empty_lines_have_no_row(train_with, tmp_path, caplog
     assert "2 empty line(s) of" in caplog.text and "(line 3, 5)" in caplog.text
 
 
+def test_predictions_beyond_32_bit_floats_are_left_empty_and_named(train_with, tmp_path, caplog):
+    (tmp_path / "tenfold.csv").write_text("x,y\n" + "".join(f"{x},{10 * x + 1}\n" for x in range(20)))
+    train_with("data=csv", f"data.path={tmp_path / 'tenfold.csv'}", "data.targets=[y]", "~logger")
+    (tmp_path / "new.csv").write_text("x\n5\n1e38\n6\n")  # in range itself; ten times it is not
+
+    written = pd.read_csv(
+        predict(job_config("predict", tmp_path, f"input={tmp_path / 'new.csv'}", f"output={tmp_path / 'out.csv'}"))
+    )
+    assert written["y_predicted"].isna().tolist() == [False, True, False]
+    assert "1 row(s) of" in caplog.text and "(line 3)" in caplog.text
+
+
 def test_an_output_that_cannot_be_written_is_named(train_with, tmp_path):
     train_with("trainer.max_epochs=2", "~logger")
     (tmp_path / "new.csv").write_text("t_u\n50.0\n")

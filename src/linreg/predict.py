@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from linreg.checkpoints import column_plan, find_checkpoint, load_model
 from linreg.config import PredictSettings, checked
-from linreg.data.formats import empty_lines, resolve_path
+from linreg.data.formats import describe_row, empty_lines, resolve_path
 from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
@@ -39,11 +39,12 @@ def predict(cfg: DictConfig) -> Path:
     )
     with torch.no_grad():
         predictions = model(table.features)  # normalized inside the model with the checkpoint's own statistics
+    rows = np.arange(raw.num_rows) if table.rows is None else table.rows.numpy()
+    predictions = without_overflow(predictions, rows, settings.input)
     columns = {"predicted": predictions}
     if settings.interval is not None:
         half_width = interval_half_width(model, table.features, settings.interval, path)
         columns |= {"lower": predictions - half_width, "upper": predictions + half_width}
-    rows = np.arange(raw.num_rows) if table.rows is None else table.rows.numpy()
     frame = raw.to_pandas()
     for suffix, values in columns.items():
         for name, column in zip(model.hparams.target_names, values.T, strict=True):
@@ -60,6 +61,20 @@ def predict(cfg: DictConfig) -> Path:
             "reader skips empty lines, so the output has one row for each of the other lines, in their order."
         )
     return output
+
+
+def without_overflow(predictions: torch.Tensor, rows: np.ndarray, source: str) -> torch.Tensor:
+    """The predictions, with those beyond float32's range (inputs far outside the training data) left empty and
+    their lines named, instead of written as inf."""
+    overflowed = (~torch.isfinite(predictions)).any(dim=1)
+    if overflowed.any():
+        where = [describe_row(int(rows[i]), source) for i in overflowed.nonzero().flatten()[:5].tolist()]
+        log.warning(
+            f"{int(overflowed.sum())} row(s) of {source} ({', '.join(where)}) give predictions beyond the ±3.4e38 of "
+            "32-bit numbers: their inputs lie far outside the training data. Their predictions are left empty."
+        )
+        predictions = predictions.masked_fill(overflowed[:, None], float("nan"))
+    return predictions
 
 
 def interval_half_width(model: LinearRegressor, features: torch.Tensor, level: float, path: Path) -> torch.Tensor:

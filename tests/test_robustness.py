@@ -43,6 +43,8 @@ CSV_CASES = {
     "missing file": (None, [], ["no such file"]),
     "a directory": ("DIR", [], ["is a directory"]),
     "a named pipe": ("FIFO", [], ["is not a regular file"]),
+    "a loop of symbolic links": ("LOOP", [], ["symbolic link that leads to no file"]),
+    "not UTF-8": (b"x,y\n\xe9t\xe9,2\n", [], ["'x' hold text that is not UTF-8", "save the file as UTF-8"]),
     "not a csv": (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\xfa binary", [], ["could not be read as a CSV"]),
     "empty file": ("", [], ["is empty"]),
     "header only": ("x,y\n", [], ["has a header (x, y) but no rows"]),
@@ -67,6 +69,9 @@ def test_bad_csv_files_are_named_with_what_to_do(run_job, tmp_path, case):
         path.mkdir()
     elif content == "FIFO":
         os.mkfifo(path)
+    elif content == "LOOP":
+        path.symlink_to(tmp_path / "other.csv")
+        (tmp_path / "other.csv").symlink_to(path)
     elif content is not None:
         write(path, content)
 

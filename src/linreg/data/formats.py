@@ -98,14 +98,25 @@ def read_table_file(
         )
     if table.num_rows == 0:
         raise ConfigError(f"{setting}={path} has a header ({', '.join(names)}) but no rows.")
+    undecodable = [field.name for field in table.schema if pa.types.is_binary(field.type) and not is_parquet(file)]
+    if undecodable:  # (Arrow keeps a CSV column whose bytes are not UTF-8 as bytes)
+        raise ConfigError(
+            f"{setting}={path}: column(s) {', '.join(map(repr, undecodable))} hold text that is not UTF-8 (a file "
+            "saved as Latin-1 or Windows-1252, say); save the file as UTF-8."
+        )
     return table
 
 
 def checked_file(path: str, setting: str) -> Path:
     """The path as a readable table file or directory of Parquet files, or an error saying what it is instead."""
     file = resolve_path(path)
+    if file.is_symlink() and not file.exists():
+        raise ConfigError(
+            f"{setting}={path} is a symbolic link that leads to no file (a missing target, or a loop of links); "
+            "give the path of a table file."
+        )
     if not file.exists():
-        raise ConfigError(f"{setting}={path}: no such file ({file.resolve()}). Give the path of a table file.")
+        raise ConfigError(f"{setting}={path}: no such file ({file.absolute()}). Give the path of a table file.")
     if file.is_dir():
         if not any(file.glob("**/*.parquet")):
             raise ConfigError(

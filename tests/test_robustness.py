@@ -318,3 +318,54 @@ def test_a_resumed_run_keeps_the_best_checkpoint_of_the_whole_run(train_with, tm
     assert best(same).best_model_score == best(first).best_model_score
     assert best(longer).best_model_score <= best(first).best_model_score  # the resumed epochs had to beat it
     assert best(longer).best_model_path == str(tmp_path / "longer" / "checkpoints" / "best.ckpt")
+
+
+def hostile_payloads(sentinel: Path, marker: Path) -> dict[str, dict]:
+    """Config-like dictionaries that would write files or run commands if anything instantiated them."""
+    return {
+        "builtins.open": {"_target_": "builtins.open", "file": str(sentinel), "mode": "w"},
+        "shutil.copyfile": {"_target_": "shutil.copyfile", "src": "/etc/hostname", "dst": str(sentinel)},
+        "os.system": {"_target_": "os.system", "command": f"touch {marker}"},
+        "subprocess.run": {"_target_": "subprocess.run", "args": ["touch", str(marker)]},
+        "pathlib.Path.write_text": {"_target_": "pathlib.Path.write_text", "self": str(sentinel), "data": "x"},
+    }
+
+
+@pytest.mark.parametrize("script", ["eval", "predict", "train"])
+def test_crafted_checkpoints_never_run_code_or_touch_files(train_with, make_config, tmp_path, script):
+    from conftest import job_config
+
+    from linreg.evaluate import evaluate
+    from linreg.predict import predict
+
+    sentinel, marker = tmp_path / "sentinel.txt", tmp_path / "code_ran"
+    sentinel.write_text("keep me\n")
+    (tmp_path / "new.csv").write_text("t_u\n50.0\n")
+    train_with("trainer.max_epochs=1", "~logger", f"output_dir={tmp_path / 'real'}")
+    real = torch.load(tmp_path / "real" / "checkpoints" / "last.ckpt", weights_only=True)
+    crafted = {"pickle": None}
+    for name, payload in hostile_payloads(sentinel, marker).items():
+        crafted[f"{name} as data settings"] = {**real, "datamodule_hyper_parameters": payload}
+        crafted[f"{name} as model settings"] = {**real, "hyper_parameters": {**real["hyper_parameters"], **payload}}
+        crafted[f"{name} as the whole file"] = payload
+
+    for case, content in crafted.items():
+        path = tmp_path / "logs" / case.replace(" ", "_") / "checkpoints" / "last.ckpt"
+        path.parent.mkdir(parents=True)
+        torch.save(RunsCode(marker) if content is None else content, path)
+        try:
+            if script == "eval":
+                evaluate(job_config("eval", tmp_path, f"ckpt_path={path}", "~logger"))
+            elif script == "predict":
+                out = tmp_path / f"{case}.csv"
+                predict(
+                    job_config(
+                        "predict", tmp_path, f"ckpt_path={path}", f"input={tmp_path / 'new.csv'}", f"output={out}"
+                    )
+                )
+            else:
+                train(make_config("trainer.max_epochs=2", "~logger", "print_config=none", f"ckpt_path={path}"))
+        except Exception as error:  # a refusal (a sentence) or a run that ignored the payload: both are safe
+            assert "Traceback" not in str(error)
+        assert sentinel.read_text() == "keep me\n", case
+        assert not marker.exists(), case

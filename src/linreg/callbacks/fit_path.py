@@ -43,7 +43,8 @@ class FitPath(Callback):
         # And at the end of each epoch, so that a run of a few full-batch steps has a point per epoch too, at the
         # step of the epoch's values. Straight to the loggers: every DDP rank holds the same weights, and an
         # epoch value of self.log would have to be synchronized, in an order the ranks' callbacks do not share.
-        if not logs_this_step(trainer):
+        # (Only where they are written: rank 0, with loggers.)
+        if trainer.loggers and trainer.is_global_zero and not logs_this_step(trainer):
             values = self.values(pl_module)
             for logger in trainer.loggers:
                 logger.log_metrics(values, step=trainer.global_step - 1)

@@ -63,6 +63,8 @@ def test_a_grid_in_parallel_jobs_goes_on_past_diverging_jobs_and_ends_with_a_sum
     # The overrides printed once, at the start, not a config tree per job.
     assert result.stdout.count("Sweep of ") == 1 and "optimizer.lr=0.05,50" in result.stdout
     assert "Overrides:" not in result.stdout and "_target_" not in result.stdout
+    # Each job's summary points to its statistics instead of printing the table.
+    assert "std_error" not in result.stdout and result.stdout.count("coefficients.csv, statistics.json") == 2
 
     again = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "summarize.py"), str(sweep_dir)], capture_output=True, text=True

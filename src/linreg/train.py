@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> float:
         return math.nan
     if run is not None and run.trainer.is_global_zero:
         run.statistics.save(output_dir)
-        log.info(summarize(run, output_dir))
+        log.info(summarize(run, output_dir, statistics_table=not in_multirun()))
         warn_of_collinearity(run.statistics)
         if run.verdict.converged is False:
             log.warning(f"This run is {run.verdict.sentence()}")
@@ -342,7 +342,9 @@ def check_devices(trainer_cfg: DictConfig) -> None:
         )
 
 
-def summarize(run: FittedRun, output_dir: Path) -> str:
+def summarize(run: FittedRun, output_dir: Path, statistics_table: bool = True) -> str:
+    """The end-of-run summary; without `statistics_table` (a sweep's job: one of many on the console) the
+    least-squares table is only pointed to (coefficients.csv, statistics.json)."""
     names = run.datamodule.feature_names, run.datamodule.target_names
     least_squares = run.least_squares.equation(run.model.feature_normalizer, run.model.target_normalizer)
     equations = {
@@ -353,5 +355,9 @@ def summarize(run: FittedRun, output_dir: Path) -> str:
     metrics["baseline/ols_loss"] = run.least_squares.train_loss
     paths = [Path(c.best_model_path) for c in run.trainer.checkpoint_callbacks if c.best_model_path]
     tensorboard = any(isinstance(logger, TensorBoardLogger) for logger in run.trainer.loggers)
-    statistics = format_statistics(run.statistics)
+    statistics = (
+        format_statistics(run.statistics)
+        if statistics_table
+        else f"Least-squares statistics: {output_dir / 'coefficients.csv'}, statistics.json"
+    )
     return format_summary(metrics, equations, statistics, run.verdict.sentence(), output_dir, paths, tensorboard)

@@ -1,5 +1,7 @@
 """Shared helpers: compose the real configs in-process (no new Python per test) and run them."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,20 @@ def events_of(run_dir) -> EventAccumulator:
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     return events
+
+
+def sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python scripts/train.py -m <overrides>` in tmp_path, as a user types it: its output and its sweep dir."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", *overrides],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sweep_dir,) = (tmp_path / "logs" / "sweeps").iterdir()
+    return result, sweep_dir
 
 
 def job_config(name: str, tmp_path: Path, *overrides: str) -> DictConfig:

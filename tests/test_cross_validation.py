@@ -2,13 +2,11 @@
 
 import json
 import statistics
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, job_config
+from conftest import job_config, sweep
 
 from linreg.errors import ConfigError
 from linreg.evaluate import evaluate
@@ -58,17 +56,16 @@ def test_resuming_a_cross_validation_is_refused_with_what_to_do(make_config):
 
 @pytest.mark.slow
 def test_a_grid_of_cross_validated_jobs_summarizes_mean_and_sd(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", *DATA[:4], "cv.folds=3", "~callbacks.plots"]
-        + ["model.l2=0.001,1", "data.normalize=standardize,minmax", "~callbacks.progress_bar"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    _, sweep_dir = sweep(
+        tmp_path,
+        *DATA[:4],
+        "cv.folds=3",
+        "~callbacks.plots",
+        "model.l2=0.001,1",
+        "data.normalize=standardize,minmax",
+        "~callbacks.progress_bar",
     )
-    assert result.returncode == 0, result.stdout + result.stderr
 
-    (sweep_dir,) = (tmp_path / "logs" / "sweeps").iterdir()
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert len(summary) == 4 and (summary["folds"] == 3).all() and (summary["objective_sd"] > 0).all()
     for _, row in summary.iterrows():  # the objective is the folds' mean val/loss

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from conftest import CONFIGS, ROOT
+from conftest import CONFIGS, ROOT, sweep
 from hydra import compose, initialize_config_dir
 
 from linreg import MAX_JOB_DIRNAME, job_dirname
@@ -17,21 +17,6 @@ from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
 from linreg.sweeps import format_table, summarize_sweep
 from linreg.train import fit
-
-TRAIN = str(ROOT / "scripts" / "train.py")
-
-
-def sweep(tmp_path, *overrides: str) -> tuple[subprocess.CompletedProcess, object]:
-    result = subprocess.run(
-        [sys.executable, TRAIN, "-m", *overrides],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    (sweep_dir,) = (tmp_path / "logs" / "sweeps").iterdir()
-    return result, sweep_dir
 
 
 @pytest.mark.slow

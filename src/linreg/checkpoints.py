@@ -40,8 +40,8 @@ def find_checkpoint(ckpt_path: str, log_dir: str = "logs") -> Path:
         return best_checkpoint(log_dir)
     if ckpt_path == "last":
         path = last_checkpoints(log_dir)[0]
-        sweep = path.parent.parent.parent
-        if (sweep / "multirun.yaml").is_file():
+        sweep = sweep_of(path.parent.parent)
+        if sweep:
             log.info(f"ckpt_path=last: {path}, the newest job of the sweep {sweep} (ckpt_path=best takes its best)")
         else:
             log.info(f"ckpt_path=last: {path}, the newest run's")
@@ -56,12 +56,17 @@ def find_checkpoint(ckpt_path: str, log_dir: str = "logs") -> Path:
     return path
 
 
+def sweep_of(run: Path) -> Path | None:
+    """The sweep directory a run directory is a job of (Hydra writes multirun.yaml there), or None."""
+    return run.parent if (run.parent / "multirun.yaml").is_file() else None
+
+
 def best_checkpoint(log_dir: str) -> Path:
     """The best epoch's checkpoint (best.ckpt, by val/loss; last.ckpt without a validation split) of the newest
     run under `log_dir` or, when that run is a sweep's job, of the sweep's job with the lowest optimized metric."""
     run = last_checkpoints(log_dir)[0].parent.parent
-    sweep, why = run.parent, "the newest run"
-    if (sweep / "multirun.yaml").is_file():
+    sweep, why = sweep_of(run), "the newest run"
+    if sweep:
         scored = [(job, row) for job, row in ranked_jobs(sweep) if is_scored(row)]
         if not scored:
             raise ConfigError(

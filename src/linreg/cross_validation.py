@@ -2,7 +2,7 @@
 
 import copy
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
@@ -26,19 +26,15 @@ class CrossValidation:
     refit: FittedRun | None
     objective: str  # optimized_metric
     rtol: float  # convergence.rtol
+    # Each metric's mean over the folds (what status.json, the sweep summary and the sweeper get), and its
+    # standard deviation (sample, n − 1).
+    mean: dict[str, float] = field(init=False)
+    sd: dict[str, float] = field(init=False)
 
-    @property
-    def mean(self) -> dict[str, float]:
-        """Each metric's mean over the folds: what status.json, the sweep summary and the sweeper get."""
-        return {name: statistics.fmean(fold[name] for fold in self.folds) for name in self.shared_metrics()}
-
-    @property
-    def sd(self) -> dict[str, float]:
-        """Each metric's standard deviation over the folds (sample, n − 1)."""
-        return {name: statistics.stdev(fold[name] for fold in self.folds) for name in self.shared_metrics()}
-
-    def shared_metrics(self) -> list[str]:
-        return [name for name in self.folds[0] if all(name in fold for fold in self.folds)]
+    def __post_init__(self) -> None:
+        shared = [name for name in self.folds[0] if all(name in fold for fold in self.folds)]
+        self.mean = {name: statistics.fmean(fold[name] for fold in self.folds) for name in shared}
+        self.sd = {name: statistics.stdev(fold[name] for fold in self.folds) for name in shared}
 
     def verdict(self, aim: str) -> Verdict:
         """Converged when every fold's run reached its exact optimum: judged by the largest gap."""

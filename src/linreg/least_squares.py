@@ -204,7 +204,8 @@ class LeastSquares:
         taken of a millionth of the targets' variance instead, which float32 weights can get within.
         """
         equations = equations or self.train_equations
-        best = self.objective(self.weight, self.bias, equations)
+        trained_on = equations is self.train_equations  # (its objective there is known: no recomputing each epoch)
+        best = self.train_loss if trained_on else self.objective(self.weight, self.bias, equations)
         scale = max(best, GAP_FLOOR * self.train_equations.constant_loss())
         excess = self.objective(weight, bias, equations) - best
         return excess / scale if scale > 0 else (0.0 if excess <= 0 else math.inf)

@@ -257,10 +257,11 @@ def log_hyperparameters(
 
 def other_overrides(cfg: DictConfig) -> dict[str, Any]:
     """The command line's other settings, by key: a config group's choice (`experiment`, `debug`), a key's value."""
-    if not HydraConfig.initialized():
+    overrides = command_line_overrides()
+    if overrides is None:
         return {}
     choices, settings = HydraConfig.get().runtime.choices, {}
-    for override in HydraConfig.get().overrides.task:
+    for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         value = choices[key] if key in choices else OmegaConf.select(cfg, key)
         if key not in SHOWN_KEYS and value is not None:

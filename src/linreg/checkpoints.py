@@ -7,7 +7,6 @@ lists and dicts; no pickled code runs), and only this package's own classes are 
 import inspect
 import json
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +86,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint's plain values, or a ConfigError for a file that is not a checkpoint of plain values."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+    except Exception as error:  # whatever a damaged or crafted file makes the reader raise, it is not loadable
         raise not_loadable(path, error) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise not_loadable(path, ValueError("no state_dict and hyper_parameters"))

@@ -82,6 +82,11 @@ class DataSettings:
 
     def __post_init__(self) -> None:
         check_fractions(self.val_fraction, self.test_fraction)
+        if self.features == []:
+            raise ConfigError(
+                "data.features is empty; name the feature columns, e.g. data.features=[area,rooms], or leave it "
+                "null (data.features=null) to use every column besides the targets and data.exclude."
+            )
         require(
             self.batch_size is None or self.batch_size > 0,
             "data.batch_size",
@@ -135,9 +140,14 @@ class SchedulerSettings:
     interval: Interval = Interval.epoch
     frequency: int = 1
     monitor: str | None = None
+    step_size: int | None = None  # step: epochs (or steps) between decays
+    T_max: int | None = None  # cosine: epochs (or steps) of the half cosine
 
     def __post_init__(self) -> None:
         require(self.frequency >= 1, "scheduler.frequency", self.frequency, "1 or more")
+        for key in ("step_size", "T_max"):
+            value = getattr(self, key)
+            require(value is None or value >= 1, f"scheduler.{key}", value, "1 or more")
 
 
 @dataclass
@@ -165,6 +175,8 @@ class TrainerSettings:
                 "train for at least one epoch (-1: no limit), or set trainer.max_steps",
             )
         require(self.log_every_n_steps >= 0, "trainer.log_every_n_steps", self.log_every_n_steps, "0 or more")
+        every = self.check_val_every_n_epoch
+        require(every is None or every >= 1, "trainer.check_val_every_n_epoch", every, "1 or more, or null (off)")
         require(
             self.accumulate_grad_batches >= 1,
             "trainer.accumulate_grad_batches",
@@ -301,7 +313,7 @@ def dataclass_in(annotation: Any) -> type | None:
 
 def explain(error: ValidationError, values: dict, schema: type) -> str:
     """One sentence for a value of the wrong type: the key, the value, what it takes, and an example."""
-    key = error.full_key
+    key = error.full_key.partition("[")[0]  # formats[0]: the list's key
     annotation, default, value = schema, None, values
     for part in key.split("."):
         spec = next(s for s in dataclasses.fields(dataclass_in(annotation)) if s.name == part)
@@ -324,6 +336,9 @@ def describe(annotation: Any) -> str:
         return "one of " + ", ".join(member.name for member in annotation)
     origin = typing.get_origin(annotation)
     if origin is list:
+        (item,) = typing.get_args(annotation)
+        if isinstance(item, type) and issubclass(item, enum.Enum):
+            return "a list of " + ", ".join(member.name for member in item)
         return "a list such as [a,b]"
     words = {int: "a whole number", float: "a number", bool: "true or false", str: "a text"}
     return words.get(annotation, str(annotation))

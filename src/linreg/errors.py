@@ -22,6 +22,15 @@ class TrainingDiverged(RunError):
     """The loss stopped being a finite number; the message says when and what to change."""
 
 
+def system_refusal(error: OSError) -> str:
+    """An OSError no setting check foresaw (a full disk, a file removed midway) as a sentence naming the file."""
+    where = f"{error.filename}: " if error.filename else ""
+    return (
+        f"{where}{error.strerror or error}. The file system refused a read or write; check the paths given "
+        "(output_dir, output=, data.path, ckpt_path) and the free space, then run again."
+    )
+
+
 def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
     """Turn a RunError into its message and exit status 1; HYDRA_FULL_ERROR=1 keeps the traceback."""
 
@@ -29,10 +38,10 @@ def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
     def run(cfg: T) -> R:
         try:
             return task(cfg)
-        except RunError as error:
+        except (RunError, OSError) as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"Error: {error}", file=sys.stderr)
+            print(f"Error: {error if isinstance(error, RunError) else system_refusal(error)}", file=sys.stderr)
             raise SystemExit(1) from None
 
     return run

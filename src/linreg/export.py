@@ -16,7 +16,7 @@ from linreg.checkpoints import column_plan, find_checkpoint, load_model
 from linreg.config import ExportSettings, checked
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
-from linreg.runtime import replaced_atomically, write_json
+from linreg.runtime import replaced_atomically, writable_directory, write_json
 
 log = logging.getLogger(__name__)
 FILES = {"onnx": "model.onnx", "torch": "model.pt2"}
@@ -27,7 +27,7 @@ def export(cfg) -> dict[str, Path]:
     settings = checked(cfg, ExportSettings)
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
     model = load_model(path)
-    output_dir = Path(settings.output_dir)
+    output_dir = writable_directory("output_dir", settings.output_dir)
     written = {}
     for export_format in dict.fromkeys(f.name for f in settings.formats):  # (each once, in the order given)
         written[export_format] = output_dir / FILES[export_format]

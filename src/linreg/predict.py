@@ -14,7 +14,7 @@ from linreg.data.formats import describe_row, empty_lines, resolve_path
 from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
 from linreg.model import LinearRegressor
-from linreg.runtime import write_atomically
+from linreg.runtime import cannot_write, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ def predict(cfg: DictConfig) -> Path:
     output = Path(settings.output)
     if output.resolve() == resolve_path(settings.input).resolve():
         raise ConfigError(f"output={output} is the input file; choose another output= (the input is only read).")
+    if output.is_dir():
+        raise ConfigError(f"output={output} is a folder; give a file in it, e.g. output={output / 'predictions.csv'}.")
     if output.exists() and not settings.overwrite:
         raise ConfigError(
             f"output={output} exists already; choose another output= or set overwrite=true to replace it."
@@ -97,6 +99,4 @@ def write_csv(frame: pd.DataFrame, output: Path) -> None:
     try:
         write_atomically(output, lambda file: frame.to_csv(file, index=False))
     except OSError as error:
-        blocking = next((folder for folder in output.parents if folder.exists() and not folder.is_dir()), None)
-        reason = f"{blocking} is a file, not a folder" if blocking else (error.strerror or str(error))
-        raise ConfigError(f"output={output} cannot be written: {reason}; choose another output=.") from None
+        raise cannot_write("output", output, error) from None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from linreg.errors import ConfigError
 
@@ -58,13 +59,29 @@ def lightning_quieted() -> Iterator[None]:
 
 
 def build(config: Any, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, letting our ConfigError through unwrapped so its message stays short."""
+    """hydra.utils.instantiate, with a class's refusal of its settings (an unknown or out-of-range argument) as
+    one sentence naming the config node, and our ConfigError through unwrapped so its message stays short."""
     try:
         return instantiate(config, **kwargs)
     except InstantiationException as error:
-        if isinstance(error.__cause__, ConfigError):
-            raise error.__cause__ from None
+        cause = error.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, TypeError | ValueError) or type(cause).__name__ == "MisconfigurationException":
+            raise refused_settings(config, cause) from None
         raise
+
+
+def refused_settings(config: Any, cause: BaseException) -> ConfigError:
+    """`trainer: lightning's Trainer refused these settings: ...`, naming the node and its class."""
+    key = config._get_full_key(None) if isinstance(config, DictConfig) else ""
+    target = str(config.get("_target_", "?") if isinstance(config, Mapping) else "?")
+    where = f"{key} ({target})" if key else target
+    reason = (str(cause).splitlines() or [type(cause).__name__])[0].rstrip(".")
+    return ConfigError(
+        f"{where} refused its settings: {reason}. Correct or remove that setting "
+        "(add --cfg job to the command to see the settings it was given)."
+    )
 
 
 def logs_this_step(trainer: "L.Trainer") -> bool:
@@ -80,6 +97,23 @@ def logs_this_step(trainer: "L.Trainer") -> bool:
 def as_numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Logged metrics (tensors) as plain numbers, for summaries, status.json and the sweeper."""
     return {name: float(value) for name, value in metrics.items()}
+
+
+def writable_directory(key: str, path: str | Path) -> Path:
+    """The folder a setting names, created if needed, or a ConfigError naming the setting and what is in the way."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise cannot_write(key, folder, error) from None
+    return folder
+
+
+def cannot_write(key: str, path: Path, error: OSError) -> ConfigError:
+    """Why `key`=`path` cannot be written, in words: the file in the way of a folder, or the system's reason."""
+    blocking = next((folder for folder in (path, *path.parents) if folder.exists() and not folder.is_dir()), None)
+    reason = f"{blocking} is a file, not a folder" if blocking else (error.strerror or str(error))
+    return ConfigError(f"{key}={path} cannot be written: {reason}; choose another {key}=.")
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
 """train(cfg): from a composed config to a fitted model, its logs, checkpoints and summary."""
 
+import functools
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -24,7 +27,14 @@ from linreg.errors import ConfigError, RunError, TrainingDiverged
 from linreg.least_squares import LeastSquares
 from linreg.model import LinearRegressor
 from linreg.report import format_equation, format_statistics, format_summary, show_config
-from linreg.runtime import as_numbers, build, lightning_quieted, write_json
+from linreg.runtime import (
+    as_numbers,
+    build,
+    lightning_quieted,
+    refused_settings,
+    writable_directory,
+    write_json,
+)
 from linreg.statistics import VIF_WARNING, FitStatistics, Solution, fit_statistics
 
 log = logging.getLogger(__name__)
@@ -50,13 +60,14 @@ def train(cfg: DictConfig) -> float:
 
     In a multirun, a job that diverges or fails is recorded as such and returns NaN, so the sweep goes on.
     """
-    output_dir, started = Path(cfg.output_dir), time.monotonic()
+    output_dir, started = writable_directory("output_dir", cfg.output_dir), time.monotonic()
     # A sweep prints its overrides once, at its start (linreg.sweeps.SweepSummary); Hydra names each job's.
     shown = "none" if in_multirun() and cfg.print_config == "overrides" else cfg.print_config
     show_config(cfg, output_dir / "config_tree.txt", shown, command_line_overrides())
     from linreg.cross_validation import cross_validate  # (it builds on fit, below)
 
     try:
+        check_settings(cfg)  # (here too, not only in fit: cross-validation reads its settings first)
         folds = cross_validate(cfg) if cfg.get("cv") and cfg.cv.folds else None
         run = folds.refit if folds else fit(cfg)
     except Exception as error:
@@ -142,10 +153,14 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
     model.intervals.fit(solution)
     with lightning_quieted():
         trainer = build_trainer(cfg, has_validation)
+        check_watched_metrics(cfg, trainer, model, datamodule)
         datamodule.check_batch_split(trainer.world_size)
         log_hyperparameters(trainer.loggers, cfg, datamodule, model)
         resume_from = resumable_checkpoint(cfg.ckpt_path, model) if cfg.get("ckpt_path") else None
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        except MisconfigurationException as error:  # a setting Lightning checks only once training starts
+            raise ConfigError(f"Lightning refused the settings: {error}") from None
         if cfg.trainer.get("profiler") and trainer.is_global_zero:  # (Lightning only saves it, in fit-profile.txt)
             log.info(trainer.profiler.summary())
         # The weights/ curves are the equation's coefficients: the summary shows them as the equation instead.
@@ -275,19 +290,59 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegress
     model_with_settings = build(cfg.model, _partial_=True, _convert_="all")
     optimum = datamodule.least_squares.penalized(cfg.model.get("l1", 0.0), cfg.model.get("l2", 0.0))
     lr, momentum = automatic_rates(cfg.optimizer, optimum)
-    model = model_with_settings(
-        lr=lr,
-        feature_names=datamodule.feature_names,
-        target_names=datamodule.target_names,
-        normalize=datamodule.hparams.normalize,
-        normalize_targets=datamodule.hparams.normalize_targets,
-        columns=datamodule.columns,
-        feature_normalizer=datamodule.feature_normalizer,
-        target_normalizer=datamodule.target_normalizer,
-        optimizer=build(cfg.optimizer, **({} if momentum is None else {"momentum": momentum})),
-        scheduler=lr_scheduler(cfg),
-    )
+    optimizer = build(cfg.optimizer, **({} if momentum is None else {"momentum": momentum}))
+    scheduler = lr_scheduler(cfg)
+    try:
+        model = model_with_settings(
+            lr=lr,
+            feature_names=datamodule.feature_names,
+            target_names=datamodule.target_names,
+            normalize=datamodule.hparams.normalize,
+            normalize_targets=datamodule.hparams.normalize_targets,
+            columns=datamodule.columns,
+            feature_normalizer=datamodule.feature_normalizer,
+            target_normalizer=datamodule.target_normalizer,
+            optimizer=optimizer,
+            scheduler=scheduler,
+        )
+    except TypeError as error:  # a key of model.* that LinearRegressor does not take
+        raise refused_settings(cfg.model, error) from None
+    rehearse_optimizer(cfg, model)
     return model
+
+
+def rehearse_optimizer(cfg: DictConfig, model: LinearRegressor) -> None:
+    """Build the optimizer and schedule on a stand-in weight and take two steps: settings torch refuses only
+    once training runs (a negative weight_decay, step_size=0, history_size=0) fail here, as one sentence."""
+    weight = torch.zeros(2, requires_grad=True)
+
+    def closure() -> torch.Tensor:  # (a curved valley: L-BFGS needs several iterations, and so its history)
+        weight.grad = None
+        loss = (1 - weight[0]) ** 2 + 10 * (weight[1] - weight[0] ** 2) ** 2
+        loss.backward()
+        return loss
+
+    failures = (TypeError, ValueError, ZeroDivisionError, IndexError, RuntimeError)
+    try:
+        rate = {} if model.hparams.lr is None else {"lr": model.hparams.lr}
+        optimizer = model.optimizer_factory([weight], **rate)
+        for _ in range(2):
+            optimizer.step(closure)
+    except failures as error:
+        raise refused_settings(cfg.optimizer, error) from None
+    if model.scheduler_config is None:
+        return
+    make_scheduler = model.scheduler_config["scheduler"]
+    if getattr(make_scheduler, "keywords", {}).get("total_steps", 0) is None:  # set from the run's length later
+        make_scheduler = functools.partial(make_scheduler, total_steps=10)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (the stand-in steps its schedule out of Lightning's order)
+            schedule = make_scheduler(optimizer)
+            for _ in range(2):
+                schedule.step(*([0.0] if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau) else []))
+    except failures as error:
+        raise refused_settings(cfg.scheduler, error) from None
 
 
 def automatic_rates(optimizer: DictConfig, least_squares: LeastSquares) -> tuple[float | None, float | None]:
@@ -317,6 +372,35 @@ def lr_scheduler(cfg: DictConfig) -> dict[str, Any] | None:
     settings = OmegaConf.to_container(cfg.scheduler, resolve=True)
     lightning_keys = {key: settings.pop(key) for key in SCHEDULER_KEYS if key in settings}
     return {"scheduler": build(settings), "name": "train/lr", **lightning_keys}
+
+
+def check_watched_metrics(
+    cfg: DictConfig, trainer: L.Trainer, model: LinearRegressor, datamodule: TabularDataModule
+) -> None:
+    """optimized_metric and every callback's or schedule's `monitor` name a metric this run has; a misspelt one
+    would leave a sweep minimizing NaN, or a callback waiting for a value that never comes."""
+    errors = ["loss", *model.val_metrics.keys(keep_base=True)]
+    logged = ["train/loss", *(f"val/{name}" for name in errors if len(datamodule.val))]
+    results = [
+        *logged,
+        "train/gap_to_ols",
+        "train/converged",
+        *(f"test/{name}" for name in errors if len(datamodule.test)),
+    ]
+    watchers = [("optimized_metric", cfg.optimized_metric, results)]
+    watchers += [
+        (f"the {type(c).__name__} callback's monitor", c.monitor, logged)
+        for c in trainer.callbacks
+        if isinstance(getattr(c, "monitor", None), str)
+    ]
+    if model.scheduler_config and model.scheduler_config.get("monitor"):
+        watchers.append(("scheduler.monitor", model.scheduler_config["monitor"], logged))
+    for who, name, known in watchers:
+        if name not in known:
+            raise ConfigError(
+                f"{who} is {name}, which this run does not have; it has {', '.join(known)}"
+                f"{'' if len(datamodule.val) else ' (no val/ metrics: data.val_fraction is 0)'}. Choose one of those."
+            )
 
 
 def check_settings(cfg: DictConfig) -> None:

@@ -121,45 +121,6 @@ def test_ckpt_path_best_takes_the_best_job_of_the_newest_sweep_and_says_so(tmp_p
     assert "its last weights (no validation split)" in caplog.text
 
 
-def test_a_file_that_is_no_checkpoint_is_refused_clearly(tmp_path):
-    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
-
-    with pytest.raises(ConfigError, match="not a checkpoint this template can load safely"):
-        evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path / 'bad.ckpt'}", "~logger"))
-
-
-class RunsCodeWhenUnpickled:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_a_checkpoint_whose_pickle_would_run_code_is_refused_and_nothing_runs(tmp_path):
-    marker = tmp_path / "code_ran"
-    torch.save(
-        {"state_dict": {}, "hyper_parameters": {"payload": RunsCodeWhenUnpickled(marker)}}, tmp_path / "evil.ckpt"
-    )
-
-    with pytest.raises(ConfigError, match="not a checkpoint this template can load safely"):
-        evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path / 'evil.ckpt'}", "~logger"))
-    assert not marker.exists()
-
-
-def test_a_checkpoint_whose_data_settings_name_code_is_refused_and_nothing_runs(train_with, tmp_path):
-    train_with("trainer.max_epochs=2", "~logger")
-    victim = tmp_path / "victim.txt"
-    victim.write_text("keep me\n")
-    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    checkpoint["datamodule_hyper_parameters"] = {"_target_": "builtins.open", "file": str(victim), "mode": "w"}
-    torch.save(checkpoint, tmp_path / "hostile.ckpt")
-
-    with pytest.raises(ConfigError, match="not a checkpoint this template can load safely"):
-        evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path / 'hostile.ckpt'}", "split=train", "~logger"))
-    assert victim.read_text() == "keep me\n"
-
-
 def test_predict_never_writes_over_its_input_nor_over_a_users_partial_file(train_with, tmp_path):
     train_with("trainer.max_epochs=2", "~logger")
     source = tmp_path / "new.csv"

@@ -54,18 +54,6 @@ def test_two_runs_started_together_each_get_their_own_directory_and_predict_uses
 
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_asking_for_a_gpu_without_one_ends_with_a_message_not_a_traceback(tmp_path):
-    run = start_train(tmp_path, "trainer.accelerator=gpu")
-    output = run.communicate(timeout=300)[0]
-
-    assert run.returncode == 1
-    assert "trainer.accelerator=gpu" in output and "trainer=cpu" in output
-    assert "Traceback" not in output
-    # Two lines: the overrides, then the error, last, where the eye lands.
-    (overrides, error) = output.strip().splitlines()
-    assert overrides.startswith("Overrides: trainer.accelerator=gpu") and error.startswith("Error: ")
-
-
 @pytest.mark.parametrize(
     "flag, expected", [("--help", "optimizer:"), ("--cfg", "optimizer:"), ("--info", "Config search path")]
 )

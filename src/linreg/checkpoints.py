@@ -26,7 +26,7 @@ def last_checkpoints(log_dir: str) -> list[Path]:
     candidates = sorted(Path(log_dir).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     if not candidates:
         raise ConfigError(
-            f"ckpt_path=last: no checkpoints/last.ckpt under {Path(log_dir).resolve()}. "
+            f"ckpt_path=last: no checkpoints/last.ckpt under {Path(log_dir).absolute()}. "
             "Train first (make train), or give ckpt_path=<run directory or .ckpt file>."
         )
     return candidates
@@ -50,7 +50,8 @@ def find_checkpoint(ckpt_path: str, log_dir: str = "logs") -> Path:
         path = path / "checkpoints" / "last.ckpt" if (path / "checkpoints").is_dir() else path / "last.ckpt"
     if not path.is_file():
         raise ConfigError(
-            f"ckpt_path={ckpt_path}: no such checkpoint ({path.resolve()}). Give a .ckpt file, a run directory or last."
+            f"ckpt_path={ckpt_path}: no such checkpoint ({path.absolute()}). Give a .ckpt file, a run directory "
+            "or last."
         )
     return path
 
@@ -95,8 +96,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 def not_loadable(path: Path, error: Exception) -> ConfigError:
     reason = (str(error).splitlines() or [""])[0]
+    why = f"{type(error).__name__}: {reason}" if reason else type(error).__name__
     return ConfigError(
-        f"{path} is not a checkpoint this template can load safely ({type(error).__name__}: {reason}). "
+        f"{path} is not a checkpoint this template can load safely ({why}). "
         "Use a last.ckpt or best.ckpt written by scripts/train.py."
     )
 
@@ -142,16 +144,21 @@ def load_datamodule(path: Path, checkpoint: dict[str, Any]) -> TabularDataModule
     datamodule = build_from(DATA_MODULES[kind], checkpoint.get("datamodule_hyper_parameters"), path, "data")
     datamodule.setup("test")
     changed = datamodule.columns is not None and datamodule.columns != checkpoint["hyper_parameters"].get("columns")
-    if changed or datamodule.state_dict() != checkpoint[kind]:
+    saved, now = checkpoint[kind], datamodule.state_dict()
+    if changed or not isinstance(saved, dict) or {key: now.get(key) for key in saved} != saved:
         raise ConfigError(
-            f"The data of {path} no longer splits as it did in training ({checkpoint[kind]}, now "
-            f"{datamodule.state_dict()}): the file changed. Give input=<CSV file> to evaluate on."
+            f"The data of {path} is no longer what it was trained on ({saved}, now {now}): the file changed. "
+            "Give input=<CSV file> to evaluate on."
         )
     return datamodule
 
 
-def resumable_checkpoint(ckpt_path: str, model: LinearRegressor, log_dir: str = "logs") -> Path:
-    """The checkpoint that train.py resumes `model`'s run from: plain values, the same columns, the same normalization.
+def resumable_checkpoint(
+    ckpt_path: str, datamodule: TabularDataModule, allow_changed_data: bool = False, log_dir: str = "logs"
+) -> Path:
+    """The checkpoint that train.py resumes from: plain values, the same columns and, unless
+    `allow_changed_data`, the same rows and normalization. With it, the data module takes the checkpoint's
+    normalization, so the weights go on in the space they were trained in.
 
     `last` is the newest last.ckpt under `log_dir` that fits this run, not merely the newest one.
     """
@@ -159,41 +166,91 @@ def resumable_checkpoint(ckpt_path: str, model: LinearRegressor, log_dir: str = 
         candidates = last_checkpoints(log_dir)
         for path in candidates:
             try:
-                fits = misfit(read_checkpoint(path), model) is None
+                checkpoint = read_checkpoint(path)
             except ConfigError:  # not loadable: not one to resume from
                 continue
-            if fits:
+            if other_columns(checkpoint, datamodule) is not None:
+                continue
+            changed = changes(checkpoint, datamodule)
+            if allow_changed_data or not changed:
                 log.info(f"ckpt_path=last: resuming from {path}")
-                return path
+                return go_on_with(path, checkpoint, datamodule, changed)
         raise ConfigError(
-            f"ckpt_path=last: none of the {len(candidates)} last.ckpt under {Path(log_dir).resolve()} was trained on "
-            f"these columns with this normalization (features {', '.join(model.hparams.feature_names)}; targets "
-            f"{', '.join(model.hparams.target_names)}). Give ckpt_path=<run directory or .ckpt file>, or leave it "
-            "out to start a new run."
+            f"ckpt_path=last: none of the {len(candidates)} last.ckpt under {Path(log_dir).absolute()} was trained on "
+            f"these rows with this normalization (features {', '.join(datamodule.feature_names)}; targets "
+            f"{', '.join(datamodule.target_names)}). Give ckpt_path=<run directory or .ckpt file> (with "
+            "allow_changed_data=true to go on with other rows), or leave it out to start a new run."
         )
     path = find_checkpoint(ckpt_path, log_dir)
-    reason = misfit(read_checkpoint(path), model)
+    checkpoint = read_checkpoint(path)
+    reason = other_columns(checkpoint, datamodule)
     if reason is not None:
         raise ConfigError(
             f"ckpt_path={ckpt_path} cannot resume this run: {reason}. Resume with the data settings it was "
             "trained with, or leave ckpt_path out to start a new run."
         )
-    return path
+    changed = changes(checkpoint, datamodule)
+    if changed and not allow_changed_data:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} was trained on other data: {'; '.join(changed)}. Resume with the data "
+            "settings and file it was trained with; or set allow_changed_data=true to go on from its weights, "
+            "normalization and optimizer state with these rows; or leave ckpt_path out to start a new run."
+        )
+    return go_on_with(path, checkpoint, datamodule, changed)
 
 
-def misfit(checkpoint: dict[str, Any], model: LinearRegressor) -> str | None:
-    """Why a checkpoint cannot continue `model`'s training, or None when it can."""
+def other_columns(checkpoint: dict[str, Any], datamodule: TabularDataModule) -> str | None:
+    """Why a checkpoint's weights cannot be those of this data's model (other columns), or None."""
     saved = checkpoint["hyper_parameters"]
-    for key, what in (("feature_names", "feature columns"), ("target_names", "target columns")):
-        if list(saved.get(key) or []) != list(model.hparams[key]):
-            theirs, ours = ", ".join(map(str, saved.get(key) or [])), ", ".join(model.hparams[key])
-            return f"its {what} are {theirs or 'not recorded'}, this run's are {ours}"
-    for name, statistic in model.state_dict().items():
-        if "normalizer" in name:
-            stored = checkpoint["state_dict"].get(name)
-            if not isinstance(stored, torch.Tensor) or not torch.allclose(stored.cpu(), statistic.cpu(), rtol=1e-6):
-                return (
-                    f"it was normalized differently ({name} differs: data.normalize, data.scale, "
+    for key, what, ours in (
+        ("feature_names", "feature columns", datamodule.feature_names),
+        ("target_names", "target columns", datamodule.target_names),
+    ):
+        if list(saved.get(key) or []) != list(ours):
+            theirs = ", ".join(map(str, saved.get(key) or []))
+            return f"its {what} are {theirs or 'not recorded'}, this run's are {', '.join(ours)}"
+    return None
+
+
+def changes(checkpoint: dict[str, Any], datamodule: TabularDataModule) -> list[str]:
+    """How this run's rows and normalization differ from the checkpoint's: empty when it goes on unchanged."""
+    found = []
+    saved, now = checkpoint.get(type(datamodule).__qualname__), datamodule.state_dict()
+    if not isinstance(saved, dict):
+        kind = next((name for name in DATA_MODULES if name in checkpoint), "not recorded")
+        found.append(f"it was trained on another kind of data ({kind})")
+    elif {key: now.get(key) for key in saved} != saved:
+        sizes = ", ".join(
+            f"{key.removesuffix('_rows')} {saved.get(key)} → {now[key]}"
+            for key in now
+            if key.endswith("_rows") and saved.get(key) != now[key]
+        )
+        found.append(f"its rows differ ({sizes or 'same counts, other values'})")
+    normalizers = {
+        "feature_normalizer": datamodule.feature_normalizer,
+        "target_normalizer": datamodule.target_normalizer,
+    }
+    for prefix, normalizer in normalizers.items():
+        for name, statistic in normalizer.state_dict().items():
+            stored = checkpoint["state_dict"].get(f"{prefix}.{name}")
+            if not isinstance(stored, torch.Tensor) or not torch.allclose(
+                stored.cpu().float(), statistic.cpu(), rtol=1e-6
+            ):
+                found.append(
+                    f"it was normalized differently ({prefix}.{name} differs: data.normalize, data.scale, "
                     "data.normalize_targets or the training rows changed)"
                 )
-    return None
+                return found
+    return found
+
+
+def go_on_with(path: Path, checkpoint: dict[str, Any], datamodule: TabularDataModule, changed: list[str]) -> Path:
+    """`path`, with the data module normalizing as the checkpoint's model did (said when that is a change)."""
+    if changed:
+        state = {key: value for key, value in checkpoint["state_dict"].items() if "normalizer." in str(key)}
+        datamodule.adopt_normalization(state)
+        log.warning(
+            f"allow_changed_data=true: resuming {path} on other data ({'; '.join(changed)}); the run goes on with "
+            "its normalization, weights and optimizer state."
+        )
+    return path

@@ -30,6 +30,11 @@ ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("onnx", "torch
 ConfigPrint = enum.Enum("ConfigPrint", {name: name for name in ("overrides", "full", "none")})
 
 
+def is_number(value: Any) -> bool:
+    """A setting that is a number (YAML's true/false and text are not, though Python counts True as 1)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def require(ok: bool, key: str, value: Any, what: str) -> None:
     """A range check: the message names the key, the value given and what it takes."""
     if not ok:
@@ -82,6 +87,11 @@ class DataSettings:
 
     def __post_init__(self) -> None:
         check_fractions(self.val_fraction, self.test_fraction)
+        for key in ("targets", "features"):
+            names = getattr(self, key) or []
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                raise ConfigError(f"data.{key} names {', '.join(twice)} more than once; name each column once.")
         if self.features == []:
             raise ConfigError(
                 "data.features is empty; name the feature columns, e.g. data.features=[area,rooms], or leave it "
@@ -124,11 +134,11 @@ class OptimizerSettings:
 
     def __post_init__(self) -> None:
         if self.lr != "auto":
-            if isinstance(self.lr, bool) or not isinstance(self.lr, int | float):
+            if not is_number(self.lr):
                 raise ConfigError(f"optimizer.lr={self.lr!r} is not valid: it takes a number or auto (e.g. 0.01).")
             require(self.lr > 0, "optimizer.lr", self.lr, "above 0, e.g. 0.01")
         if self.momentum not in (None, "auto"):
-            if isinstance(self.momentum, bool) or not isinstance(self.momentum, int | float):
+            if not is_number(self.momentum):
                 raise ConfigError(
                     f"optimizer.momentum={self.momentum!r} is not valid: it takes a number or auto (e.g. 0.9)."
                 )
@@ -228,6 +238,7 @@ class TrainSettings:
     tags: list[str] = field(default_factory=list)
     print_config: ConfigPrint = ConfigPrint.overrides
     ckpt_path: str | None = None
+    allow_changed_data: bool = False
     optimized_metric: str = "val/loss"
 
     def __post_init__(self) -> None:

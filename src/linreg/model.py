@@ -199,6 +199,39 @@ class LinearRegressor(L.LightningModule):
         """eval.py scores any split through Lightning's test loop: name its metrics by that split (`val/r2`)."""
         self.test_metrics.prefix = f"{split}/"
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resumed run keeps the least-squares covariance of its own training rows (predict.py's intervals),
+        not the checkpoint's: with allow_changed_data the rows differ."""
+        state = checkpoint["state_dict"]
+        state.update({f"intervals.{key}": value for key, value in self.intervals.state_dict().items()})
+        self.check_training_state(checkpoint)
+
+    def check_training_state(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, before Lightning restores them, an optimizer or schedule state that is another's: torch would
+        fail in the first step (L-BFGS's state lacks what SGD's has) or carry the wrong values on."""
+        if self.optimizer_factory is None:
+            return
+        rate = {} if self.hparams.lr is None else {"lr": self.hparams.lr}
+        ours = self.optimizer_factory([torch.zeros(1, requires_grad=True)], **rate)
+        states = checkpoint.get("optimizer_states")
+        try:
+            theirs = set(states[0]["param_groups"][0]) - {"params"}
+        except (TypeError, KeyError, IndexError):
+            theirs = set()
+        if states and theirs != set(ours.param_groups[0]) - {"params"}:
+            raise ConfigError(
+                f"The checkpoint was trained with another optimizer than this run's {type(ours).__name__} (its "
+                f"settings: {', '.join(sorted(map(str, theirs))) or 'not recorded'}). Resume with the optimizer= "
+                "it was trained with, or leave ckpt_path out to start a new run."
+            )
+        schedules = len(checkpoint.get("lr_schedulers") or [])
+        if schedules != (self.scheduler_config is not None):
+            raise ConfigError(
+                f"The checkpoint was trained {'with' if schedules else 'without'} a learning-rate schedule and this "
+                f"run has {'none' if schedules else 'one'}; resume with the scheduler= it was trained with, or leave "
+                "ckpt_path out to start a new run."
+            )
+
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer_factory is None:
             raise ConfigError("No optimizer is configured; choose one with optimizer=sgd|adam|adamw|rmsprop|lbfgs.")

@@ -1,6 +1,7 @@
 """predict(cfg): predictions in original units for the raw rows of a table file, from a checkpoint alone."""
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def predict(cfg: DictConfig) -> Path:
     same order (empty where a blank could not be filled)."""
     settings = checked(cfg, PredictSettings)
     output = Path(settings.output)
-    if output.resolve() == resolve_path(settings.input).resolve():
+    if os.path.realpath(output) == os.path.realpath(resolve_path(settings.input)):  # (realpath: loops too)
         raise ConfigError(f"output={output} is the input file; choose another output= (the input is only read).")
     if output.is_dir():
         raise ConfigError(f"output={output} is a folder; give a file in it, e.g. output={output / 'predictions.csv'}.")

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, Progres
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from linreg.callbacks import ConvergenceStop
+from linreg.callbacks import AtomicCheckpointIO, ConvergenceStop
 from linreg.checkpoints import resumable_checkpoint
 from linreg.config import TrainSettings, checked
 from linreg.convergence import TrainingFacts, Verdict, judge
@@ -146,6 +146,9 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
             "hold some rows out (data.val_fraction=0.2) or watch a train/ metric."
         )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    resume_from = None
+    if cfg.get("ckpt_path"):  # (before the model: a resume with allow_changed_data takes the checkpoint's scale)
+        resume_from = resumable_checkpoint(cfg.ckpt_path, datamodule, cfg.get("allow_changed_data", False))
     model = build_model(cfg, datamodule)
     # The exact fit's uncertainty, once: the checkpoints keep what predict.py's intervals need, the end of the
     # run reports its statistics.
@@ -156,7 +159,6 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
         check_watched_metrics(cfg, trainer, model, datamodule)
         datamodule.check_batch_split(trainer.world_size)
         log_hyperparameters(trainer.loggers, cfg, datamodule, model)
-        resume_from = resumable_checkpoint(cfg.ckpt_path, model) if cfg.get("ckpt_path") else None
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         except MisconfigurationException as error:  # a setting Lightning checks only once training starts
@@ -232,12 +234,15 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
         if (has_validation or not str(getattr(c, "monitor", "")).startswith("val/"))
         and ((cfg.get("scheduler") and loggers) or not isinstance(c, LearningRateMonitor))
     ]
+    # Checkpoints written under a temporary name and renamed (unless the config brings plugins of its own).
+    plugins = {} if "plugins" in cfg.trainer else {"plugins": [AtomicCheckpointIO()]}
     return build(
         cfg.trainer,
         logger=loggers or False,
         callbacks=callbacks,
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
+        **plugins,
     )
 
 

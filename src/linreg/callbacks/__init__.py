@@ -1,6 +1,6 @@
 """Everything a run does besides the regression itself, each a Lightning callback switched on in configs/callbacks/."""
 
-from linreg.callbacks.checkpoint import BestCheckpoint, LastCheckpoint
+from linreg.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint, LastCheckpoint
 from linreg.callbacks.convergence import ConvergenceStop
 from linreg.callbacks.divergence import DivergenceStop
 from linreg.callbacks.fit_path import FitPath
@@ -8,6 +8,7 @@ from linreg.callbacks.lr_finder import LearningRateFinder
 from linreg.callbacks.plots import RunPlots
 
 __all__ = [
+    "AtomicCheckpointIO",
     "BestCheckpoint",
     "ConvergenceStop",
     "DivergenceStop",

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
+from linreg.config import is_number
 from linreg.runtime import replaced_atomically
 
 
@@ -21,6 +23,8 @@ class LastCheckpoint(Checkpoint):
     """
 
     def __init__(self, dirpath: str, interval_seconds: float = 10.0) -> None:
+        if not is_number(interval_seconds) or interval_seconds < 0:
+            raise ValueError(f"interval_seconds={interval_seconds!r} must be 0 (every epoch) or more seconds")
         self.path = Path(dirpath) / "last.ckpt"
         self.interval_seconds = interval_seconds
         self.next_save = 0.0
@@ -37,10 +41,20 @@ class LastCheckpoint(Checkpoint):
             self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)  # buffered, then written in one go
+        trainer.save_checkpoint(self.path, weights_only=False)  # (written atomically: AtomicCheckpointIO)
         self.saved_step = trainer.global_step
         self.best_model_path = str(self.path)
         self.next_save = time.monotonic() + self.interval_seconds
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, saving each checkpoint under a temporary name of its own and renaming it
+    over the old one. Lightning's own truncates the file and then writes it: a kill in between would leave a
+    checkpoint that does not load. (Lightning calls it on the process that writes, rank 0, only.)"""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        with replaced_atomically(Path(path)) as temporary:
+            super().save_checkpoint(checkpoint, temporary, storage_options)
 
 
 class BestCheckpoint(ModelCheckpoint):

@@ -3,6 +3,7 @@
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from linreg.config import is_number
 from linreg.least_squares import LeastSquares
 
 
@@ -18,6 +19,10 @@ class ConvergenceStop(Callback):
     """
 
     def __init__(self, rtol: float = 1e-3, stop: bool = True) -> None:
+        if not is_number(rtol) or not rtol > 0:
+            raise ValueError(f"rtol={rtol!r} must be a number above 0, e.g. 1e-3")
+        if not isinstance(stop, bool):
+            raise ValueError(f"stop={stop!r} must be true or false")
         self.rtol, self.stop = rtol, stop
         self.least_squares: LeastSquares | None = None
         self.gaps: list[float] = []

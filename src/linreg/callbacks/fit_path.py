@@ -4,6 +4,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
+from linreg.config import is_number
 from linreg.least_squares import LeastSquares, NormalEquations
 from linreg.runtime import logs_this_step
 
@@ -22,6 +23,8 @@ class FitPath(Callback):
     """
 
     def __init__(self, max_coefficients: int = 20) -> None:
+        if not is_number(max_coefficients) or max_coefficients < 0:
+            raise ValueError(f"max_coefficients={max_coefficients!r} must be 0 (no weights/ curves) or more")
         self.max_coefficients = max_coefficients  # more curves than this would bury the others in TensorBoard
         self.least_squares: LeastSquares | None = None
         self.val_equations: NormalEquations | None = None

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from linreg.data import Table, TabularDataModule
 from linreg.model import LinearRegressor
 from linreg.report import format_equation
+from linreg.runtime import replaced_atomically
 
 MAX_POINTS = 5000  # a scatter of millions of rows shows no more than this many, and draws far slower
 # Drawn to be read as TensorBoard shows them, a card about 350 pixels wide: 480 × 360 pixels, large text,
@@ -74,8 +75,8 @@ class RunPlots(Callback):
 
 def save_figure(figure: Figure, name: str, dirpath: Path, trainer: L.Trainer) -> None:
     """As `dirpath/<name>.png` and as the TensorBoard image `plots/<name>`."""
-    dirpath.mkdir(parents=True, exist_ok=True)
-    figure.savefig(dirpath / f"{name}.png", dpi=100)
+    with replaced_atomically(dirpath / f"{name}.png") as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(f"plots/{name}", figure, global_step=trainer.global_step, close=False)

@@ -8,6 +8,7 @@ its docs say.
 """
 
 import copy
+import hashlib
 from collections.abc import Iterator, Sequence
 
 import lightning as L
@@ -146,6 +147,7 @@ class TabularDataModule(L.LightningDataModule):
         self.columns: dict | None = None  # how a file's columns became the features (None: they were numbers)
         self.table: Table | None = None  # every row read, which the splits are views of
         self._least_squares: LeastSquares | None = None
+        self._rows_digest: str | None = None
 
     @property
     def name(self) -> str:
@@ -177,7 +179,7 @@ class TabularDataModule(L.LightningDataModule):
         # Settings of its own (a shallow copy would share them): as save_hyperparameters sets them in __init__.
         other._set_hparams({**self.hparams, "fold": fold})
         other._hparams_initial = copy.deepcopy(other.hparams)
-        other._least_squares = None
+        other._least_squares = other._rows_digest = None
         other._split(self.table)
         return other
 
@@ -214,9 +216,37 @@ class TabularDataModule(L.LightningDataModule):
     def target_names(self) -> list[str]:
         return self.train.target_names
 
-    def state_dict(self) -> dict[str, int]:
-        """The split sizes, saved in checkpoints: eval.py checks that the splits it rebuilds are the same."""
-        return {f"{part}_rows": len(getattr(self, part)) for part in SPLITS} if self.train is not None else {}
+    def state_dict(self) -> dict[str, int | str]:
+        """The split sizes and a digest of the rows, saved in checkpoints: eval.py checks that the splits it
+        rebuilds are the same, train.py that a resumed run goes on with the rows it started with."""
+        if self.train is None:
+            return {}
+        return {**{f"{part}_rows": len(getattr(self, part)) for part in SPLITS}, "rows_digest": self.rows_digest}
+
+    @property
+    def rows_digest(self) -> str:
+        """A fingerprint of every value read and of which rows train (computed once): any change to the file or
+        to the split changes it."""
+        if self._rows_digest is None:
+            digest = hashlib.blake2b(digest_size=8)
+            table = self.train
+            for values in (table.all_features, table.all_targets, table.rows):
+                if values is not None:
+                    digest.update(values.detach().cpu().contiguous().numpy())
+            self._rows_digest = digest.hexdigest()
+        return self._rows_digest
+
+    def adopt_normalization(self, state: dict[str, Tensor]) -> None:
+        """Normalize with the statistics of a checkpoint's model (`feature_normalizer.factor`, ...) instead of
+        this data's own: a resumed run goes on in the space its weights were trained in."""
+        for prefix, normalizer in (
+            ("feature_normalizer.", self.feature_normalizer),
+            ("target_normalizer.", self.target_normalizer),
+        ):
+            normalizer.load_state_dict(
+                {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+            )
+        self._least_squares = None
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train")

@@ -8,6 +8,7 @@ so a large numeric table never exists in memory at twice its training size.
 import csv
 import io
 import lzma
+import re
 import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -87,6 +88,9 @@ def read_table_file(
     except (pa.ArrowInvalid, UnicodeDecodeError, zipfile.BadZipFile, lzma.LZMAError, OSError, EOFError) as error:
         if "Empty CSV file" in str(error):
             raise ConfigError(f"{setting}={path} is empty; a table needs a header row and rows of values.") from None
+        column = re.search(r"CSV column #(\d+).*invalid UTF8", str(error))
+        if column:  # (the columns read as text, as predict.py reads them, meet the bytes here)
+            raise not_utf8(setting, path, [f"number {int(column.group(1)) + 1}"]) from None
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         kind = "Parquet" if is_parquet(file) else "CSV"
         raise ConfigError(f"{setting}={path} could not be read as a {kind} file ({reason}).") from None
@@ -100,11 +104,15 @@ def read_table_file(
         raise ConfigError(f"{setting}={path} has a header ({', '.join(names)}) but no rows.")
     undecodable = [field.name for field in table.schema if pa.types.is_binary(field.type) and not is_parquet(file)]
     if undecodable:  # (Arrow keeps a CSV column whose bytes are not UTF-8 as bytes)
-        raise ConfigError(
-            f"{setting}={path}: column(s) {', '.join(map(repr, undecodable))} hold text that is not UTF-8 (a file "
-            "saved as Latin-1 or Windows-1252, say); save the file as UTF-8."
-        )
+        raise not_utf8(setting, path, list(map(repr, undecodable)))
     return table
+
+
+def not_utf8(setting: str, path: str, columns: list[str]) -> ConfigError:
+    return ConfigError(
+        f"{setting}={path}: column(s) {', '.join(columns)} hold text that is not UTF-8 (a file saved as Latin-1 or "
+        "Windows-1252, say); save the file as UTF-8."
+    )
 
 
 def checked_file(path: str, setting: str) -> Path:

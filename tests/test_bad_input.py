@@ -107,6 +107,12 @@ def workspace(tmp_path, trained_run, monkeypatch) -> Path:
     (tmp_path / "truncated.ckpt").write_bytes((tmp_path / CHECKPOINT).read_bytes()[:2000])
     torch.save(RunsCode(tmp_path / "code_ran"), tmp_path / "pickle.ckpt")
     torch.save(hostile_payloads(tmp_path)["builtins.open"], tmp_path / "open.ckpt")
+    real = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    torch.save({**real, "state_dict": "weights"}, tmp_path / "malformed.ckpt")
+    torch.save(
+        {**real, "state_dict": {**real["state_dict"], "feature_normalizer.factor": torch.ones(3)}},
+        tmp_path / "shape.ckpt",
+    )
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -294,6 +300,14 @@ CASES = [
     case("train", ["ckpt_path=text.ckpt"], ["text.ckpt is not a checkpoint"], "a table as checkpoint"),
     case("train", ["ckpt_path=pickle.ckpt"], ["pickle.ckpt is not a checkpoint"], "a pickle that runs code"),
     case("train", ["ckpt_path=open.ckpt"], ["open.ckpt is not a checkpoint"], "a dict with a _target_"),
+    case("train", ["ckpt_path=malformed.ckpt"], ["malformed.ckpt is not a checkpoint"], "state_dict not a dict"),
+    case("train", ["ckpt_path=shape.ckpt"], ["normalized differently", "allow_changed_data"], "statistics' shape"),
+    case(
+        "train",
+        ["ckpt_path=shape.ckpt", "allow_changed_data=true"],
+        ["shape.ckpt is not a checkpoint this template can load"],
+        "allowed, statistics of another shape",
+    ),
     case("train", [f"ckpt_path={RUN}", "data=crops"], ["cannot resume this run", "feature columns"], "other columns"),
     case("train", [f"ckpt_path={RUN}", "data.normalize=minmax"], ["normalized differently", "allow_changed_data"], "n"),
     case("train", [f"ckpt_path={RUN}", "data.val_fraction=0.3"], ["its rows differ", "allow_changed_data=true"], "r"),
@@ -334,6 +348,7 @@ CASES = [
     case("predict", ["input=new.csv", "ckpt_path=text.ckpt"], ["text.ckpt is not a checkpoint"], "a table as ckpt"),
     case("predict", ["input=new.csv", "ckpt_path=pickle.ckpt"], ["pickle.ckpt is not a checkpoint"], "a pickle"),
     case("predict", ["input=new.csv", "ckpt_path=open.ckpt"], ["open.ckpt is not a checkpoint"], "a _target_"),
+    case("predict", ["input=new.csv", "ckpt_path=shape.ckpt"], ["shape.ckpt is not a checkpoint"], "shapes"),
     case("predict", ["input=new.csv", "ckpt_path=nowhere.ckpt"], ["no such checkpoint"], "missing checkpoint"),
     case("predict", ["input=new.csv", "log_dir=nowhere"], ["no checkpoints/last.ckpt under"], "no runs"),
     case("predict", ["input=new.csv", "ckpt_path=best", "log_dir=nowhere"], ["no checkpoints/last.ckpt"], "best"),
@@ -346,6 +361,7 @@ CASES = [
     case("eval", ["ckpt_path=empty.ckpt"], ["empty.ckpt is not a checkpoint"], "empty checkpoint"),
     case("eval", ["ckpt_path=pickle.ckpt"], ["pickle.ckpt is not a checkpoint"], "a pickle"),
     case("eval", ["ckpt_path=open.ckpt"], ["open.ckpt is not a checkpoint"], "a dict with a _target_"),
+    case("eval", ["ckpt_path=malformed.ckpt"], ["malformed.ckpt is not a checkpoint"], "state_dict not a dict"),
     case("eval", ["log_dir=nowhere"], ["no checkpoints/last.ckpt under"], "no runs"),
     # export.py
     case("export", ["formats=[xls]"], ["formats=['xls']", "a list of onnx, torch"], "unknown format"),

@@ -89,7 +89,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # whatever a damaged or crafted file makes the reader raise, it is not loadable
         raise not_loadable(path, error) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not all(
+        isinstance(checkpoint.get(key), dict) for key in ("state_dict", "hyper_parameters")
+    ):
         raise not_loadable(path, ValueError("no state_dict and hyper_parameters"))
     return checkpoint
 
@@ -233,9 +235,8 @@ def changes(checkpoint: dict[str, Any], datamodule: TabularDataModule) -> list[s
     for prefix, normalizer in normalizers.items():
         for name, statistic in normalizer.state_dict().items():
             stored = checkpoint["state_dict"].get(f"{prefix}.{name}")
-            if not isinstance(stored, torch.Tensor) or not torch.allclose(
-                stored.cpu().float(), statistic.cpu(), rtol=1e-6
-            ):
+            same_shape = isinstance(stored, torch.Tensor) and stored.shape == statistic.shape
+            if not same_shape or not torch.allclose(stored.cpu().float(), statistic.cpu(), rtol=1e-6):
                 found.append(
                     f"it was normalized differently ({prefix}.{name} differs: data.normalize, data.scale, "
                     "data.normalize_targets or the training rows changed)"
@@ -248,7 +249,10 @@ def go_on_with(path: Path, checkpoint: dict[str, Any], datamodule: TabularDataMo
     """`path`, with the data module normalizing as the checkpoint's model did (said when that is a change)."""
     if changed:
         state = {key: value for key, value in checkpoint["state_dict"].items() if "normalizer." in str(key)}
-        datamodule.adopt_normalization(state)
+        try:
+            datamodule.adopt_normalization(state)
+        except (RuntimeError, KeyError, TypeError) as error:  # statistics of another shape, or none
+            raise not_loadable(path, error) from None
         log.warning(
             f"allow_changed_data=true: resuming {path} on other data ({'; '.join(changed)}); the run goes on with "
             "its normalization, weights and optimizer state."

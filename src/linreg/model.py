@@ -224,7 +224,8 @@ class LinearRegressor(L.LightningModule):
                 f"settings: {', '.join(sorted(map(str, theirs))) or 'not recorded'}). Resume with the optimizer= "
                 "it was trained with, or leave ckpt_path out to start a new run."
             )
-        schedules = len(checkpoint.get("lr_schedulers") or [])
+        saved_schedules = checkpoint.get("lr_schedulers")
+        schedules = len(saved_schedules) if isinstance(saved_schedules, list) else 0
         if schedules != (self.scheduler_config is not None):
             raise ConfigError(
                 f"The checkpoint was trained {'with' if schedules else 'without'} a learning-rate schedule and this "

@@ -144,10 +144,10 @@ def test_an_unknown_loss_lists_the_valid_ones(train_with):
         train_with("model.loss=hinge")
 
 
-@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp", "ddp_sim"])
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp", "ddp_spawn", "ddp_sim"])
 def test_every_trainer_config_composes(make_config, trainer):
     cfg = make_config(f"trainer={trainer}")
-    assert cfg.trainer.accelerator in ("cpu", "gpu") and cfg.trainer.use_distributed_sampler is False
+    assert cfg.trainer.accelerator in ("cpu", "gpu", "auto") and cfg.trainer.use_distributed_sampler is False
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -6,6 +6,8 @@ import re
 
 from omegaconf import DictConfig, OmegaConf
 
+from linreg import launchers
+
 MAX_JOB_DIRNAME = 80  # characters of a sweep job's directory name; longer ones end in a digest instead
 
 
@@ -38,6 +40,15 @@ def job_dirname(number: int, overrides: str) -> str:
 # started in the same second never share a directory. Cached like Hydra's ${now:}: the jobs of a
 # sweep, also those in other processes (hydra/launcher=joblib), get the sweep's value.
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+# configs/hydra/default.yaml: hydra.run.dir: logs/train/${run_name:} (shared by the processes a launcher starts),
+# hydra.job_logging's file: train${log_suffix:}.log; configs/trainer/ddp.yaml: ${launcher:nodes}, ${launcher:processes}
+OmegaConf.register_new_resolver("run_name", launchers.run_name, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("log_suffix", launchers.log_suffix, replace=True)
+OmegaConf.register_new_resolver(
+    "launcher",
+    lambda what: {"nodes": launchers.nodes, "processes": launchers.processes_per_node}[what](),
+    replace=True,
+)
 # configs/hydra/default.yaml: hydra.sweep.subdir: ${job_dirname:${hydra.job.num},${hydra.job.override_dirname}}
 OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
 # configs/train.yaml: optimized_metric: ${metric_of_the_run:val/loss}

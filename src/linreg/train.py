@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, Progres
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from linreg import launchers
 from linreg.callbacks import AtomicCheckpointIO, ConvergenceStop
 from linreg.checkpoints import resumable_checkpoint
 from linreg.config import TrainSettings, checked
@@ -61,9 +62,11 @@ def train(cfg: DictConfig) -> float:
     In a multirun, a job that diverges or fails is recorded as such and returns NaN, so the sweep goes on.
     """
     output_dir, started = writable_directory("output_dir", cfg.output_dir), time.monotonic()
+    check_launcher(cfg, output_dir)
     # A sweep prints its overrides once, at its start (linreg.sweeps.SweepSummary); Hydra names each job's.
     shown = "none" if in_multirun() and cfg.print_config == "overrides" else cfg.print_config
-    show_config(cfg, output_dir / "config_tree.txt", shown, command_line_overrides())
+    if launchers.rank() == 0:  # (the other processes of a torchrun/srun job say nothing of their own)
+        show_config(cfg, output_dir / "config_tree.txt", shown, command_line_overrides())
     from linreg.cross_validation import cross_validate  # (it builds on fit, below)
 
     try:
@@ -95,6 +98,27 @@ def train(cfg: DictConfig) -> float:
     return run.metrics.get(cfg.optimized_metric, math.nan)
 
 
+def check_launcher(cfg: DictConfig, output_dir: Path) -> None:
+    """trainer=ddp only under torchrun or srun, which start its processes; those launchers without a Hydra
+    sweep (each process would run the whole sweep); and a run directory the launcher's ids name afresh."""
+    started_by = launchers.launcher()
+    if cfg.trainer.get("strategy") == "ddp" and started_by is None:
+        raise ConfigError(
+            'trainer=ddp runs one process per device, started by torchrun or srun (README: "Big tables and '
+            'clusters"); on one machine without them use trainer=ddp_spawn (GPUs) or trainer=ddp_sim (CPU).'
+        )
+    if started_by and in_multirun():
+        raise ConfigError(
+            f"-m under {started_by}: every process would run the whole sweep, each its own jobs. Launch one "
+            "training per torchrun/srun command, or sweep with hydra/launcher=submitit_slurm and trainer=ddp_spawn."
+        )
+    if started_by and (output_dir / "status.json").exists():
+        raise ConfigError(
+            f"The run directory {output_dir} holds an earlier run: {started_by} gave this job the same ids as "
+            "that one. Give the launcher a new id (torchrun --rdzv-id=<new>) or hydra.run.dir=<new directory>."
+        )
+
+
 def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -117,7 +141,10 @@ def record_status(
 ) -> None:
     """status.json in the run directory: how the run ended (ok, diverged, failed) and whether it reached least
     squares (`converged`, `gap_to_ols`; null where that does not apply), for people and sweep summaries; with
-    cv.folds, `metrics` are the folds' means, and `extra` holds each fold's, their sd and the refit's."""
+    cv.folds, `metrics` are the folds' means, and `extra` holds each fold's, their sd and the refit's. Written by
+    rank 0 of a torchrun/srun job only."""
+    if launchers.rank() != 0:
+        return
     record = {
         "status": status,
         "message": message,

@@ -83,7 +83,8 @@ def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(t
         return max((weight.float() - true_weight).abs().max(), (bias.float() - true_bias).abs().max()).item()
 
     job_dir = sweep_dir / "0"  # one job, all its settings fixed: named by its number alone
-    assert json.loads((job_dir / "status.json").read_text())["status"] == "ok"
+    status = json.loads((job_dir / "status.json").read_text())
+    assert status["status"] == "ok" and status["epochs"] == single.trainer.current_epoch  # (the workers' count)
     assert sorted(p.name for p in (job_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert len(list(job_dir.glob("plots/*.png"))) == 2
     ddp = LinearRegressor.load_from_checkpoint(job_dir / "checkpoints" / "last.ckpt")

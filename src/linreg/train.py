@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from linreg import launchers
-from linreg.callbacks import AtomicCheckpointIO, ConvergenceStop
+from linreg.callbacks import AtomicCheckpointIO, ConvergenceStop, LastCheckpoint
 from linreg.checkpoints import resumable_checkpoint
 from linreg.config import TrainSettings, checked
 from linreg.convergence import TrainingFacts, Verdict, judge
@@ -92,10 +92,20 @@ def train(cfg: DictConfig) -> float:
         extra = {"folds": folds.folds, "metrics_sd": folds.sd, "refit_metrics": run.metrics if run else None}
         record_status(output_dir, "ok", "", started, folds.mean, None, cfg.optimized_metric, verdict, extra)
         return folds.mean.get(cfg.optimized_metric, math.nan)
-    # (Under ddp_spawn the epoch counter stays in the worker processes: recorded as unknown.)
-    epochs = run.trainer.current_epoch or None
+    epochs = trained_epochs(run.trainer)
     record_status(output_dir, "ok", "", started, run.metrics, epochs, cfg.optimized_metric, run.verdict)
     return run.metrics.get(cfg.optimized_metric, math.nan)
+
+
+def trained_epochs(trainer: L.Trainer) -> int | None:
+    """The epochs trained. Under ddp_spawn this process's trainer did not train, its spawned workers did: their
+    count is the one rank 0 saved in last.ckpt when training ended (None without that checkpoint)."""
+    if trainer.current_epoch:
+        return trainer.current_epoch
+    last = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+    if last is None or not last.path.is_file():
+        return None
+    return torch.load(last.path, map_location="cpu", weights_only=True).get("epoch") or None
 
 
 def check_launcher(cfg: DictConfig, output_dir: Path) -> None:

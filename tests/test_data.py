@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from linreg.data import InMemoryDataModule, SeededOrder, ShuffledBatches, Table, TabularDataModule, split
 from linreg.errors import ConfigError
-from linreg.normalize import column_statistics
+from linreg.least_squares import NormalEquations, TrainingSums, solve
+from linreg.normalize import Normalizer
 from linreg.runtime import build
 
 
@@ -171,15 +172,27 @@ def test_synthetic_data_keeps_its_true_weights(make_config):
     assert len(datamodule.train) == 400 and len(datamodule.val) == 100
 
 
-def test_column_statistics_in_chunks_equal_the_whole_table_at_once():
+def test_one_pass_over_the_training_rows_gives_the_normalization_and_the_normalized_least_squares():
     values = torch.randn(1000, 3, dtype=torch.float64) * 5 + 1e6  # a mean that dwarfs the spread
+    targets = values[:, :1] * 2 - 2e6 + torch.randn(1000, 1, dtype=torch.float64)
     rows = torch.randperm(1000)[:700]
+    table = Table(values.float(), targets.float(), ["a", "b", "c"], ["y"]).select(rows)
 
-    mean, std, low, high = column_statistics(values.float(), rows, chunk_rows=64)
+    sums = TrainingSums.of(table, chunk_rows=64)
+    mean, std, low, high = sums.statistics()
     chosen = values.float()[rows].double()
     torch.testing.assert_close(mean, chosen.mean(0))
     torch.testing.assert_close(std, chosen.std(0, correction=0))
     assert torch.equal(low, chosen.amin(0)) and torch.equal(high, chosen.amax(0))
+    # The normalized equations follow from the raw ones: the same fit as a pass over the normalized rows.
+    features, outputs = Normalizer(3), Normalizer(1)
+    features.fit("standardize", sums.statistics())
+    outputs.fit("minmax", sums.statistics(of_targets=True))
+    derived = solve(sums.equations.normalized(features, outputs))
+    direct = solve(NormalEquations.of(table, features, outputs, chunk_rows=64))
+    torch.testing.assert_close(derived.weight, direct.weight, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(derived.bias, direct.bias, rtol=1e-9, atol=1e-9)
+    assert derived.train_loss == pytest.approx(direct.train_loss, rel=1e-9)
 
 
 def test_a_split_names_its_rows_instead_of_copying_them():

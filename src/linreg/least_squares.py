@@ -15,7 +15,7 @@ Ridge(alpha = n·l2), Lasso(alpha = l1/2), ElasticNet(alpha = l1/2 + l2, l1_rati
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -86,11 +86,20 @@ class NormalEquations:
         chunk_rows: int = CHUNK_ROWS,
     ) -> "NormalEquations":
         """Gather them in one pass over the table's rows (cheap for millions of rows)."""
-        n_features, n_targets = features.factor.numel(), targets.factor.numel()
+        chunks = normalized_chunks(table, features, targets, chunk_rows)
+        return cls.gather(chunks, features.factor.numel(), targets.factor.numel(), shifts)
+
+    @classmethod
+    def gather(
+        cls, chunks: Iterable[tuple[Tensor, Tensor]], n_features: int, n_targets: int, shifts: tuple | None = None
+    ) -> "NormalEquations":
+        """The equations of the rows of (features, targets) chunks in float64, shifted by `shifts` (by default
+        the first chunk's means)."""
         gram = torch.zeros(n_features + 1, n_features + 1, dtype=torch.float64)
         cross = torch.zeros(n_features + 1, n_targets, dtype=torch.float64)
         target_squares = torch.zeros(n_targets, dtype=torch.float64)
-        for x, y in normalized_chunks(table, features, targets, chunk_rows):
+        rows = 0
+        for x, y in chunks:
             if shifts is None:
                 shifts = x.mean(0), y.mean(0)
             design = torch.cat([x - shifts[0], torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
@@ -98,7 +107,34 @@ class NormalEquations:
             gram += design.T @ design
             cross += design.T @ y
             target_squares += (y * y).sum(0)
-        return cls(gram, cross, target_squares, len(table), *shifts)
+            rows += len(x)
+        return cls(gram, cross, target_squares, rows, *shifts)
+
+    def normalized(self, features: Normalizer, targets: Normalizer) -> "NormalEquations":
+        """These equations of raw columns as those of the normalized columns, without another pass:
+        (x − shift)·factor = (x·factor + offset) − (shift·factor + offset), so every sum is only rescaled."""
+        fx, ox, fy, oy = (t.double().cpu() for t in (features.factor, features.offset, targets.factor, targets.offset))
+        scale = torch.cat([fx, torch.ones(1, dtype=torch.float64)])  # (the bias column of ones stays)
+        return NormalEquations(
+            self.gram * scale[:, None] * scale[None, :],
+            self.cross * scale[:, None] * fy[None, :],
+            self.target_squares * fy * fy,
+            self.rows,
+            self.shift_x * fx + ox,
+            self.shift_y * fy + oy,
+        )
+
+    def means_and_deviations(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Each feature's and target's mean and standard deviation (over the rows, as numpy's std)."""
+        sums_x, sums_y = self.gram[-1, :-1], self.cross[-1]  # Σ (x − shift_x), Σ (y − shift_y)
+        variance_x = (self.gram.diagonal()[:-1] - sums_x * sums_x / self.rows) / self.rows
+        variance_y = (self.target_squares - sums_y * sums_y / self.rows) / self.rows
+        return (
+            self.shift_x + sums_x / self.rows,
+            variance_x.clamp_min(0).sqrt(),
+            self.shift_y + sums_y / self.rows,
+            variance_y.clamp_min(0).sqrt(),
+        )
 
     def coefficients(self, weight: Tensor, bias: Tensor) -> Tensor:
         """A linear map of normalized columns as the (features + 1) × targets solution of these equations."""
@@ -232,7 +268,42 @@ def fit_least_squares(
     table: "Table", features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS
 ) -> LeastSquares:
     """Solve the normal equations of the table's rows."""
-    equations = NormalEquations.of(table, features, targets, chunk_rows=chunk_rows)
+    return solve(NormalEquations.of(table, features, targets, chunk_rows=chunk_rows))
+
+
+@dataclass
+class TrainingSums:
+    """What one pass over the training rows gathers: their normal equations in raw units and each column's
+    range. The normalization's statistics and the least-squares fit in the normalized space follow from them
+    without another pass."""
+
+    equations: NormalEquations  # of the raw columns
+    feature_range: tuple[Tensor, Tensor]  # lowest and highest value of each feature
+    target_range: tuple[Tensor, Tensor]
+
+    @classmethod
+    def of(cls, table: "Table", chunk_rows: int = CHUNK_ROWS) -> "TrainingSums":
+        extremes = []  # each chunk's lowest and highest features and targets
+
+        def raw_chunks() -> Iterator[tuple[Tensor, Tensor]]:
+            for index in row_chunks(len(table), table.rows, chunk_rows):
+                x, y = table.all_features[index].double().cpu(), table.all_targets[index].double().cpu()
+                extremes.append((x.amin(0), x.amax(0), y.amin(0), y.amax(0)))
+                yield x, y
+
+        equations = NormalEquations.gather(raw_chunks(), table.all_features.shape[1], table.all_targets.shape[1])
+        low_x, high_x, low_y, high_y = (torch.stack(values) for values in zip(*extremes, strict=True))
+        return cls(equations, (low_x.amin(0), high_x.amax(0)), (low_y.amin(0), high_y.amax(0)))
+
+    def statistics(self, of_targets: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Mean, standard deviation, lowest and highest value of each feature (or target): Normalizer.fit's."""
+        mean_x, sd_x, mean_y, sd_y = self.equations.means_and_deviations()
+        low, high = self.target_range if of_targets else self.feature_range
+        return (mean_y, sd_y, low, high) if of_targets else (mean_x, sd_x, low, high)
+
+
+def solve(equations: NormalEquations) -> LeastSquares:
+    """The least-squares fit of these normal equations."""
     solution = torch.linalg.lstsq(equations.gram, equations.cross).solution  # also copes with collinear columns
     weight = solution[:-1].T.contiguous()
     bias = solution[-1] + equations.shift_y - weight @ equations.shift_x

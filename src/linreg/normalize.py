@@ -4,7 +4,6 @@ Keeping the statistics as buffers of a module puts them in every checkpoint, so 
 checkpoint alone turns raw inputs into predictions in original units.
 """
 
-import math
 import warnings
 from collections.abc import Iterator
 
@@ -28,16 +27,17 @@ class Normalizer(nn.Module):
 
     def fit(
         self,
-        values: Tensor,
         method: str,
+        statistics: tuple[Tensor, Tensor, Tensor, Tensor],
         scale: float = 1.0,
         names: list[str] | None = None,
-        rows: Tensor | None = None,
     ) -> None:
-        """Learn the statistics from `values` (rows × columns), or from its `rows`: the training split only."""
+        """Set the map from the training split's `statistics`: each column's mean, standard deviation, lowest and
+        highest value (least_squares.TrainingSums gathers them in its one pass over the rows)."""
         if method not in METHODS:
             raise ConfigError(f"data.normalize={method!r} is not a normalization; choose one of {', '.join(METHODS)}.")
-        n_columns = values.shape[1]
+        n_columns = self.factor.numel()
+        mean, std, low, high = statistics
         if method == "none":
             center, spread = torch.zeros(n_columns), torch.ones(n_columns)
         elif method == "scale":
@@ -45,9 +45,8 @@ class Normalizer(nn.Module):
                 raise ConfigError("data.scale=0 would erase every input; use a non-zero factor such as 0.1.")
             center, spread = torch.zeros(n_columns), torch.full((n_columns,), 1.0 / scale)
         else:
-            mean, std, low, high = column_statistics(values, rows)
             center, spread = (mean, std) if method == "standardize" else (low, high - low)
-        constant = spread == 0
+        constant = (spread == 0) | ((high == low) & (method in ("standardize", "minmax")))
         if constant.any():
             columns = [names[i] if names else str(i) for i in constant.nonzero().flatten().tolist()]
             warnings.warn(
@@ -66,30 +65,6 @@ class Normalizer(nn.Module):
 
     def inverse(self, normalized: Tensor) -> Tensor:
         return (normalized - self.offset) / self.factor
-
-
-def column_statistics(values: Tensor, rows: Tensor | None = None, chunk_rows: int = CHUNK_ROWS) -> tuple[Tensor, ...]:
-    """Mean, standard deviation, minimum and maximum of each column (in float64) over `rows`.
-
-    A chunk at a time, merged with Chan's update of the mean and the sum of squared deviations:
-    no float64 copy of the table, and no loss of precision when the mean dwarfs the spread.
-    """
-    count, mean, squares = (
-        0,
-        torch.zeros(values.shape[1], dtype=torch.float64),
-        torch.zeros(values.shape[1], dtype=torch.float64),
-    )
-    low = torch.full_like(mean, math.inf)
-    high = torch.full_like(mean, -math.inf)
-    for index in row_chunks(len(values) if rows is None else len(rows), rows, chunk_rows):
-        chunk = values[index].double().cpu()
-        chunk_mean = chunk.mean(0)
-        delta, n = chunk_mean - mean, len(chunk)
-        squares += ((chunk - chunk_mean) ** 2).sum(0) + delta**2 * count * n / (count + n)
-        mean += delta * n / (count + n)
-        count += n
-        low, high = torch.minimum(low, chunk.amin(0)), torch.maximum(high, chunk.amax(0))
-    return mean, (squares / count).sqrt(), low, high
 
 
 def row_chunks(n_rows: int, rows: Tensor | None, chunk_rows: int) -> Iterator[slice | Tensor]:

@@ -29,7 +29,7 @@ from linreg.data.columns import (
 from linreg.data.formats import TextFormat, read_table_file, resolve_path
 from linreg.data.read import Table, make_synthetic
 from linreg.errors import ConfigError
-from linreg.least_squares import LeastSquares, fit_least_squares
+from linreg.least_squares import LeastSquares, TrainingSums, solve
 from linreg.normalize import Normalizer
 
 SPLITS = ("train", "val", "test")
@@ -148,6 +148,7 @@ class TabularDataModule(L.LightningDataModule):
         self.table: Table | None = None  # every row read, which the splits are views of
         self._least_squares: LeastSquares | None = None
         self._rows_digest: str | None = None
+        self.training_sums: TrainingSums | None = None
 
     @property
     def name(self) -> str:
@@ -188,24 +189,28 @@ class TabularDataModule(L.LightningDataModule):
         self.train, self.val, self.test = split(
             table, settings.val_fraction, settings.test_fraction, settings.seed, settings.folds, settings.fold
         )
+        # One pass over the training rows: the normalization's statistics and the least-squares sums.
+        self.training_sums = TrainingSums.of(self.train)
         self.feature_normalizer = Normalizer(len(table.feature_names))
         self.feature_normalizer.fit(
-            table.all_features, settings.normalize, settings.scale, table.feature_names, self.train.rows
+            settings.normalize, self.training_sums.statistics(), settings.scale, table.feature_names
         )
         self.target_normalizer = Normalizer(len(table.target_names))
         if settings.normalize_targets:
             self.target_normalizer.fit(
-                table.all_targets, settings.normalize, settings.scale, table.target_names, self.train.rows
+                settings.normalize, self.training_sums.statistics(of_targets=True), settings.scale, table.target_names
             )
 
     @property
     def least_squares(self) -> LeastSquares:
         """The exact least-squares fit of the training split, in the normalized space the model trains in.
 
-        Computed once (one pass over the rows), for every callback and report that compares with it.
+        Solved once from the training split's sums (gathered with the normalization's statistics, in one pass over
+        the rows), for every callback and report that compares with it.
         """
         if self._least_squares is None:
-            self._least_squares = fit_least_squares(self.train, self.feature_normalizer, self.target_normalizer)
+            equations = self.training_sums.equations.normalized(self.feature_normalizer, self.target_normalizer)
+            self._least_squares = solve(equations)
         return self._least_squares
 
     @property

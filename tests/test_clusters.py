@@ -50,6 +50,7 @@ def test_two_torchrun_nodes_train_the_weights_of_one_process_into_one_run_direct
     torch.testing.assert_close(state["linear.weight"], single.model.linear.weight, atol=1e-5, rtol=0)
     torch.testing.assert_close(state["linear.bias"], single.model.linear.bias, atol=1e-5, rtol=0)
     assert sum("Run directory:" in output for output in outputs) == 1  # rank 0 alone reports
+    assert sum("optimizer.lr=" in output or "[INFO]" in output for output in outputs) <= 1  # rank 1 says nothing
 
 
 def test_trainer_ddp_without_a_launcher_says_which_to_use(make_config):
@@ -74,6 +75,6 @@ def test_under_srun_the_processes_nodes_and_run_directory_come_from_slurms_envir
     monkeypatch.delenv("RANK", raising=False)
 
     assert (launchers.launcher(), launchers.rank(), launchers.run_name()) == ("srun", 3, "srun_123.0")
-    assert launchers.log_suffix() == "_rank3"
+    assert (launchers.log_suffix(), launchers.console_level()) == ("_rank3", "WARNING")
     trainer = make_config("trainer=ddp").trainer
     assert (trainer.strategy, trainer.num_nodes, trainer.devices) == ("ddp", 2, 4)

@@ -41,9 +41,11 @@ def job_dirname(number: int, overrides: str) -> str:
 # sweep, also those in other processes (hydra/launcher=joblib), get the sweep's value.
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 # configs/hydra/default.yaml: hydra.run.dir: logs/train/${run_name:} (shared by the processes a launcher starts),
-# hydra.job_logging's file: train${log_suffix:}.log; configs/trainer/ddp.yaml: ${launcher:nodes}, ${launcher:processes}
+# hydra.job_logging's file train${log_suffix:}.log and ${console_level:};
+# configs/trainer/ddp.yaml: ${launcher:nodes}, ${launcher:processes}
 OmegaConf.register_new_resolver("run_name", launchers.run_name, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("log_suffix", launchers.log_suffix, replace=True)
+OmegaConf.register_new_resolver("console_level", launchers.console_level, replace=True)
 OmegaConf.register_new_resolver(
     "launcher",
     lambda what: {"nodes": launchers.nodes, "processes": launchers.processes_per_node}[what](),

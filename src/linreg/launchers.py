@@ -51,6 +51,12 @@ def run_name() -> str:
     return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{os.getpid()}"
 
 
+def console_level() -> str:
+    """The console's logging level: the other processes of a job print only warnings and errors, so a torchrun
+    console with 4 processes shows each message once."""
+    return "WARNING" if rank() else "INFO"
+
+
 def log_suffix() -> str:
     """`_rank1`, … for the other processes' Hydra log files beside rank 0's `train.log`."""
     return f"_rank{rank()}" if rank() else ""

@@ -9,7 +9,7 @@ from linreg.checkpoints import column_plan, find_checkpoint, load_datamodule, lo
 from linreg.config import EvalSettings, checked
 from linreg.data import InMemoryDataModule, TabularDataModule, read_with_plan
 from linreg.errors import ConfigError
-from linreg.runtime import as_numbers, build, lightning_quieted
+from linreg.runtime import as_numbers, build_each, lightning_quieted
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "choose another split= or give input=<CSV file>."
         )
     model.name_test_metrics(label)
-    loggers = [build(c) for c in (cfg.get("logger") or {}).values()]
+    loggers = build_each(cfg, "logger")
     with lightning_quieted():
         trainer = L.Trainer(
             accelerator="cpu",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from linreg.errors import ConfigError
 
@@ -70,6 +70,27 @@ def build(config: Any, **kwargs: Any) -> Any:
         if isinstance(cause, TypeError | ValueError) or type(cause).__name__ == "MisconfigurationException":
             raise refused_settings(config, cause) from None
         raise
+
+
+def build_each(cfg: DictConfig, group: str) -> list[Any]:
+    """The objects of a group of nodes (callbacks, logger), each built from its `_target_`; a null one is
+    switched off. A node that is not a class's settings is named instead of failing inside Lightning."""
+    built = []
+    for name, node in (cfg.get(group) or {}).items():
+        if node is not None:
+            built.append(build(buildable(node, f"{group}.{name}", group)))
+    return built
+
+
+def buildable(node: Any, key: str, group: str) -> DictConfig:
+    """`node`, if it is a class's settings (a node with `_target_`); else a ConfigError naming `key`."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        shown = OmegaConf.to_yaml(node).strip().replace("\n", ", ") if isinstance(node, DictConfig) else node
+        raise ConfigError(
+            f"{key}={shown} is not the settings of a class (a node with _target_, as in configs/{group}/); "
+            f"give one, or switch it off with ~{key}."
+        )
+    return node
 
 
 def refused_settings(config: Any, cause: BaseException) -> ConfigError:

@@ -31,6 +31,8 @@ from linreg.report import format_equation, format_statistics, format_summary, sh
 from linreg.runtime import (
     as_numbers,
     build,
+    build_each,
+    buildable,
     lightning_quieted,
     refused_settings,
     writable_directory,
@@ -260,10 +262,10 @@ def convergence_verdict(
 
 def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
     """The Trainer with the configured loggers and callbacks (and no others of Lightning's choosing)."""
-    loggers: list[Logger] = [build(c) for c in (cfg.get("logger") or {}).values()]
-    callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers: list[Logger] = build_each(cfg, "logger")
+    callbacks = build_each(cfg, "callbacks")
     if cfg.get("tune"):
-        callbacks.append(build(cfg.tune))
+        callbacks.append(build(buildable(cfg.tune, "tune", "tune")))
     # Nothing to watch: best.ckpt by val/loss needs a validation split, train/lr a schedule and a logger.
     callbacks = [
         c

@@ -109,7 +109,9 @@ def test_minmax_and_scale_map_the_training_rows_as_documented(method, low, high)
 
 
 def test_a_constant_column_is_left_unscaled_with_a_warning():
-    table = Table(torch.tensor([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]), torch.zeros(3, 1), ["x", "flat"], ["y"])
+    table = Table(
+        torch.tensor([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]), torch.tensor([[1.0], [0.0], [2.0]]), ["x", "flat"], ["y"]
+    )
     with pytest.warns(UserWarning, match="flat"):
         datamodule = ready(InMemoryDataModule(table, val_fraction=0, normalize="standardize"))
     assert torch.isfinite(datamodule.feature_normalizer(table.features)).all()

@@ -8,6 +8,7 @@ Light on purpose (no torch): Hydra's `--help` and `--cfg` stay fast.
 
 import dataclasses
 import enum
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 from linreg.errors import ConfigError
 
 T = TypeVar("T")
+MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to this
 
 NORMALIZATIONS = ("none", "scale", "standardize", "minmax")
 LOSS_NAMES = ("mse", "l1", "huber")  # model.py maps each to its torch loss
@@ -87,6 +89,7 @@ class DataSettings:
 
     def __post_init__(self) -> None:
         check_fractions(self.val_fraction, self.test_fraction)
+        require(0 <= self.seed <= MAX_SEED, "data.seed", self.seed, f"from 0 to {MAX_SEED}, e.g. 42")
         for key in ("targets", "features"):
             names = getattr(self, key) or []
             twice = sorted({name for name in names if names.count(name) > 1})
@@ -242,7 +245,7 @@ class TrainSettings:
     optimized_metric: str = "val/loss"
 
     def __post_init__(self) -> None:
-        require(self.seed >= 0, "seed", self.seed, "0 or more, e.g. seed=42")
+        require(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"from 0 to {MAX_SEED}, e.g. seed=42")
 
 
 @dataclass
@@ -287,10 +290,22 @@ class ExportSettings:
 def checked(cfg: DictConfig, schema: type[T]) -> T:
     """The settings of `cfg` that `schema` names, type- and range-checked; a ConfigError names the first bad key."""
     values = pick(OmegaConf.to_container(cfg, resolve=True), schema, prefix="")
+    refuse_infinities(values, prefix="")
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
     except ValidationError as error:
         raise ConfigError(explain(error, values, schema)) from None
+
+
+def refuse_infinities(values: dict, prefix: str) -> None:
+    """No setting the schema checks takes nan or ±inf (YAML reads `nan`, `inf` and `1e400` as floats)."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            refuse_infinities(value, f"{prefix}{key}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"{prefix}{key}={value} is not a finite number; give an ordinary number (nan and inf are no settings)."
+            )
 
 
 def pick(values: dict, schema: type, prefix: str) -> dict:

@@ -2,6 +2,7 @@
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -31,6 +32,33 @@ def system_refusal(error: OSError) -> str:
     )
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """A failed allocation: Python's MemoryError, torch's on the CPU (a RuntimeError) or on the GPU."""
+    return (
+        isinstance(error, MemoryError)
+        or type(error).__name__ == "OutOfMemoryError"
+        or "can't allocate memory" in str(error)
+    )
+
+
+def is_explained(error: BaseException) -> bool:
+    return isinstance(error, RunError | OSError) or out_of_memory(error)
+
+
+def explanation(error: BaseException) -> str:
+    if isinstance(error, RunError):
+        return str(error)
+    if out_of_memory(error):
+        where = "the GPU" if type(error).__name__ == "OutOfMemoryError" else "this machine"
+        asked = re.search(r"tried to allocate ([\d.]+) ?(\w*)", str(error))
+        size = "" if asked is None else f": {asked.group(1)} {asked.group(2) or 'bytes'} asked for"
+        return (
+            f"{where} ran out of memory{size}. Use fewer rows or columns (data.n_samples, data.n_features, "
+            "data.features), a smaller data.batch_size, or a machine with more memory."
+        )
+    return system_refusal(error)
+
+
 def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
     """Turn a RunError into its message and exit status 1; HYDRA_FULL_ERROR=1 keeps the traceback."""
 
@@ -38,10 +66,10 @@ def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
     def run(cfg: T) -> R:
         try:
             return task(cfg)
-        except (RunError, OSError) as error:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except (RunError, OSError, MemoryError, RuntimeError) as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1" or not is_explained(error):
                 raise
-            print(f"Error: {error if isinstance(error, RunError) else system_refusal(error)}", file=sys.stderr)
+            print(f"Error: {explanation(error)}", file=sys.stderr)
             raise SystemExit(1) from None
 
     return run

@@ -191,6 +191,17 @@ class TabularDataModule(L.LightningDataModule):
         )
         # One pass over the training rows: the normalization's statistics and the least-squares sums.
         self.training_sums = TrainingSums.of(self.train)
+        low, high = self.training_sums.target_range
+        constant = [
+            f"{name} ({value:g})"
+            for name, value, same in zip(table.target_names, low.tolist(), (low == high).tolist(), strict=True)
+            if same
+        ]
+        if constant:
+            raise ConfigError(
+                f"Target column(s) {', '.join(constant)} hold one value in every training row: there is nothing to "
+                "fit. Check data.targets, or the file."
+            )
         self.feature_normalizer = Normalizer(len(table.feature_names))
         self.feature_normalizer.fit(
             settings.normalize, self.training_sums.statistics(), settings.scale, table.feature_names

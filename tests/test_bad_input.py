@@ -325,6 +325,9 @@ CASES = [
     case("train", [f"ckpt_path={RUN}", "data=crops"], ["cannot resume this run", "feature columns"], "other columns"),
     case("train", [f"ckpt_path={RUN}", "data.normalize=minmax"], ["normalized differently", "allow_changed_data"], "n"),
     case("train", [f"ckpt_path={RUN}", "data.val_fraction=0.3"], ["its rows differ", "allow_changed_data=true"], "r"),
+    case("train", ["~optimizer"], ["The setting optimizer is missing", "~optimizer"], "optimizer removed"),
+    case("train", ["~data"], ["The setting data is missing"], "data removed"),
+    case("train", ["~trainer"], ["The setting trainer is missing"], "trainer removed"),
     # Hydra's own errors for the keys and groups of the configs
     case(
         "train",

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -42,12 +44,18 @@ def out_of_memory(error: BaseException) -> bool:
 
 
 def is_explained(error: BaseException) -> bool:
-    return isinstance(error, RunError | OSError) or out_of_memory(error)
+    return isinstance(error, RunError | OSError | ConfigAttributeError | ConfigKeyError) or out_of_memory(error)
 
 
 def explanation(error: BaseException) -> str:
     if isinstance(error, RunError):
         return str(error)
+    if isinstance(error, ConfigAttributeError | ConfigKeyError):  # a key the job reads is not in the config
+        key = error.full_key or error.key
+        return (
+            f"The setting {key} is missing: the job reads it, and the command line or a config file removed it "
+            f"(~{key}) or never set it. Leave it in (--help lists the config groups and their choices)."
+        )
     if out_of_memory(error):
         where = "the GPU" if type(error).__name__ == "OutOfMemoryError" else "this machine"
         asked = re.search(r"tried to allocate ([\d.]+) ?(\w*)", str(error))
@@ -66,7 +74,7 @@ def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
     def run(cfg: T) -> R:
         try:
             return task(cfg)
-        except (RunError, OSError, MemoryError, RuntimeError) as error:
+        except (RunError, OSError, MemoryError, RuntimeError, ConfigAttributeError, ConfigKeyError) as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1" or not is_explained(error):
                 raise
             print(f"Error: {explanation(error)}", file=sys.stderr)

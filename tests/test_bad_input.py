@@ -309,12 +309,6 @@ CASES = [
     # Checkpoints given to train.py to resume
     case("train", ["ckpt_path=nowhere/last.ckpt"], ["ckpt_path=nowhere/last.ckpt", "no such checkpoint"], "none"),
     case("train", ["ckpt_path=folder"], ["ckpt_path=folder", "no such checkpoint"], "a folder as checkpoint"),
-    case("train", ["ckpt_path=empty.ckpt"], ["empty.ckpt is not a checkpoint this template can load"], "empty ckpt"),
-    case("train", ["ckpt_path=truncated.ckpt"], ["truncated.ckpt is not a checkpoint"], "truncated ckpt"),
-    case("train", ["ckpt_path=text.ckpt"], ["text.ckpt is not a checkpoint"], "a table as checkpoint"),
-    case("train", ["ckpt_path=pickle.ckpt"], ["pickle.ckpt is not a checkpoint"], "a pickle that runs code"),
-    case("train", ["ckpt_path=open.ckpt"], ["open.ckpt is not a checkpoint"], "a dict with a _target_"),
-    case("train", ["ckpt_path=malformed.ckpt"], ["malformed.ckpt is not a checkpoint"], "state_dict not a dict"),
     case("train", ["ckpt_path=shape.ckpt"], ["normalized differently", "allow_changed_data"], "statistics' shape"),
     case(
         "train",
@@ -360,11 +354,6 @@ CASES = [
     case("predict", ["input=new.csv", "interval=1.5"], ["interval=1.5", "between 0 and 1"], "interval"),
     case("predict", ["input=new.csv", "interval=abc"], ["interval='abc'", "a number or null"], "text interval"),
     case("predict", ["input=new.csv", "overwrite=maybe"], ["overwrite='maybe'", "true or false"], "overwrite"),
-    case("predict", ["input=new.csv", "ckpt_path=empty.ckpt"], ["empty.ckpt is not a checkpoint"], "empty ckpt"),
-    case("predict", ["input=new.csv", "ckpt_path=truncated.ckpt"], ["truncated.ckpt is not a"], "truncated ckpt"),
-    case("predict", ["input=new.csv", "ckpt_path=text.ckpt"], ["text.ckpt is not a checkpoint"], "a table as ckpt"),
-    case("predict", ["input=new.csv", "ckpt_path=pickle.ckpt"], ["pickle.ckpt is not a checkpoint"], "a pickle"),
-    case("predict", ["input=new.csv", "ckpt_path=open.ckpt"], ["open.ckpt is not a checkpoint"], "a _target_"),
     case("predict", ["input=new.csv", "ckpt_path=shape.ckpt"], ["shape.ckpt is not a checkpoint"], "shapes"),
     case("predict", ["input=new.csv", "ckpt_path=nowhere.ckpt"], ["no such checkpoint"], "missing checkpoint"),
     case("predict", ["input=new.csv", "log_dir=nowhere"], ["no checkpoints/last.ckpt under"], "no runs"),
@@ -375,17 +364,27 @@ CASES = [
     case("eval", ["input=new.csv"], ["'t_c' (the checkpoint's targets"], "no target column"),
     case("eval", ["input=missing.csv"], ["input=missing.csv", "no such file"], "missing input"),
     case("eval", ["input=new_latin1.csv"], ["not UTF-8"], "latin-1 input"),
-    case("eval", ["ckpt_path=empty.ckpt"], ["empty.ckpt is not a checkpoint"], "empty checkpoint"),
-    case("eval", ["ckpt_path=pickle.ckpt"], ["pickle.ckpt is not a checkpoint"], "a pickle"),
-    case("eval", ["ckpt_path=open.ckpt"], ["open.ckpt is not a checkpoint"], "a dict with a _target_"),
-    case("eval", ["ckpt_path=malformed.ckpt"], ["malformed.ckpt is not a checkpoint"], "state_dict not a dict"),
     case("eval", ["log_dir=nowhere"], ["no checkpoints/last.ckpt under"], "no runs"),
     # export.py
     case("export", ["formats=[xls]"], ["formats=['xls']", "a list of onnx, torch"], "unknown format"),
     case("export", ["formats=[]"], ["formats=[]", "at least one of onnx, torch"], "no format"),
-    case("export", ["ckpt_path=truncated.ckpt"], ["truncated.ckpt is not a checkpoint"], "truncated checkpoint"),
-    case("export", ["ckpt_path=pickle.ckpt"], ["pickle.ckpt is not a checkpoint"], "a pickle"),
     case("export", ["output_dir=afile/x"], ["output_dir=afile/x", "afile is a file, not a folder"], "under a file"),
+]
+
+
+# Files that are no checkpoint this template can load, given to every script that takes one.
+UNLOADABLE = {
+    "empty.ckpt": "empty",
+    "truncated.ckpt": "truncated",
+    "text.ckpt": "a table",
+    "pickle.ckpt": "a pickle that runs code",
+    "open.ckpt": "a dict with a _target_",
+    "malformed.ckpt": "state_dict not a dict",
+}
+CASES += [
+    case(script, [*needs, f"ckpt_path={name}"], [f"{name} is not a checkpoint this template can load"], f"{what} ckpt")
+    for script, needs in {"train": [], "eval": [], "predict": ["input=new.csv"], "export": []}.items()
+    for name, what in UNLOADABLE.items()
 ]
 
 

@@ -147,7 +147,7 @@ def load_datamodule(path: Path, checkpoint: dict[str, Any]) -> TabularDataModule
     datamodule.setup("test")
     changed = datamodule.columns is not None and datamodule.columns != checkpoint["hyper_parameters"].get("columns")
     saved, now = checkpoint[kind], datamodule.state_dict()
-    if changed or not isinstance(saved, dict) or {key: now.get(key) for key in saved} != saved:
+    if changed or not datamodule.has_rows_of(saved):
         raise ConfigError(
             f"The data of {path} is no longer what it was trained on ({saved}, now {now}): the file changed. "
             "Give input=<CSV file> to evaluate on."
@@ -221,7 +221,7 @@ def changes(checkpoint: dict[str, Any], datamodule: TabularDataModule) -> list[s
     if not isinstance(saved, dict):
         kind = next((name for name in DATA_MODULES if name in checkpoint), "not recorded")
         found.append(f"it was trained on another kind of data ({kind})")
-    elif {key: now.get(key) for key in saved} != saved:
+    elif not datamodule.has_rows_of(saved):
         sizes = ", ".join(
             f"{key.removesuffix('_rows')} {saved.get(key)} → {now[key]}"
             for key in now

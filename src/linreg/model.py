@@ -211,8 +211,7 @@ class LinearRegressor(L.LightningModule):
         fail in the first step (L-BFGS's state lacks what SGD's has) or carry the wrong values on."""
         if self.optimizer_factory is None:
             return
-        rate = {} if self.hparams.lr is None else {"lr": self.hparams.lr}
-        ours = self.optimizer_factory([torch.zeros(1, requires_grad=True)], **rate)
+        ours = self.make_optimizer([torch.zeros(1, requires_grad=True)])
         states = checkpoint.get("optimizer_states")
         try:
             theirs = set(states[0]["param_groups"][0]) - {"params"}
@@ -236,15 +235,23 @@ class LinearRegressor(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer_factory is None:
             raise ConfigError("No optimizer is configured; choose one with optimizer=sgd|adam|adamw|rmsprop|lbfgs.")
-        rate = {} if self.hparams.lr is None else {"lr": self.hparams.lr}
-        optimizer = self.optimizer_factory(self.parameters(), **rate)
+        optimizer = self.make_optimizer(self.parameters())
         if self.scheduler_config is None:
             return {"optimizer": optimizer}
+        schedule = self.make_schedule(optimizer, total_steps=lambda: self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {**self.scheduler_config, "scheduler": schedule}}
+
+    def make_optimizer(self, parameters: Any) -> torch.optim.Optimizer:
+        """The configured optimizer over `parameters`, at this model's `lr` (the config's, unless lr=auto)."""
+        return self.optimizer_factory(parameters, **({} if self.hparams.lr is None else {"lr": self.hparams.lr}))
+
+    def make_schedule(self, optimizer: torch.optim.Optimizer, total_steps: Callable[[], int]) -> Any:
+        """The configured torch scheduler of `optimizer`; `total_steps: null` (OneCycleLR) becomes the run's
+        length, `total_steps()`."""
         make_scheduler = self.scheduler_config["scheduler"]
-        if getattr(make_scheduler, "keywords", {}).get("total_steps", 0) is None:  # OneCycleLR: the run's length
-            make_scheduler = functools.partial(make_scheduler, total_steps=self.trainer.estimated_stepping_batches)
-        schedule = {**self.scheduler_config, "scheduler": make_scheduler(optimizer)}
-        return {"optimizer": optimizer, "lr_scheduler": schedule}
+        if getattr(make_scheduler, "keywords", {}).get("total_steps", 0) is None:
+            make_scheduler = functools.partial(make_scheduler, total_steps=total_steps())
+        return make_scheduler(optimizer)
 
     def equation(self) -> tuple[Tensor, Tensor]:
         """Weights (targets × features) and biases that map raw features straight to raw targets."""

@@ -1,6 +1,5 @@
 """train(cfg): from a composed config to a fitted model, its logs, checkpoints and summary."""
 
-import functools
 import logging
 import math
 import time
@@ -368,21 +367,17 @@ def rehearse_optimizer(cfg: DictConfig, model: LinearRegressor) -> None:
 
     failures = (TypeError, ValueError, ZeroDivisionError, IndexError, RuntimeError)
     try:
-        rate = {} if model.hparams.lr is None else {"lr": model.hparams.lr}
-        optimizer = model.optimizer_factory([weight], **rate)
+        optimizer = model.make_optimizer([weight])
         for _ in range(2):
             optimizer.step(closure)
     except failures as error:
         raise refused_settings(cfg.optimizer, error) from None
     if model.scheduler_config is None:
         return
-    make_scheduler = model.scheduler_config["scheduler"]
-    if getattr(make_scheduler, "keywords", {}).get("total_steps", 0) is None:  # set from the run's length later
-        make_scheduler = functools.partial(make_scheduler, total_steps=10)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (the stand-in steps its schedule out of Lightning's order)
-            schedule = make_scheduler(optimizer)
+            schedule = model.make_schedule(optimizer, total_steps=lambda: 10)
             for _ in range(2):
                 schedule.step(*([0.0] if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau) else []))
     except failures as error:

@@ -10,6 +10,7 @@ its docs say.
 import copy
 import hashlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -238,6 +239,12 @@ class TabularDataModule(L.LightningDataModule):
         if self.train is None:
             return {}
         return {**{f"{part}_rows": len(getattr(self, part)) for part in SPLITS}, "rows_digest": self.rows_digest}
+
+    def has_rows_of(self, saved: Any) -> bool:
+        """Whether a checkpoint's record of the rows (its copy of state_dict) is this module's: the same split
+        sizes and digest (a key an older checkpoint lacks is not compared)."""
+        now = self.state_dict()
+        return isinstance(saved, dict) and all(now.get(key) == value for key, value in saved.items())
 
     @property
     def rows_digest(self) -> str:

@@ -100,13 +100,15 @@ def train(cfg: DictConfig) -> float:
 
 def trained_epochs(trainer: L.Trainer) -> int | None:
     """The epochs trained. Under ddp_spawn this process's trainer did not train, its spawned workers did: their
-    count is the one rank 0 saved in last.ckpt when training ended (None without that checkpoint)."""
+    count is in the last.ckpt rank 0 wrote, as the fit loop's epochs whose training ended (`epoch` would be one
+    short when the last save was at the last epoch's end; None without that checkpoint)."""
     if trainer.current_epoch:
         return trainer.current_epoch
     last = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
     if last is None or not last.path.is_file():
         return None
-    return torch.load(last.path, map_location="cpu", weights_only=True).get("epoch") or None
+    loops = torch.load(last.path, map_location="cpu", weights_only=True).get("loops", {})
+    return loops.get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed") or None
 
 
 def check_launcher(cfg: DictConfig, output_dir: Path) -> None:

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -21,6 +23,20 @@ requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a
 # converged: for tests of curves, counts and resuming, which the default L-BFGS would end in one epoch.
 SGD_STEPS = ["optimizer=sgd", "optimizer.lr=0.1", "optimizer.momentum=0"]
 GRADIENT_STEPS = [*SGD_STEPS, "callbacks.convergence.stop=false"]
+
+
+def write_parquet_directory(directory, rows_per_file=(700, 1300, 517), row_group_rows=256, seed=0):
+    """Parquet files of rows y = x·(1, 2, 3) + 5 + noise with a unique `id` in every row, in several row groups."""
+    directory.mkdir()
+    generator, first_id = np.random.default_rng(seed), 0
+    for number, rows in enumerate(rows_per_file):
+        x = generator.normal(size=(rows, 3)) * [1, 10, 100] + [0, 50, -20]
+        frame = pd.DataFrame(x, columns=["a", "b", "c"])
+        frame["id"] = np.arange(first_id, first_id + rows, dtype=np.float64)
+        frame["y"] = x @ [1.0, 2.0, 3.0] + 5 + generator.normal(size=rows) * 0.1
+        frame.to_parquet(directory / f"part-{number}.parquet", row_group_size=row_group_rows)
+        first_id += rows
+    return directory
 
 
 def events_of(run_dir) -> EventAccumulator:

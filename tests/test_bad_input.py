@@ -16,6 +16,7 @@ import stat
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import ROOT, SGD_STEPS
@@ -24,6 +25,8 @@ SCRIPTS = ROOT / "scripts"
 RUN = "logs/train/run"  # the trained run in every case's folder
 CHECKPOINT = f"{RUN}/checkpoints/last.ckpt"
 CSV = ["data=csv", "data.path=table.csv", "data.targets=[y]"]
+STREAM = ["data.stream=true", "data.batch_size=2"]
+MIXED = ["data=csv", "data.path=mixed.parquet", "data.targets=[y]", *STREAM]  # a text column, a blank cell
 HYDRA_ERROR_END = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
 
 
@@ -102,6 +105,13 @@ def workspace(tmp_path, trained_run, monkeypatch) -> Path:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    mixed = {
+        "x": [1.0, 2, 3, 4, 5, 6],
+        "gap": [1.0, 2, None, 4, 5, 6],
+        "name": list("abcdef"),
+        "y": [2.0, 3, 5, 4, 6, 8],
+    }
+    pd.DataFrame(mixed).to_parquet(tmp_path / "mixed.parquet")
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "loop.csv").symlink_to(tmp_path / "loop2.csv")
     (tmp_path / "loop2.csv").symlink_to(tmp_path / "loop.csv")
@@ -302,6 +312,15 @@ CASES = [
     case("train", [*CSV[:1], "data.path=one_row.csv", "data.targets=[y]"], ["1 rows", "too few"], "one row"),
     case("train", [*CSV[:1], "data.path=dates.csv", "data.targets=[y]", "data.dates=[when]"], ["'yesterday'"], "date"),
     case("train", [*CSV[:1], "data.path=broken.parquet", "data.targets=[y]"], ["as a Parquet file"], "parquet"),
+    # A table streamed a row group at a time (data.stream=true)
+    case("train", ["data.stream=true"], ["data.stream=true cannot take data.batch_size=null"], "stream, full batch"),
+    case("train", [*STREAM, "data.num_workers=2"], ["cannot take data.num_workers=2"], "stream, workers"),
+    case("train", [*STREAM, "data.impute=mean"], ["cannot take data.impute=mean", "only drop"], "stream, impute"),
+    case("train", [*STREAM, "data.shuffle_buffer=-1"], ["data.shuffle_buffer=-1", "0 or more"], "stream, buffer"),
+    case("train", [*CSV, *STREAM], ["data.stream=true reads Parquet files", "table.csv"], "stream a CSV"),
+    case("train", [*MIXED], ["Column name of", "holds text", "data.exclude=[name]"], "stream text"),
+    case("train", [*MIXED, "data.exclude=[name]"], ["blank cell in column gap, row 3", "data.impute=drop"], "blank"),
+    case("train", [*MIXED, "data.exclude=[name,gap]", "cv.folds=2"], ["cv.folds needs the table in memory"], "cv"),
     case("train", [*CSV, "data.categorical=[zzz]"], ["'zzz' (data.categorical)"], "unknown categorical"),
     case("train", [*CSV, "data.exclude=[x]"], ["no feature column left"], "everything excluded"),
     case("train", [*CSV, "data.impute=foo"], ["data.impute='foo'", "mean, median"], "imputation"),

@@ -7,14 +7,21 @@ import sys
 
 import pytest
 import torch
-from conftest import GRADIENT_STEPS, ROOT
+from conftest import GRADIENT_STEPS, ROOT, write_parquet_directory
 
 from linreg import launchers
 from linreg.errors import ConfigError
 from linreg.train import train
 
 TRAIN = str(ROOT / "scripts" / "train.py")
-DATA = ["data=synthetic", "data.n_samples=4000", "data.n_features=4", "data.noise=0.01", "trainer.max_epochs=5"]
+# 2000 rows, all training, streamed in one global batch: half of it in each process.
+STREAMED = ["data=csv", "data.targets=y", "data.exclude=[id]", "data.stream=true", "data.val_fraction=0"]
+STREAMED += [
+    "data.batch_size=2000",
+    "data.normalize_targets=true",
+    "optimized_metric=train/loss",
+    "trainer.max_epochs=5",
+]
 
 
 def free_port() -> int:
@@ -25,10 +32,12 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_two_torchrun_nodes_train_the_weights_of_one_process_into_one_run_directory(tmp_path, train_with):
-    # Two "machines" on localhost: two torchrun agents meeting at a c10d rendezvous, one process each (gloo).
+    # Two "machines" on localhost: two torchrun agents meeting at a c10d rendezvous, one process each (gloo),
+    # streaming a Parquet directory: each process surveys half of its row groups and reads half of its rows.
+    table = write_parquet_directory(tmp_path / "table", rows_per_file=(1000, 1000))
     rendezvous = ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}"]
     command = [sys.executable, "-m", "torch.distributed.run", *rendezvous, "--rdzv-id=test", TRAIN, "trainer=ddp"]
-    settings = ["trainer.accelerator=cpu", *GRADIENT_STEPS, *DATA]
+    settings = ["trainer.accelerator=cpu", *GRADIENT_STEPS, *STREAMED, f"data.path={table}"]
     nodes = [
         subprocess.Popen(
             [*command, *settings], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -37,16 +46,19 @@ def test_two_torchrun_nodes_train_the_weights_of_one_process_into_one_run_direct
     ]
     outputs = [node.communicate(timeout=300)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs
-    single = train_with(*GRADIENT_STEPS, *DATA, f"output_dir={tmp_path / 'single'}")
+    single = train_with(*GRADIENT_STEPS, *STREAMED, f"data.path={table}", f"output_dir={tmp_path / 'single'}")
 
     (run_dir,) = (tmp_path / "logs" / "train").iterdir()  # one directory for both processes
     assert run_dir.name.startswith("torchrun_test_")
     assert sorted(p.name for p in run_dir.glob("*.log")) == ["train.log", "train_rank1.log"]
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]  # (best.ckpt: by val/loss)
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "ok" and status["epochs"] == single.trainer.current_epoch == 5
-    # Each process takes half of every batch and the gradients are averaged: the steps of one process.
+    # The surveys' sums, exchanged, are one process's: the same normalization and least-squares baseline.
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    torch.testing.assert_close(state["feature_normalizer.factor"], single.model.feature_normalizer.factor)
+    assert status["gap_to_ols"] == pytest.approx(single.verdict.gap, rel=1e-3)
+    # Each process takes half of every batch and the gradients are averaged: the steps of one process.
     torch.testing.assert_close(state["linear.weight"], single.model.linear.weight, atol=1e-5, rtol=0)
     torch.testing.assert_close(state["linear.bias"], single.model.linear.bias, atol=1e-5, rtol=0)
     assert sum("Run directory:" in output for output in outputs) == 1  # rank 0 alone reports

@@ -80,6 +80,8 @@ class DataSettings:
     sep: str | None = None
     decimal: str = "."
     thousands: str | None = None
+    stream: bool = False
+    shuffle_buffer: int = 1_000_000
     # data=synthetic
     n_samples: int = 10000
     n_features: int = 8
@@ -117,6 +119,30 @@ class DataSettings:
             value = getattr(self, key)
             require(value is None or len(value) == 1, f"data.{key}", repr(value), "one character, e.g. ';'")
         require(self.thousands != self.decimal, "data.thousands", repr(self.thousands), "not data.decimal")
+        require(self.shuffle_buffer >= 0, "data.shuffle_buffer", self.shuffle_buffer, "0 or more rows")
+        if self.stream:
+            self.check_streaming()
+
+    def check_streaming(self) -> None:
+        """What a table read a row group at a time cannot do: each of these needs every row at hand."""
+        impute = getattr(self.impute, "name", self.impute)
+        cannot = {
+            "data.batch_size=null (a batch of every row)": self.batch_size is None,
+            f"data.num_workers={self.num_workers} (it reads in the main process, a row group ahead in a thread)": (
+                self.num_workers > 0
+            ),
+            f"data.impute={impute} (only drop: filling blanks needs the whole column first)": impute
+            not in (None, "drop"),
+            "data.categorical or data.dates (their encoding is fitted on whole columns)": bool(
+                self.categorical or self.dates
+            ),
+        }
+        refused = [setting for setting, applies in cannot.items() if applies]
+        if refused:
+            raise ConfigError(
+                f"data.stream=true cannot take {'; '.join(refused)}. Change that setting, or read the table into "
+                "memory with data.stream=false."
+            )
 
 
 @dataclass

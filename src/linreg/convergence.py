@@ -27,6 +27,11 @@ class TrainingFacts:
     normalize: str
     normalize_targets: bool
     largest_coefficient: float  # the largest least-squares weight or bias in the space the model trains in
+    streamed: bool = False  # data.stream: no full batches
+
+    def bigger_batches(self) -> str:
+        """How to get less noisy gradients: full batches, or with a streamed table, larger ones."""
+        return "larger batches (data.batch_size)" if self.streamed else "full batches (data.batch_size=null)"
 
 
 @dataclass
@@ -82,12 +87,12 @@ def likely_fixes(gap: float, rtol: float, facts: TrainingFacts) -> list[str]:
         )
     elif not gaps:
         fixes.append(
-            "more epochs, or optimizer=sgd with optimizer.lr=auto and full batches (data.batch_size=null) "
+            f"more epochs, or optimizer=sgd with optimizer.lr=auto and {facts.bigger_batches()} "
             "(with the gap's history, kept by callbacks.convergence in one process, this advice would be sharper)"
         )
     elif not facts.full_batch and not facts.scheduled and (rising(gaps) or recent_ratio(gaps) > 0.9):
         fixes.append(
-            f"a decaying schedule (scheduler=cosine), full batches (data.batch_size=null) or a learning rate below "
+            f"a decaying schedule (scheduler=cosine), {facts.bigger_batches()} or a learning rate below "
             f"{facts.lr:g}: with mini-batches at a constant learning rate the gap stops falling at a noise floor"
         )
     elif rising(gaps):
@@ -100,7 +105,7 @@ def likely_fixes(gap: float, rtol: float, facts: TrainingFacts) -> list[str]:
             pace = f"at its pace it would need about {needed} epochs" if needed else "the gap stalled"
             fixes.append(
                 f"a higher learning rate (optimizer.lr={facts.lr:g}: {pace}), "
-                "or optimizer=sgd with optimizer.lr=auto and full batches (data.batch_size=null)"
+                f"or optimizer=sgd with optimizer.lr=auto and {facts.bigger_batches()}"
             )
     if facts.normalize == "none":
         fixes.append("standardized inputs (data.normalize=standardize), on which every optimizer has an easier path")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks, to_original_units
+from linreg.normalize import CHUNK_ROWS, Normalizer, to_original_units
 
 # The gap to least squares is a fraction of the least-squares MSE, or of this much of the targets' variance
 # if that is larger (a table a line fits exactly).
@@ -57,8 +57,8 @@ def normalized_chunks(
     """The table's rows a piece at a time, normalized as the model sees them, in float64 on the CPU (normalized in
     float64 too: the sums are then exact for the table's own values, as an independent fit of them would be)."""
     fx, ox, fy, oy = (t.double().cpu() for t in (features.factor, features.offset, targets.factor, targets.offset))
-    for index in row_chunks(len(table), table.rows, chunk_rows):
-        yield table.all_features[index].double().cpu() * fx + ox, table.all_targets[index].double().cpu() * fy + oy
+    for x, y in table.chunks(chunk_rows):
+        yield x * fx + ox, y * fy + oy
 
 
 @dataclass
@@ -122,6 +122,37 @@ class NormalEquations:
             self.rows,
             self.shift_x * fx + ox,
             self.shift_y * fy + oy,
+        )
+
+    def shifted(self, shift_x: Tensor, shift_y: Tensor) -> "NormalEquations":
+        """The same rows' equations about other shifts, exactly: with d = old − new shift, [x − new, 1] is
+        [x − old, 1]·M (M the identity with d in its last row) and y − new is (y − old) + d_y."""
+        d_x, d_y = self.shift_x - shift_x, self.shift_y - shift_y
+        move = torch.eye(len(self.gram), dtype=torch.float64)
+        move[-1, :-1] = d_x
+        sums_y = self.cross[-1]  # Σ (y − old shift)
+        return NormalEquations(
+            move.T @ self.gram @ move,
+            move.T @ (self.cross + torch.outer(self.gram[:, -1], d_y)),
+            self.target_squares + 2 * d_y * sums_y + self.rows * d_y * d_y,
+            self.rows,
+            shift_x,
+            shift_y,
+        )
+
+    @staticmethod
+    def combined(parts: "list[NormalEquations]") -> "NormalEquations":
+        """The equations of all the parts' rows together (gathered apart: by several processes, say), about the
+        first part's shifts."""
+        first = parts[0]
+        moved = [first, *(part.shifted(first.shift_x, first.shift_y) for part in parts[1:])]
+        return NormalEquations(
+            sum(part.gram for part in moved),
+            sum(part.cross for part in moved),
+            sum(part.target_squares for part in moved),
+            sum(part.rows for part in moved),
+            first.shift_x,
+            first.shift_y,
         )
 
     def means_and_deviations(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -283,17 +314,34 @@ class TrainingSums:
 
     @classmethod
     def of(cls, table: "Table", chunk_rows: int = CHUNK_ROWS) -> "TrainingSums":
+        return cls.gather(table.chunks(chunk_rows), len(table.feature_names), len(table.target_names))
+
+    @classmethod
+    def gather(cls, chunks: Iterable[tuple[Tensor, Tensor]], n_features: int, n_targets: int) -> "TrainingSums":
+        """The sums of float64 (features, targets) chunks of raw rows (at least one row)."""
         extremes = []  # each chunk's lowest and highest features and targets
 
-        def raw_chunks() -> Iterator[tuple[Tensor, Tensor]]:
-            for index in row_chunks(len(table), table.rows, chunk_rows):
-                x, y = table.all_features[index].double().cpu(), table.all_targets[index].double().cpu()
+        def noting_extremes() -> Iterator[tuple[Tensor, Tensor]]:
+            for x, y in chunks:
                 extremes.append((x.amin(0), x.amax(0), y.amin(0), y.amax(0)))
                 yield x, y
 
-        equations = NormalEquations.gather(raw_chunks(), table.all_features.shape[1], table.all_targets.shape[1])
+        equations = NormalEquations.gather(noting_extremes(), n_features, n_targets)
         low_x, high_x, low_y, high_y = (torch.stack(values) for values in zip(*extremes, strict=True))
         return cls(equations, (low_x.amin(0), high_x.amax(0)), (low_y.amin(0), high_y.amax(0)))
+
+    @staticmethod
+    def combined(parts: "list[TrainingSums]") -> "TrainingSums":
+        """The sums of all the parts' rows together."""
+
+        def span(ranges: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+            return torch.stack([low for low, _ in ranges]).amin(0), torch.stack([high for _, high in ranges]).amax(0)
+
+        return TrainingSums(
+            NormalEquations.combined([part.equations for part in parts]),
+            span([part.feature_range for part in parts]),
+            span([part.target_range for part in parts]),
+        )
 
     def statistics(self, of_targets: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Mean, standard deviation, lowest and highest value of each feature (or target): Normalizer.fit's."""

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from linreg.data import Table
 from linreg.least_squares import NormalEquations
-from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks
+from linreg.normalize import CHUNK_ROWS, Normalizer
 from linreg.runtime import write_csv_rows, write_json
 
 # Collinearity worth a warning: a feature this much better explained by the others than by chance.
@@ -255,14 +255,12 @@ def fit_summary(n: int, rank: int, residual_squares: float, total_squares: float
 def residual_moments(table: Table, solution: Solution, chunk_rows: int = CHUNK_ROWS) -> list[dict[str, float]]:
     """Durbin–Watson, Jarque–Bera, skew and kurtosis of each target's residuals, in one pass in file order
     (Durbin–Watson reads neighbouring rows: the split's own shuffled order would make it meaningless)."""
-    rows = None if table.rows is None else table.rows.sort().values
     n_targets = len(table.target_names)
     power_sums = torch.zeros(4, n_targets, dtype=torch.float64)  # Σ e, Σ e², Σ e³, Σ e⁴
     differences = torch.zeros(n_targets, dtype=torch.float64)  # Σ (e_t − e_{t−1})²
     previous = None
-    for index in row_chunks(len(table), rows, chunk_rows):
-        x = table.all_features[index].double().cpu()
-        residuals = table.all_targets[index].double().cpu() - (x @ solution.weight + solution.bias)
+    for x, y in table.chunks(chunk_rows):
+        residuals = y - (x @ solution.weight + solution.bias)
         for power in range(4):
             power_sums[power] += (residuals ** (power + 1)).sum(0)
         joined = residuals if previous is None else torch.cat([previous, residuals])

@@ -178,13 +178,18 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
     check_settings(cfg)
     if datamodule is None:
         datamodule = build(cfg.data, _convert_="all")  # plain lists: checkpoints hold plain values
-        datamodule.setup("fit")  # read and split now: the model is sized by the table and carries its normalization
-    has_validation = len(datamodule.val) > 0
+    has_validation = datamodule.holds_out_validation
     if not has_validation and cfg.optimized_metric.startswith("val/"):
         raise ConfigError(
             f"optimized_metric={cfg.optimized_metric} needs a validation split, and data.val_fraction is 0; "
             "hold some rows out (data.val_fraction=0.2) or watch a train/ metric."
         )
+    with lightning_quieted():
+        trainer = build_trainer(cfg, has_validation)
+    if datamodule.train is None:  # read and split now: the model is sized by the table and carries its normalization
+        if launchers.launcher():  # the job's processes connect first, as Lightning's fit would: a streamed table's
+            trainer.strategy.setup_environment()  # survey is shared out among them (data/stream.py)
+        datamodule.setup("fit")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resume_from = None
     if cfg.get("ckpt_path"):  # (before the model: a resume with allow_changed_data takes the checkpoint's scale)
@@ -195,7 +200,6 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
     solution = Solution.of(datamodule.least_squares.train_equations, model.feature_normalizer, model.target_normalizer)
     model.intervals.fit(solution)
     with lightning_quieted():
-        trainer = build_trainer(cfg, has_validation)
         check_watched_metrics(cfg, trainer, model, datamodule)
         datamodule.check_batch_split(trainer.world_size)
         log_hyperparameters(trainer.loggers, cfg, datamodule, model)
@@ -257,6 +261,7 @@ def convergence_verdict(
         normalize=datamodule.hparams.normalize,
         normalize_targets=datamodule.hparams.normalize_targets,
         largest_coefficient=float(torch.cat([least_squares.weight.flatten(), least_squares.bias]).abs().max()),
+        streamed=bool(datamodule.hparams.get("stream")),
     )
     return judge(gap, cfg.convergence.rtol, facts, least_squares.name)
 

@@ -82,20 +82,17 @@ def save_figure(figure: Figure, name: str, dirpath: Path, trainer: L.Trainer) ->
             logger.experiment.add_figure(f"plots/{name}", figure, global_step=trainer.global_step, close=False)
 
 
-def sample(table: Table, limit: int = MAX_POINTS) -> Table:
-    """At most `limit` rows of the table, the same ones every time."""
-    if len(table) <= limit:
-        return table
-    return table.select(torch.randperm(len(table), generator=torch.Generator().manual_seed(0))[:limit])
-
-
 def predictions(model: LinearRegressor, features: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return model(features.to(model.device)).cpu()
 
 
 def labelled_splits(datamodule: TabularDataModule) -> list[tuple[str, Table]]:
-    return [(name, sample(getattr(datamodule, name))) for name in ("train", "val") if len(getattr(datamodule, name))]
+    return [
+        (name, getattr(datamodule, name).sample(MAX_POINTS))
+        for name in ("train", "val")
+        if len(getattr(datamodule, name))
+    ]
 
 
 def loss_label(model: LinearRegressor) -> str:

@@ -5,6 +5,8 @@ rows and `SplitRows.__getitems__` (PyTorch's batched-fetch protocol) takes them 
 of the usual `__getitem__` per row and collate. The pieces are PyTorch's usual ones (a sampler with
 `set_epoch`, a `BatchSampler`, a map-style dataset), so Lightning counts, limits and re-seeds them as
 its docs say.
+With `data.stream=true` a Parquet table is not read into memory: its splits are `StreamedSplit`s, read a row group
+at a time (stream.py), behind the same hooks.
 """
 
 import copy
@@ -25,10 +27,21 @@ from linreg.data.columns import (
     encode_batches,
     feature_names,
     fit_plan,
+    numeric_plan,
     usable_rows,
 )
-from linreg.data.formats import TextFormat, read_table_file, resolve_path
+from linreg.data.formats import TextFormat, checked_file, is_parquet, read_table_file, resolve_path
 from linreg.data.read import Table, make_synthetic
+from linreg.data.stream import (
+    EpochBatches,
+    GroupOrder,
+    Loading,
+    StreamedRows,
+    StreamedSplit,
+    StreamedTable,
+    batch_count,
+    survey_everywhere,
+)
 from linreg.errors import ConfigError
 from linreg.least_squares import LeastSquares, TrainingSums, solve
 from linreg.normalize import Normalizer
@@ -103,8 +116,7 @@ class ShuffledBatches(BatchSampler):
         self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
-        full, partial = divmod(len(self.sampler), self.batch_size)
-        return full + int(partial >= self.world_size and not self.drop_last)
+        return batch_count(len(self.sampler), self.batch_size, self.drop_last, self.world_size)
 
     def __iter__(self) -> Iterator[Tensor]:
         sampler = self.sampler
@@ -140,9 +152,9 @@ class TabularDataModule(L.LightningDataModule):
         """`folds` and `fold` choose a cross-validation fold instead of `val_fraction` (see split_positions)."""
         super().__init__()
         self.save_hyperparameters(ignore=self.not_saved, logger=False)  # (also the subclass's own arguments)
-        self.train: Table | None = None
-        self.val: Table | None = None
-        self.test: Table | None = None
+        self.train: Table | StreamedSplit | None = None
+        self.val: Table | StreamedSplit | None = None
+        self.test: Table | StreamedSplit | None = None
         self.feature_normalizer: Normalizer | None = None
         self.target_normalizer: Normalizer | None = None
         self.columns: dict | None = None  # how a file's columns became the features (None: they were numbers)
@@ -156,6 +168,13 @@ class TabularDataModule(L.LightningDataModule):
         """How runs and summaries name this table."""
         return type(self).__name__
 
+    @property
+    def holds_out_validation(self) -> bool:
+        """Whether there is a validation split, known from the settings before any row is read (a split with a
+        fraction above 0 gets at least one row, or setup says why not)."""
+        settings = self.hparams
+        return settings.fold is not None if settings.folds else settings.val_fraction > 0
+
     def read_table(self) -> Table:
         raise NotImplementedError(f"{type(self).__name__} must say where its rows come from (read_table).")
 
@@ -165,7 +184,9 @@ class TabularDataModule(L.LightningDataModule):
         if self.train is None:
             self._read_and_split()
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        if self.train.all_features.device != device:  # one copy of the columns, shared by the three splits
+        if (
+            isinstance(self.train, Table) and self.train.all_features.device != device
+        ):  # one copy of the columns, shared by the three splits
             features, targets = self.train.all_features.to(device), self.train.all_targets.to(device)
             self.train, self.val, self.test = (part.on(features, targets) for part in (self.train, self.val, self.test))
 
@@ -177,6 +198,11 @@ class TabularDataModule(L.LightningDataModule):
         """This data module on another cross-validation fold (None: all the rows outside the test split), sharing
         the rows read: each fold is split and normalized on its own training rows, and its settings (saved in
         checkpoints) name the fold, so eval.py rebuilds it."""
+        if self.hparams.get("stream"):
+            raise ConfigError(
+                "cv.folds needs the table in memory, and data.stream=true reads it a row group at a time; judge a "
+                "streamed table on a held-out split instead (data.val_fraction, data.test_fraction)."
+            )
         other = copy.copy(self)
         # Settings of its own (a shallow copy would share them): as save_hyperparameters sets them in __init__.
         other._set_hparams({**self.hparams, "fold": fold})
@@ -192,6 +218,11 @@ class TabularDataModule(L.LightningDataModule):
         )
         # One pass over the training rows: the normalization's statistics and the least-squares sums.
         self.training_sums = TrainingSums.of(self.train)
+        self._fit_normalization()
+
+    def _fit_normalization(self) -> None:
+        """Fit the normalizers on the training rows' sums; a target that never varies is refused."""
+        settings, table = self.hparams, self.train
         low, high = self.training_sums.target_range
         constant = [
             f"{name} ({value:g})"
@@ -285,25 +316,31 @@ class TabularDataModule(L.LightningDataModule):
 
         An empty split gives no loader at all, so Lightning runs no such loop.
         """
-        table: Table = getattr(self, part)
+        table: Table | StreamedSplit = getattr(self, part)
         if not len(table):
             return []
         training, trainer = part == "train", self.trainer
         # Like Lightning's own loaders, overfit_batches trains on the same first batches every epoch.
         overfitting = trainer is not None and trainer.overfit_batches > 0
-        order = SeededOrder(
-            len(table),
-            shuffle=training and self.hparams.shuffle and not overfitting,
-            seed=self.hparams.seed,
-            device=table.all_features.device,
-        )
-        batches = ShuffledBatches(
-            order,
-            self.hparams.batch_size or len(table),
-            drop_last=training and self.hparams.drop_last,
-            rank=trainer.global_rank if trainer else 0,
-            world_size=trainer.world_size if trainer else 1,
-        )
+        shuffle = training and self.hparams.shuffle and not overfitting
+        drop_last = training and self.hparams.drop_last
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        if isinstance(table, StreamedSplit):
+            device = trainer.strategy.root_device if trainer else torch.device("cpu")
+            loading = Loading(
+                self.hparams.batch_size,
+                shuffle,
+                drop_last,
+                self.hparams.shuffle_buffer,
+                rank,
+                world_size,
+                pin=device.type == "cuda",
+            )
+            count = batch_count(len(table), loading.batch_size, drop_last, world_size)
+            batches = EpochBatches(GroupOrder(table, shuffle), count)
+            return DataLoader(StreamedRows(table, loading), batch_sampler=batches, collate_fn=gathered)
+        order = SeededOrder(len(table), shuffle, self.hparams.seed, device=table.all_features.device)
+        batches = ShuffledBatches(order, self.hparams.batch_size or len(table), drop_last, rank, world_size)
         return DataLoader(
             SplitRows(table), batch_sampler=batches, collate_fn=gathered, num_workers=self.hparams.num_workers
         )
@@ -344,13 +381,49 @@ class CsvDataModule(TabularDataModule):
         sep: str | None = None,
         decimal: str = ".",
         thousands: str | None = None,
+        stream: bool = False,
+        shuffle_buffer: int = 1_000_000,
         **settings,
     ) -> None:
+        """`stream`: read a Parquet file or directory a row group at a time (stream.py) instead of into memory."""
         super().__init__(**settings)
 
     @property
     def name(self) -> str:
         return resolve_path(self.hparams.path).name.partition(".")[0]
+
+    def _read_and_split(self) -> None:
+        if not self.hparams.stream:
+            return super()._read_and_split()
+        s, columns = self.hparams, self.column_settings()
+        file = checked_file(s.path, "data.path")
+        if not is_parquet(file):
+            raise ConfigError(
+                f"data.stream=true reads Parquet files, and data.path={s.path} is not one (.parquet, .pq, or a "
+                "directory of .parquet files); convert it (pandas: read_csv(...).to_parquet(...)) or read it into "
+                "memory (data.stream=false)."
+            )
+        table = StreamedTable.open(
+            file,
+            list(columns.targets),
+            columns.features,
+            list(columns.exclude),
+            (s.seed, s.val_fraction, s.test_fraction),
+            drop_blank=s.impute == "drop",
+        )
+        survey = survey_everywhere(table)
+        self.train, self.val, self.test = (
+            StreamedSplit(table, part, survey.counts[:, part], survey.samples[part]) for part in range(3)
+        )
+        for part, fraction in (("train", 1.0), ("val", s.val_fraction), ("test", s.test_fraction)):
+            if fraction > 0 and not len(getattr(self, part)):
+                raise ConfigError(
+                    f"data.path={s.path} has {survey.counts.sum()} usable rows, and none fell in the {part} split; "
+                    "a streamed table's splits are drawn row by row: give it more rows, or change the fractions."
+                )
+        self.columns = numeric_plan(table.feature_names, table.target_names)
+        self.training_sums, self._rows_digest = survey.sums, survey.digest()
+        self._fit_normalization()
 
     def column_settings(self) -> ColumnSettings:
         s = self.hparams

@@ -1,6 +1,7 @@
 """A `Table` of float32 tensors: a file encoded as a plan says (columns.py), or generated rows."""
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -10,6 +11,7 @@ from torch import Tensor
 
 from linreg.data.columns import encode, feature_names
 from linreg.data.formats import TextFormat, read_table_file
+from linreg.normalize import CHUNK_ROWS, row_chunks
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,19 @@ class Table:
 
     def __len__(self) -> int:
         return len(self.all_features) if self.rows is None else len(self.rows)
+
+    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[Tensor, Tensor]]:
+        """The rows a piece at a time, in file order, as float64 on the CPU: one pass for sums that must not
+        copy a big table (the streamed splits of stream.py offer the same pass)."""
+        rows = None if self.rows is None else self.rows.sort().values
+        for index in row_chunks(len(self), rows, chunk_rows):
+            yield self.all_features[index].double().cpu(), self.all_targets[index].double().cpu()
+
+    def sample(self, limit: int) -> "Table":
+        """At most `limit` of its rows, the same ones every time (for pictures)."""
+        if len(self) <= limit:
+            return self
+        return self.select(torch.randperm(len(self), generator=torch.Generator().manual_seed(0))[:limit])
 
 
 def read_with_plan(plan: dict, path: str, setting: str, with_targets: bool, left_out: str) -> tuple[Table, pa.Table]:

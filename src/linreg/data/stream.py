@@ -1,0 +1,460 @@
+"""Tables larger than memory (`data.stream=true`): a Parquet file, or a directory of them, read a row group at a time.
+
+- **Split.** A row's split is drawn from its row group's own random numbers, seeded by (data.seed, the group's
+  number in file order): no list of positions is kept, and a row lands in the same split on every pass and in
+  every process. The splits hold about data.val_fraction and data.test_fraction of the rows.
+- **Survey.** One pass (in `setup`) counts each group's rows of each split and gathers the training rows' sums
+  (the normalization's statistics and the least-squares normal equations, least_squares.TrainingSums) and a
+  uniform sample of rows for the pictures. Under DDP each process surveys every world_size-th group and the
+  processes exchange what they gathered, so every one of them holds the numbers one process would.
+- **Epoch order**, fixed by (data.seed, epoch): the row groups are shuffled, their training rows in that order
+  are one sequence, and each process takes a contiguous share of it, sized so that every process takes the
+  same number of batches and every row is used once (a last global batch with fewer rows than processes is
+  dropped, as in memory). Each process's rows pass through a shuffle buffer of data.shuffle_buffer rows (seeded
+  by seed, epoch and rank) and are cut into batches of data.batch_size / processes rows.
+- **Memory**: the buffer, two row groups (a thread reads the next while the current one is served) and the
+  batches in flight; none of it grows with the number of rows. On a GPU the batches are made in pinned memory,
+  so Lightning's copy to the device does not block the step.
+"""
+
+import hashlib
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from linreg.data.columns import check_names_exist
+from linreg.data.read import Table
+from linreg.errors import ConfigError
+from linreg.least_squares import TrainingSums
+from linreg.normalize import CHUNK_ROWS
+
+PARTS = {"train": 0, "val": 1, "test": 2}
+SAMPLE_ROWS = 5000  # rows of each split kept for the pictures
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    file: Path
+    index: int  # within its file
+    rows: int
+
+
+def row_groups(path: Path, setting: str) -> list[RowGroup]:
+    """Every row group of the file, or of the directory's .parquet files in the order of their paths."""
+    files = sorted(path.glob("**/*.parquet")) if path.is_dir() else [path]
+    groups = []
+    for file in files:
+        try:
+            metadata = pq.ParquetFile(file).metadata
+        except (pa.ArrowInvalid, OSError) as error:
+            raise ConfigError(f"{setting}: {file} could not be read as a Parquet file ({error}).") from None
+        groups += [RowGroup(file, i, metadata.row_group(i).num_rows) for i in range(metadata.num_row_groups)]
+    return [group for group in groups if group.rows]
+
+
+def numeric_column_types(schema: pa.Schema, columns: Sequence[str], file: Path, setting: str) -> None:
+    """Streamed columns must be numbers or true/false: encoding text or dates needs the whole column first."""
+    for name in columns:
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+            held = "text" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else f"values of type {kind}"
+            if pa.types.is_temporal(kind):
+                held = "dates or times"
+            raise ConfigError(
+                f"Column {name} of {file} holds {held}, and data.stream=true reads number and true/false columns "
+                f"only; leave it out (data.exclude=[{name}]), or read the table into memory (data.stream=false), "
+                "which encodes text and dates."
+            )
+
+
+@dataclass
+class StreamedTable:
+    """The row groups of a Parquet file or directory, each read on demand as float32 tensors with its rows' split."""
+
+    path: str
+    groups: list[RowGroup]
+    feature_names: list[str]
+    target_names: list[str]
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    drop_blank: bool  # data.impute=drop: rows with a blank cell are left out (otherwise they are an error)
+    files: dict = field(default_factory=dict, repr=False)  # open ParquetFile of each path
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        targets: list[str],
+        features: list[str] | None,
+        exclude: list[str],
+        split: tuple[int, float, float],
+        drop_blank: bool,
+        setting: str = "data.path",
+    ) -> "StreamedTable":
+        groups = row_groups(path, setting)
+        if not groups:
+            raise ConfigError(f"{setting}={path} holds no rows.")
+        schema = pq.ParquetFile(groups[0].file).schema_arrow
+        check_names_exist(
+            {"data.targets": targets, "data.features": features or [], "data.exclude": exclude}, schema.names, str(path)
+        )
+        chosen = [name for name in features or schema.names if name not in targets and name not in exclude]
+        if not chosen:
+            raise ConfigError(f"{path} has no feature column left besides the targets and data.exclude; keep one.")
+        numeric_column_types(schema, [*chosen, *targets], groups[0].file, setting)
+        for group in groups:
+            names = pq.ParquetFile(group.file).schema_arrow.names
+            missing = [name for name in [*chosen, *targets] if name not in names]
+            if missing:
+                raise ConfigError(
+                    f"{group.file} lacks column(s) {', '.join(missing)} that {groups[0].file} has; every file of "
+                    f"{setting}={path} needs the columns trained on."
+                )
+        return cls(str(path), groups, chosen, list(targets), *split, drop_blank)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "files": {}}  # (open files stay in their process: ddp_spawn pickles the data)
+
+    def read(self, number: int) -> tuple[Tensor, Tensor, np.ndarray, np.ndarray]:
+        """Group `number`'s usable rows: features, targets, each row's split (0 train, 1 val, 2 test) and the
+        uniform draw it came from."""
+        group = self.groups[number]
+        if group.file not in self.files:
+            self.files[group.file] = pq.ParquetFile(group.file)
+        columns = [*self.feature_names, *self.target_names]
+        cells = self.files[group.file].read_row_group(group.index, columns=columns)
+        values = np.empty((cells.num_rows, len(columns)), dtype=np.float32)
+        for j, column in enumerate(cells.columns):
+            values[:, j] = column.cast(pa.float32()).to_numpy()  # (a blank cell becomes NaN)
+        draws = np.random.default_rng([self.seed, number]).random(group.rows)
+        parts = (draws >= 1 - self.val_fraction - self.test_fraction).astype(np.int8) + (
+            draws >= 1 - self.test_fraction
+        )
+        blank = np.isnan(values).any(axis=1)
+        if blank.any():
+            if not self.drop_blank:
+                row, column = np.argwhere(np.isnan(values))[0]
+                raise ConfigError(
+                    f"{group.file} has a blank cell in column {columns[column]}, row {row + 1} of its row group "
+                    f"{group.index}. With data.stream=true such rows can only be left out (data.impute=drop): "
+                    "filling them needs the whole column first (data.stream=false)."
+                )
+            values, parts, draws = values[~blank], parts[~blank], draws[~blank]
+        tensor = torch.from_numpy(values)
+        n_features = len(self.feature_names)
+        return tensor[:, :n_features], tensor[:, n_features:], parts, draws
+
+
+@dataclass
+class RowSample:
+    """A uniform sample of at most `limit` rows: those with the smallest draws, kept as groups go by."""
+
+    limit: int
+    draws: Tensor
+    features: Tensor
+    targets: Tensor
+
+    def offer(self, draws: Tensor, features: Tensor, targets: Tensor) -> None:
+        if len(draws) > self.limit:
+            smallest = draws.topk(self.limit, largest=False).indices
+            draws, features, targets = draws[smallest], features[smallest], targets[smallest]
+        draws = torch.cat([self.draws, draws])
+        keep = draws.argsort()[: self.limit]
+        self.draws = draws[keep]
+        self.features = torch.cat([self.features, features])[keep]
+        self.targets = torch.cat([self.targets, targets])[keep]
+
+    @classmethod
+    def merged(cls, samples: Sequence["RowSample"]) -> "RowSample":
+        first = samples[0]
+        whole = cls(first.limit, first.draws[:0], first.features[:0], first.targets[:0])
+        for sample in samples:
+            whole.offer(sample.draws, sample.features, sample.targets)
+        return whole
+
+
+@dataclass
+class Survey:
+    """What one pass over the row groups gathers (see the module's docstring)."""
+
+    counts: np.ndarray  # groups × 3: each group's rows of train, val, test (zero where another process read it)
+    sums: TrainingSums | None  # of the training rows; None: no training rows
+    samples: list[RowSample]  # of train, val, test
+    part_sums: Tensor  # 3 × columns: Σ of each split's values, for the digest
+
+    @classmethod
+    def of(cls, table: StreamedTable, rank: int = 0, world_size: int = 1) -> "Survey":
+        """Survey every world_size-th group from `rank` (all of them by default)."""
+        n_columns = len(table.feature_names) + len(table.target_names)
+        counts = np.zeros((len(table.groups), 3), dtype=np.int64)
+        part_sums = torch.zeros(3, n_columns, dtype=torch.float64)
+        empty = torch.zeros(0, len(table.feature_names)), torch.zeros(0, len(table.target_names))
+        samples = [RowSample(SAMPLE_ROWS, torch.zeros(0, dtype=torch.float64), *empty) for _ in PARTS]
+
+        def training_rows() -> Iterator[tuple[Tensor, Tensor]]:
+            for number in range(rank, len(table.groups), world_size):
+                x, y, parts, draws = table.read(number)
+                counts[number] = np.bincount(parts, minlength=3)
+                for part, sample in enumerate(samples):
+                    rows = torch.from_numpy(parts == part)
+                    sample.offer(torch.from_numpy(draws)[rows], x[rows], y[rows])
+                    part_sums[part] += torch.cat([x[rows], y[rows]], dim=1).sum(0, dtype=torch.float64)
+                train = torch.from_numpy(parts == 0)
+                if train.any():
+                    yield x[train].double(), y[train].double()
+
+        rows = training_rows()
+        first = next(rows, None)  # (a process may have no training rows: its groups are another's, or none)
+        sums = None
+        if first is not None:
+            shape = len(table.feature_names), len(table.target_names)
+            sums = TrainingSums.gather(itertools.chain([first], rows), *shape)
+        return cls(counts, sums, samples, part_sums)
+
+    @classmethod
+    def merged(cls, surveys: Sequence["Survey"]) -> "Survey":
+        """The survey of all the groups that `surveys` read between them."""
+        sums = [survey.sums for survey in surveys if survey.sums is not None]
+        return cls(
+            sum(survey.counts for survey in surveys),
+            TrainingSums.combined(sums) if sums else None,
+            [RowSample.merged([survey.samples[part] for survey in surveys]) for part in PARTS.values()],
+            sum(survey.part_sums for survey in surveys),
+        )
+
+    def digest(self) -> str:
+        """A fingerprint of the rows of each split: counts per group and sums."""
+        digest = hashlib.blake2b(digest_size=8)
+        digest.update(self.counts.tobytes())
+        digest.update(self.part_sums.numpy().tobytes())
+        if self.sums is not None:
+            digest.update(self.sums.equations.gram.numpy().tobytes())
+        return digest.hexdigest()
+
+
+def survey_everywhere(table: StreamedTable) -> Survey:
+    """The survey of all the groups: shared out over the processes of a running DDP job, else read here."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not distributed:
+        return Survey.of(table)
+    world_size = torch.distributed.get_world_size()
+    gathered: list = [None] * world_size
+    torch.distributed.all_gather_object(gathered, Survey.of(table, torch.distributed.get_rank(), world_size))
+    return Survey.merged(gathered)
+
+
+def batch_count(rows: int, batch_size: int, drop_last: bool, world_size: int) -> int:
+    """The batches of an epoch of `rows` rows in global batches of `batch_size`: the last, smaller one is kept
+    unless `drop_last` or it has fewer rows than processes to share it (each process takes at least one)."""
+    full, partial = divmod(rows, batch_size)
+    return full + int(partial >= world_size and not drop_last)
+
+
+def share_of(rows: int, batch_size: int, drop_last: bool, rank: int, world_size: int) -> tuple[int, int]:
+    """Where process `rank`'s rows start and end in the epoch's sequence of `rows` rows: every process gets
+    batch_size / world_size rows for each full batch, and an equal part (±1) of a last, smaller one."""
+    full, partial = divmod(rows, batch_size)
+    kept = partial if batch_count(rows, batch_size, drop_last, world_size) > full else 0
+    local = batch_size // world_size
+    shares = [full * local + kept // world_size + int(r < kept % world_size) for r in range(world_size)]
+    start = sum(shares[:rank])
+    return start, start + shares[rank]
+
+
+@dataclass
+class StreamedSplit:
+    """One split of a streamed table: its size, a pass over its rows, and its epochs of batches."""
+
+    table: StreamedTable
+    part: int  # 0 train, 1 val, 2 test
+    group_rows: np.ndarray  # its rows in each group
+    rows_sample: RowSample
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.table.feature_names
+
+    @property
+    def target_names(self) -> list[str]:
+        return self.table.target_names
+
+    def __len__(self) -> int:
+        return int(self.group_rows.sum())
+
+    def rows_of(self, number: int) -> tuple[Tensor, Tensor]:
+        x, y, parts, _ = self.table.read(number)
+        mine = torch.from_numpy(parts == self.part)
+        return x[mine], y[mine]
+
+    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[Tensor, Tensor]]:
+        """Its rows in file order as float64, a row group at a time (`chunk_rows` is the in-memory table's)."""
+        for number in np.flatnonzero(self.group_rows):
+            x, y = self.rows_of(int(number))
+            yield x.double(), y.double()
+
+    def sample(self, limit: int) -> Table:
+        """A uniform sample of at most `limit` (≤ SAMPLE_ROWS) rows, for pictures."""
+        sample = self.rows_sample
+        return Table(sample.features[:limit], sample.targets[:limit], self.feature_names, self.target_names)
+
+    def group_order(self, epoch: int, shuffle: bool) -> np.ndarray:
+        """The order of the row groups in `epoch`: shuffled by (seed, epoch), the same in every process."""
+        groups = len(self.group_rows)
+        return np.random.default_rng([self.table.seed, epoch]).permutation(groups) if shuffle else np.arange(groups)
+
+    def batches(self, epoch: int, loading: "Loading") -> Iterator[tuple[Tensor, Tensor]]:
+        """Process `loading.rank`'s batches of `epoch` (see the module's docstring)."""
+        order = self.group_order(epoch, loading.shuffle)
+        counts = self.group_rows[order]
+        start, stop = share_of(len(self), loading.batch_size, loading.drop_last, loading.rank, loading.world_size)
+        ends = np.cumsum(counts)
+        wanted = [  # (group, first row, end row) of the groups that hold a part of this process's share
+            (int(number), max(start - (end - count), 0), min(stop - (end - count), count))
+            for number, count, end in zip(order, counts, ends, strict=True)
+            if count and end > start and end - count < stop
+        ]
+        pieces = read_ahead(lambda want: tuple(t[want[1] : want[2]] for t in self.rows_of(want[0])), wanted)
+        if loading.shuffle and loading.buffer_rows:
+            seed = np.random.SeedSequence([self.table.seed, epoch, loading.rank]).generate_state(1)[0]
+            pieces = shuffled(pieces, loading.buffer_rows, torch.Generator().manual_seed(int(seed)), loading.pin)
+        return in_batches(pieces, loading.batch_size // loading.world_size, loading.pin)
+
+
+@dataclass(frozen=True)
+class Loading:
+    """How one process takes a split's batches."""
+
+    batch_size: int  # global, over all the processes
+    shuffle: bool
+    drop_last: bool
+    buffer_rows: int
+    rank: int = 0
+    world_size: int = 1
+    pin: bool = False  # make batches in pinned memory (training on a GPU)
+
+
+def read_ahead(read: Callable, wanted: Sequence) -> Iterator:
+    """`read` of each of `wanted` in turn, the next one read by a thread while the current one is used (pyarrow
+    decodes with the GIL released)."""
+    if not wanted:
+        return
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(read, wanted[0])
+        for want in wanted[1:]:
+            ready, pending = pending.result(), reader.submit(read, want)
+            yield ready
+        yield pending.result()
+
+
+def joined(first: tuple[Tensor, Tensor], second: tuple[Tensor, Tensor], pin: bool) -> tuple[Tensor, Tensor]:
+    """The rows of `first`, then those of `second`, in new tensors (pinned if `pin`)."""
+    out = []
+    for a, b in zip(first, second, strict=True):
+        rows = torch.empty((len(a) + len(b), a.shape[1]), dtype=a.dtype, pin_memory=pin)
+        out.append(torch.cat([a, b], out=rows))
+    return out[0], out[1]
+
+
+def rows_at(pieces: tuple[Tensor, Tensor], positions: Tensor, pin: bool) -> tuple[Tensor, Tensor]:
+    """The rows at `positions` of (features, targets), gathered into new tensors (pinned if `pin`)."""
+    taken = []
+    for values in pieces:
+        out = torch.empty((len(positions), values.shape[1]), dtype=values.dtype, pin_memory=pin)
+        taken.append(torch.index_select(values, 0, positions, out=out))
+    return taken[0], taken[1]
+
+
+def shuffled(
+    pieces: Iterable[tuple[Tensor, Tensor]], buffer_rows: int, generator: torch.Generator, pin: bool
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """The rows of `pieces` through a shuffle buffer: once it holds more than `buffer_rows`, a random choice of
+    its rows leaves it (all of them, shuffled, at the end)."""
+    held: tuple[Tensor, Tensor] | None = None
+    for piece in pieces:
+        held = piece if held is None else joined(held, piece, pin=False)
+        overflow = len(held[0]) - buffer_rows
+        if overflow > 0:
+            order = torch.randperm(len(held[0]), generator=generator)
+            yield rows_at(held, order[:overflow], pin)
+            held = rows_at(held, order[overflow:], False)
+    if held is not None and len(held[0]):
+        yield rows_at(held, torch.randperm(len(held[0]), generator=generator), pin)
+
+
+def in_batches(pieces: Iterable[tuple[Tensor, Tensor]], size: int, pin: bool) -> Iterator[tuple[Tensor, Tensor]]:
+    """The rows of `pieces` in batches of `size` rows (the last one smaller)."""
+    carried: tuple[Tensor, Tensor] | None = None
+    for piece in pieces:
+        if carried is not None:
+            piece = joined(carried, piece, pin)
+        elif pin and not piece[0].is_pinned():  # (rows as read: a split served in file order)
+            piece = piece[0].pin_memory(), piece[1].pin_memory()
+        whole = len(piece[0]) // size * size
+        for start in range(0, whole, size):
+            yield piece[0][start : start + size], piece[1][start : start + size]
+        carried = (piece[0][whole:], piece[1][whole:]) if whole < len(piece[0]) else None
+    if carried is not None:
+        yield carried
+
+
+class GroupOrder(Sampler[int]):
+    """The row groups in an epoch's order. Lightning calls `set_epoch` before every epoch, as on any sampler:
+    the batches of that epoch follow from it."""
+
+    def __init__(self, split: StreamedSplit, shuffle: bool) -> None:
+        self.split, self.shuffle, self.epoch = split, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.split.group_order(self.epoch, self.shuffle).tolist())
+
+    def __len__(self) -> int:
+        return len(self.split.group_rows)
+
+
+class EpochBatches(Sampler[tuple[int, int]]):
+    """The DataLoader's batch sampler: batch k of its sampler's epoch is named (epoch, k), which `StreamedRows`
+    serves. Lightning counts, limits and re-seeds these batches as any others."""
+
+    def __init__(self, sampler: GroupOrder, count: int) -> None:
+        self.sampler, self.count = sampler, count
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.sampler.epoch  # (read at the first batch: a resumed fit makes the iterator before set_epoch)
+        for k in range(self.count):
+            yield epoch, k
+
+    def __len__(self) -> int:
+        return self.count
+
+
+class StreamedRows(Dataset):
+    """A streamed split's batches by name: (epoch, k) is the next batch of the epoch being read; another name
+    starts that epoch's stream afresh (a new epoch, a validation run, a resumed one) and skips to it."""
+
+    def __init__(self, split: StreamedSplit, loading: Loading) -> None:
+        self.split, self.loading = split, loading
+        self.stream: Iterator[tuple[Tensor, Tensor]] = iter(())
+        self.next_key: tuple[int, int] | None = None
+
+    def __getitems__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        epoch, k = key
+        if key != self.next_key:
+            self.stream = itertools.islice(self.split.batches(epoch, self.loading), k, None)
+        self.next_key = (epoch, k + 1)
+        return next(self.stream)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        return self.__getitems__(key)

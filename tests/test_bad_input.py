@@ -112,6 +112,9 @@ def workspace(tmp_path, trained_run, monkeypatch) -> Path:
         "y": [2.0, 3, 5, 4, 6, 8],
     }
     pd.DataFrame(mixed).to_parquet(tmp_path / "mixed.parquet")
+    (tmp_path / "parts").mkdir()  # a directory of Parquet files whose columns differ
+    pd.DataFrame({"x": [1.0, 2, 3], "y": [2.0, 3, 5]}).to_parquet(tmp_path / "parts" / "a.parquet")
+    pd.DataFrame({"z": [1.0, 2, 3], "y": [2.0, 3, 5]}).to_parquet(tmp_path / "parts" / "b.parquet")
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "loop.csv").symlink_to(tmp_path / "loop2.csv")
     (tmp_path / "loop2.csv").symlink_to(tmp_path / "loop.csv")
@@ -321,6 +324,7 @@ CASES = [
     case("train", [*MIXED], ["Column name of", "holds text", "data.exclude=[name]"], "stream text"),
     case("train", [*MIXED, "data.exclude=[name]"], ["blank cell in column gap, row 3", "data.impute=drop"], "blank"),
     case("train", [*MIXED, "data.exclude=[name,gap]", "cv.folds=2"], ["cv.folds needs the table in memory"], "cv"),
+    case("train", [*CSV[:1], "data.path=parts", "data.targets=[y]", *STREAM], ["b.parquet lacks column(s) x"], "files"),
     case("train", [*CSV, "data.categorical=[zzz]"], ["'zzz' (data.categorical)"], "unknown categorical"),
     case("train", [*CSV, "data.exclude=[x]"], ["no feature column left"], "everything excluded"),
     case("train", [*CSV, "data.impute=foo"], ["data.impute='foo'", "mean, median"], "imputation"),

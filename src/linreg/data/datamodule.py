@@ -184,9 +184,8 @@ class TabularDataModule(L.LightningDataModule):
         if self.train is None:
             self._read_and_split()
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        if (
-            isinstance(self.train, Table) and self.train.all_features.device != device
-        ):  # one copy of the columns, shared by the three splits
+        in_memory = isinstance(self.train, Table)  # (a streamed table's batches are moved by Lightning, one by one)
+        if in_memory and self.train.all_features.device != device:  # one copy of the columns, shared by the splits
             features, targets = self.train.all_features.to(device), self.train.all_targets.to(device)
             self.train, self.val, self.test = (part.on(features, targets) for part in (self.train, self.val, self.test))
 

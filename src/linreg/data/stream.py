@@ -19,9 +19,10 @@
 
 import hashlib
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,6 @@ class StreamedTable:
     val_fraction: float
     test_fraction: float
     drop_blank: bool  # data.impute=drop: rows with a blank cell are left out (otherwise they are an error)
-    files: dict = field(default_factory=dict, repr=False)  # open ParquetFile of each path
 
     @classmethod
     def open(
@@ -112,27 +112,24 @@ class StreamedTable:
         if not chosen:
             raise ConfigError(f"{path} has no feature column left besides the targets and data.exclude; keep one.")
         numeric_column_types(schema, [*chosen, *targets], groups[0].file, setting)
-        for group in groups:
-            names = pq.ParquetFile(group.file).schema_arrow.names
+        for file in dict.fromkeys(group.file for group in groups):
+            names = pq.ParquetFile(file).schema_arrow.names
             missing = [name for name in [*chosen, *targets] if name not in names]
             if missing:
                 raise ConfigError(
-                    f"{group.file} lacks column(s) {', '.join(missing)} that {groups[0].file} has; every file of "
+                    f"{file} lacks column(s) {', '.join(missing)} that {groups[0].file} has; every file of "
                     f"{setting}={path} needs the columns trained on."
                 )
         return cls(str(path), groups, chosen, list(targets), *split, drop_blank)
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "files": {}}  # (open files stay in their process: ddp_spawn pickles the data)
 
     def read(self, number: int) -> tuple[Tensor, Tensor, np.ndarray, np.ndarray]:
         """Group `number`'s usable rows: features, targets, each row's split (0 train, 1 val, 2 test) and the
         uniform draw it came from."""
         group = self.groups[number]
-        if group.file not in self.files:
-            self.files[group.file] = pq.ParquetFile(group.file)
         columns = [*self.feature_names, *self.target_names]
-        cells = self.files[group.file].read_row_group(group.index, columns=columns)
+        # Opened for each group: an open Parquet reader keeps buffers (about 20 MB) of what it read last.
+        with pq.ParquetFile(group.file) as file:
+            cells = file.read_row_group(group.index, columns=columns)
         values = np.empty((cells.num_rows, len(columns)), dtype=np.float32)
         for j, column in enumerate(cells.columns):
             values[:, j] = column.cast(pa.float32()).to_numpy()  # (a blank cell becomes NaN)
@@ -155,29 +152,45 @@ class StreamedTable:
         return tensor[:, :n_features], tensor[:, n_features:], parts, draws
 
 
+def of_part(columns: tuple[Tensor, ...], parts: np.ndarray, part: int) -> tuple[Tensor, ...]:
+    """The rows of `columns` in split `part` (the tensors themselves when every row is)."""
+    if (parts == part).all():
+        return columns
+    mine = torch.from_numpy(parts == part)
+    return tuple(column[mine] for column in columns)
+
+
 @dataclass
 class RowSample:
-    """A uniform sample of at most `limit` rows: those with the smallest draws, kept as groups go by."""
+    """A uniform sample of rows: those with the smallest draws, kept as groups go by, in tensors made once (a new
+    small tensor per group, alive between the groups' big ones, fragments the heap: see TrainingSums.gather).
+    Sorted by draw; an empty place has an infinite draw."""
 
-    limit: int
     draws: Tensor
     features: Tensor
     targets: Tensor
 
+    @classmethod
+    def empty(cls, limit: int, n_features: int, n_targets: int) -> "RowSample":
+        draws = torch.full((limit,), math.inf, dtype=torch.float64)
+        return cls(draws, torch.zeros(limit, n_features), torch.zeros(limit, n_targets))
+
+    def __len__(self) -> int:
+        return int(self.draws.isfinite().sum())
+
     def offer(self, draws: Tensor, features: Tensor, targets: Tensor) -> None:
-        if len(draws) > self.limit:
-            smallest = draws.topk(self.limit, largest=False).indices
+        limit = len(self.draws)
+        if len(draws) > limit:
+            smallest = draws.topk(limit, largest=False).indices
             draws, features, targets = draws[smallest], features[smallest], targets[smallest]
-        draws = torch.cat([self.draws, draws])
-        keep = draws.argsort()[: self.limit]
-        self.draws = draws[keep]
-        self.features = torch.cat([self.features, features])[keep]
-        self.targets = torch.cat([self.targets, targets])[keep]
+        keep = torch.cat([self.draws, draws]).argsort()[:limit]
+        for kept, offered in ((self.draws, draws), (self.features, features), (self.targets, targets)):
+            kept.copy_(torch.cat([kept, offered])[keep])
 
     @classmethod
     def merged(cls, samples: Sequence["RowSample"]) -> "RowSample":
         first = samples[0]
-        whole = cls(first.limit, first.draws[:0], first.features[:0], first.targets[:0])
+        whole = cls.empty(len(first.draws), first.features.shape[1], first.targets.shape[1])
         for sample in samples:
             whole.offer(sample.draws, sample.features, sample.targets)
         return whole
@@ -190,7 +203,7 @@ class Survey:
     counts: np.ndarray  # groups × 3: each group's rows of train, val, test (zero where another process read it)
     sums: TrainingSums | None  # of the training rows; None: no training rows
     samples: list[RowSample]  # of train, val, test
-    part_sums: Tensor  # 3 × columns: Σ of each split's values, for the digest
+    part_sums: Tensor  # 3 × columns: Σ of the validation and test rows' values (0 for train), for the digest
 
     @classmethod
     def of(cls, table: StreamedTable, rank: int = 0, world_size: int = 1) -> "Survey":
@@ -198,20 +211,20 @@ class Survey:
         n_columns = len(table.feature_names) + len(table.target_names)
         counts = np.zeros((len(table.groups), 3), dtype=np.int64)
         part_sums = torch.zeros(3, n_columns, dtype=torch.float64)
-        empty = torch.zeros(0, len(table.feature_names)), torch.zeros(0, len(table.target_names))
-        samples = [RowSample(SAMPLE_ROWS, torch.zeros(0, dtype=torch.float64), *empty) for _ in PARTS]
+        samples = [RowSample.empty(SAMPLE_ROWS, len(table.feature_names), len(table.target_names)) for _ in PARTS]
 
         def training_rows() -> Iterator[tuple[Tensor, Tensor]]:
-            for number in range(rank, len(table.groups), world_size):
-                x, y, parts, draws = table.read(number)
+            numbers = range(rank, len(table.groups), world_size)
+            for number, (x, y, parts, draws) in zip(numbers, read_ahead(table.read, numbers), strict=True):
                 counts[number] = np.bincount(parts, minlength=3)
-                for part, sample in enumerate(samples):
-                    rows = torch.from_numpy(parts == part)
-                    sample.offer(torch.from_numpy(draws)[rows], x[rows], y[rows])
-                    part_sums[part] += torch.cat([x[rows], y[rows]], dim=1).sum(0, dtype=torch.float64)
-                train = torch.from_numpy(parts == 0)
-                if train.any():
-                    yield x[train].double(), y[train].double()
+                for part in np.flatnonzero(counts[number]):
+                    px, py, pdraws = of_part((x, y, torch.from_numpy(draws)), parts, part)
+                    samples[part].offer(pdraws, px, py)
+                    if part != PARTS["train"]:  # (the training rows' sums are in the normal equations)
+                        part_sums[part] += torch.cat([px.double().sum(0), py.double().sum(0)])
+                        continue
+                    for start in range(0, len(px), CHUNK_ROWS):  # (pieces that stay in the CPU's cache)
+                        yield px[start : start + CHUNK_ROWS].double(), py[start : start + CHUNK_ROWS].double()
 
         rows = training_rows()
         first = next(rows, None)  # (a process may have no training rows: its groups are another's, or none)
@@ -293,8 +306,7 @@ class StreamedSplit:
 
     def rows_of(self, number: int) -> tuple[Tensor, Tensor]:
         x, y, parts, _ = self.table.read(number)
-        mine = torch.from_numpy(parts == self.part)
-        return x[mine], y[mine]
+        return of_part((x, y), parts, self.part)
 
     def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[Tensor, Tensor]]:
         """Its rows in file order as float64, a row group at a time (`chunk_rows` is the in-memory table's)."""
@@ -304,8 +316,8 @@ class StreamedSplit:
 
     def sample(self, limit: int) -> Table:
         """A uniform sample of at most `limit` (≤ SAMPLE_ROWS) rows, for pictures."""
-        sample = self.rows_sample
-        return Table(sample.features[:limit], sample.targets[:limit], self.feature_names, self.target_names)
+        sample, rows = self.rows_sample, min(limit, len(self.rows_sample))
+        return Table(sample.features[:rows], sample.targets[:rows], self.feature_names, self.target_names)
 
     def group_order(self, epoch: int, shuffle: bool) -> np.ndarray:
         """The order of the row groups in `epoch`: shuffled by (seed, epoch), the same in every process."""

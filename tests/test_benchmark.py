@@ -33,3 +33,21 @@ def test_read_benchmark_prints_seconds_ratios_and_peak_memory(capsys):
     assert [row.split()[0] for row in rows] == ["pyarrow.csv.read_csv", "template,", "template,"]
     assert rows[0].split()[-1] == "1.00" and all(float(row.split()[-1]) > 0 for row in rows)
     assert memory.startswith("peak memory of the template CSV read:") and "x the float32 table" in memory
+
+
+def test_stream_benchmark_prints_rows_per_second_ratios_and_peak_memory(capsys, monkeypatch):
+    import stream
+
+    # The peak-memory runs are whole scripts/train.py processes (seconds each): stood in for here.
+    peaks = iter([1500.0, 1000.0])
+    monkeypatch.setattr(stream, "run_train_script", lambda *arguments: (1.0, next(peaks)))
+    stream.main(["--rows", "3000", "--features", "3", "--batch-size", "256"])
+
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    title, header, *rows, throughput, survey, memory = captured.out.strip().splitlines()
+    assert title.startswith("Streaming, 3,000 x 3 rows") and header.split() == ["seconds", "rows/s"]
+    assert [row.rsplit(maxsplit=2)[0].strip() for row in rows] == ["in memory (baseline)", "streamed", "survey"]
+    assert all(float(value.replace(",", "")) > 0 for row in rows for value in row.split()[-2:])
+    assert float(throughput.split()[-1]) > 0 and float(survey.split()[-1]) > 0
+    assert memory.endswith("= 1,000 MiB (the same on 10,000 rows) + 500 MiB")

@@ -17,9 +17,12 @@
   so Lightning's copy to the device does not block the step.
 """
 
+import contextlib
 import hashlib
 import itertools
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ from linreg.normalize import CHUNK_ROWS
 
 PARTS = {"train": 0, "val": 1, "test": 2}
 SAMPLE_ROWS = 5000  # rows of each split kept for the pictures
+END = object()  # the end of the items a thread makes
 
 
 @dataclass(frozen=True)
@@ -335,11 +339,11 @@ class StreamedSplit:
             for number, count, end in zip(order, counts, ends, strict=True)
             if count and end > start and end - count < stop
         ]
-        pieces = read_ahead(lambda want: tuple(t[want[1] : want[2]] for t in self.rows_of(want[0])), wanted)
+        pieces = (tuple(t[first:end] for t in self.rows_of(number)) for number, first, end in wanted)
         if loading.shuffle and loading.buffer_rows:
             seed = np.random.SeedSequence([self.table.seed, epoch, loading.rank]).generate_state(1)[0]
             pieces = shuffled(pieces, loading.buffer_rows, torch.Generator().manual_seed(int(seed)), loading.pin)
-        return in_batches(pieces, loading.batch_size // loading.world_size, loading.pin)
+        return made_ahead(in_batches(pieces, loading.batch_size // loading.world_size, loading.pin))
 
 
 @dataclass(frozen=True)
@@ -368,6 +372,35 @@ def read_ahead(read: Callable, wanted: Sequence) -> Iterator:
         yield pending.result()
 
 
+def made_ahead(items: Iterator, depth: int = 8) -> Iterator:
+    """The items of `items`, made by a thread of their own up to `depth` ahead of their use: reading, shuffling and
+    cutting batches (pyarrow's decoding and torch's copies release the GIL) then overlap the training step. An
+    error there is raised here; leaving early stops the thread."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def make() -> None:
+        try:
+            for item in itertools.chain(items, [END]):
+                while not stop.is_set():
+                    with contextlib.suppress(queue.Full):
+                        ready.put(item, timeout=0.1)
+                        break
+                if stop.is_set():
+                    return
+        except BaseException as error:  # (to the thread that uses the items)
+            ready.put(error)
+
+    threading.Thread(target=make, name="linreg stream", daemon=True).start()
+    try:
+        while (item := ready.get()) is not END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
 def joined(first: tuple[Tensor, Tensor], second: tuple[Tensor, Tensor], pin: bool) -> tuple[Tensor, Tensor]:
     """The rows of `first`, then those of `second`, in new tensors (pinned if `pin`)."""
     out = []
@@ -389,18 +422,27 @@ def rows_at(pieces: tuple[Tensor, Tensor], positions: Tensor, pin: bool) -> tupl
 def shuffled(
     pieces: Iterable[tuple[Tensor, Tensor]], buffer_rows: int, generator: torch.Generator, pin: bool
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """The rows of `pieces` through a shuffle buffer: once it holds more than `buffer_rows`, a random choice of
-    its rows leaves it (all of them, shuffled, at the end)."""
-    held: tuple[Tensor, Tensor] | None = None
+    """The rows of `pieces` through a shuffle buffer of `buffer_rows` rows: once it is full, each arriving row
+    takes the place of a random one, which leaves (a piece at a time); at the end the rest leave in random order.
+    Each piece costs work in proportion to its own rows, not to the buffer's."""
+    buffer: tuple[Tensor, Tensor] | None = None
+    filled = 0
     for piece in pieces:
-        held = piece if held is None else joined(held, piece, pin=False)
-        overflow = len(held[0]) - buffer_rows
-        if overflow > 0:
-            order = torch.randperm(len(held[0]), generator=generator)
-            yield rows_at(held, order[:overflow], pin)
-            held = rows_at(held, order[overflow:], False)
-    if held is not None and len(held[0]):
-        yield rows_at(held, torch.randperm(len(held[0]), generator=generator), pin)
+        if buffer is None:  # (made once, at the size asked for: the pieces' rows are copied into it)
+            buffer = tuple(torch.empty((buffer_rows, part.shape[1]), dtype=part.dtype) for part in piece)
+        start = min(buffer_rows - filled, len(piece[0]))  # the rows that fill it up
+        for kept, part in zip(buffer, piece, strict=True):
+            kept[filled : filled + start] = part[:start]
+        filled += start
+        while start < len(piece[0]):
+            count = min(buffer_rows, len(piece[0]) - start)
+            places = torch.randperm(buffer_rows, generator=generator)[:count]
+            yield rows_at(buffer, places, pin)
+            for kept, part in zip(buffer, piece, strict=True):
+                kept.index_copy_(0, places, part[start : start + count])
+            start += count
+    if filled:
+        yield rows_at(tuple(kept[:filled] for kept in buffer), torch.randperm(filled, generator=generator), pin)
 
 
 def in_batches(pieces: Iterable[tuple[Tensor, Tensor]], size: int, pin: bool) -> Iterator[tuple[Tensor, Tensor]]:

@@ -197,11 +197,6 @@ class TabularDataModule(L.LightningDataModule):
         """This data module on another cross-validation fold (None: all the rows outside the test split), sharing
         the rows read: each fold is split and normalized on its own training rows, and its settings (saved in
         checkpoints) name the fold, so eval.py rebuilds it."""
-        if self.hparams.get("stream"):
-            raise ConfigError(
-                "cv.folds needs the table in memory, and data.stream=true reads it a row group at a time; judge a "
-                "streamed table on a held-out split instead (data.val_fraction, data.test_fraction)."
-            )
         other = copy.copy(self)
         # Settings of its own (a shallow copy would share them): as save_hyperparameters sets them in __init__.
         other._set_hparams({**self.hparams, "fold": fold})
@@ -395,6 +390,11 @@ class CsvDataModule(TabularDataModule):
         if not self.hparams.stream:
             return super()._read_and_split()
         s, columns = self.hparams, self.column_settings()
+        if s.folds:
+            raise ConfigError(
+                "cv.folds needs the table in memory, and data.stream=true reads it a row group at a time; judge a "
+                "streamed table on a held-out split instead (data.val_fraction, data.test_fraction)."
+            )
         file = checked_file(s.path, "data.path")
         if not is_parquet(file):
             raise ConfigError(

@@ -11,10 +11,11 @@
   are one sequence, and each process takes a contiguous share of it, sized so that every process takes the
   same number of batches and every row is used once (a last global batch with fewer rows than processes is
   dropped, as in memory). Each process's rows pass through a shuffle buffer of data.shuffle_buffer rows (seeded
-  by seed, epoch and rank) and are cut into batches of data.batch_size / processes rows.
-- **Memory**: the buffer, two row groups (a thread reads the next while the current one is served) and the
-  batches in flight; none of it grows with the number of rows. On a GPU the batches are made in pinned memory,
-  so Lightning's copy to the device does not block the step.
+  by seed, epoch and rank) and are cut into batches of data.batch_size / processes rows, by a thread ahead of
+  the training step.
+- **Memory**: the buffer, the row group being read and the batches made ahead; none of it grows with the number
+  of rows. On a GPU the batches are made in pinned memory, so Lightning's copy to the device does not block the
+  step.
 """
 
 import contextlib

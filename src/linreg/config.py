@@ -126,18 +126,13 @@ class DataSettings:
     def check_streaming(self) -> None:
         """What a table read a row group at a time cannot do: each of these needs every row at hand."""
         impute = getattr(self.impute, "name", self.impute)
-        cannot = {
-            "data.batch_size=null (a batch of every row)": self.batch_size is None,
-            f"data.num_workers={self.num_workers} (it reads in the main process, a row group ahead in a thread)": (
-                self.num_workers > 0
-            ),
-            f"data.impute={impute} (only drop: filling blanks needs the whole column first)": impute
-            not in (None, "drop"),
-            "data.categorical or data.dates (their encoding is fitted on whole columns)": bool(
-                self.categorical or self.dates
-            ),
-        }
-        refused = [setting for setting, applies in cannot.items() if applies]
+        cannot = [
+            ("data.batch_size=null (a batch of every row)", self.batch_size is None),
+            (f"data.num_workers={self.num_workers} (a thread of its own makes the batches)", self.num_workers > 0),
+            (f"data.impute={impute} (only drop: a fill needs the whole column)", impute not in (None, "drop")),
+            ("data.categorical or data.dates (encoded from whole columns)", bool(self.categorical or self.dates)),
+        ]
+        refused = [setting for setting, applies in cannot if applies]
         if refused:
             raise ConfigError(
                 f"data.stream=true cannot take {'; '.join(refused)}. Change that setting, or read the table into "

@@ -157,6 +157,12 @@ class StreamedTable:
         return tensor[:, :n_features], tensor[:, n_features:], parts, draws
 
 
+def in_float64_pieces(features: Tensor, targets: Tensor, rows: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """The rows as float64, `rows` at a time: pieces small enough to stay in the CPU's cache while summed."""
+    for start in range(0, len(features), rows):
+        yield features[start : start + rows].double(), targets[start : start + rows].double()
+
+
 def of_part(columns: tuple[Tensor, ...], parts: np.ndarray, part: int) -> tuple[Tensor, ...]:
     """The rows of `columns` in split `part` (the tensors themselves when every row is)."""
     if (parts == part).all():
@@ -228,8 +234,7 @@ class Survey:
                     if part != PARTS["train"]:  # (the training rows' sums are in the normal equations)
                         part_sums[part] += torch.cat([px.double().sum(0), py.double().sum(0)])
                         continue
-                    for start in range(0, len(px), CHUNK_ROWS):  # (pieces that stay in the CPU's cache)
-                        yield px[start : start + CHUNK_ROWS].double(), py[start : start + CHUNK_ROWS].double()
+                    yield from in_float64_pieces(px, py, CHUNK_ROWS)
 
         rows = training_rows()
         first = next(rows, None)  # (a process may have no training rows: its groups are another's, or none)
@@ -314,10 +319,9 @@ class StreamedSplit:
         return of_part((x, y), parts, self.part)
 
     def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[Tensor, Tensor]]:
-        """Its rows in file order as float64, a row group at a time (`chunk_rows` is the in-memory table's)."""
+        """Its rows in file order as float64, in pieces of at most `chunk_rows` rows (one pass for sums)."""
         for number in np.flatnonzero(self.group_rows):
-            x, y = self.rows_of(int(number))
-            yield x.double(), y.double()
+            yield from in_float64_pieces(*self.rows_of(int(number)), chunk_rows)
 
     def sample(self, limit: int) -> Table:
         """A uniform sample of at most `limit` (≤ SAMPLE_ROWS) rows, for pictures."""

@@ -320,6 +320,9 @@ CASES = [
     case("train", [*STREAM, "data.num_workers=2"], ["cannot take data.num_workers=2"], "stream, workers"),
     case("train", [*STREAM, "data.impute=mean"], ["cannot take data.impute=mean", "only drop"], "stream, impute"),
     case("train", [*STREAM, "data.shuffle_buffer=-1"], ["data.shuffle_buffer=-1", "0 or more"], "stream, buffer"),
+    case(
+        "train", [*STREAM, "data.categorical=[t_u]"], ["cannot take data.categorical or data.dates"], "stream, levels"
+    ),
     case("train", [*CSV, *STREAM], ["data.stream=true reads Parquet files", "table.csv"], "stream a CSV"),
     case("train", [*MIXED], ["Column name of", "holds text", "data.exclude=[name]"], "stream text"),
     case("train", [*MIXED, "data.exclude=[name]"], ["blank cell in column gap, row 3", "data.impute=drop"], "blank"),

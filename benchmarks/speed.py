@@ -50,6 +50,13 @@ LEARNING_RATE = 0.01
 # Raw, bare and template throughput and least squares: the best of a few runs, not one run slowed by
 # whatever else the machine did then. The slow naive run goes once.
 REPEATS = 3
+# The same plain SGD steps as the other loops, every epoch (not stopped once converged).
+PLAIN_STEPS = [
+    "optimizer=sgd",
+    f"optimizer.lr={LEARNING_RATE}",
+    "optimizer.momentum=0",
+    "callbacks.convergence.stop=false",
+]
 THERMOMETER = (
     [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4],
     [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0],
@@ -249,10 +256,7 @@ def throughput_table(
             "data.val_fraction=0",
             "seed=0",
             f"data.batch_size={batch_size}",
-            "optimizer=sgd",  # the same plain steps as the other loops, every epoch (not stopped once converged)
-            f"optimizer.lr={LEARNING_RATE}",
-            "optimizer.momentum=0",
-            "callbacks.convergence.stop=false",
+            *PLAIN_STEPS,
             f"trainer.max_epochs={epochs}",
             f"trainer.accelerator={accelerator}",
         ]

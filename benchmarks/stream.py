@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from speed import LEARNING_RATE, run_train_script, template
+from speed import PLAIN_STEPS, run_train_script, template
 
 from linreg.data import CsvDataModule
 
@@ -53,10 +53,7 @@ def settings(directory: Path, stream: bool, batch_size: int, device: str) -> lis
         "data.val_fraction=0",
         f"data.batch_size={batch_size}",
         "optimized_metric=train/loss",
-        "optimizer=sgd",
-        f"optimizer.lr={LEARNING_RATE}",
-        "optimizer.momentum=0",
-        "callbacks.convergence.stop=false",
+        *PLAIN_STEPS,
         "~callbacks.plots",
         "trainer.max_epochs=1",
         f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
@@ -103,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{written:.1f} s), batch {args.batch_size}, one epoch, {args.device}",
         f"{'':>22}{'seconds':>10}{'rows/s':>14}",
         *(
-            f"{name:>22}{seconds:>10.2f}{rows / seconds:>14,.0f}"
+            f"{name:>22}{seconds:>10.4g}{rows / seconds:>14,.0f}"
             for name, seconds in (("in memory (baseline)", in_memory), ("streamed", streamed), ("survey", survey))
         ),
         f"streamed / in-memory throughput: {in_memory / streamed:.2f}",

@@ -8,7 +8,7 @@ from conftest import GRADIENT_STEPS, job_config, requires_gpu, write_parquet_dir
 from linreg.data import CsvDataModule
 from linreg.data.stream import Loading, StreamedSplit, Survey, share_of
 from linreg.evaluate import evaluate
-from linreg.least_squares import TrainingSums
+from linreg.least_squares import NormalEquations, TrainingSums
 
 ROWS = 2517  # (700 + 1300 + 517, write_parquet_directory's files)
 
@@ -80,6 +80,11 @@ def test_the_split_holds_each_row_once_and_an_epoch_takes_the_training_rows(parq
     assert sorted(epoch_ids(streamed.val, 0, shuffle=False)[0]) == sorted(splits[1])
     again = data_module(parquet_directory, stream=True, val_fraction=0.2, test_fraction=0.1)
     assert ids_of(again.val.chunks()) == splits[1]  # the same split on every pass and in every run
+    # The survey gathered the validation rows' normal equations too (the fit path's gap): those of a pass.
+    direct = NormalEquations.gather(streamed.val.chunks(), 4, 1)
+    surveyed = streamed.val.raw_equations.shifted(direct.shift_x, direct.shift_y)
+    for name in ("gram", "cross", "target_squares"):
+        torch.testing.assert_close(getattr(surveyed, name), getattr(direct, name), rtol=1e-9, atol=1e-6)
 
 
 def test_one_pass_gathers_the_in_memory_sums_also_when_processes_share_it(parquet_directory):

@@ -228,11 +228,7 @@ def changes(checkpoint: dict[str, Any], datamodule: TabularDataModule) -> list[s
             if key.endswith("_rows") and saved.get(key) != now[key]
         )
         found.append(f"its rows differ ({sizes or 'same counts, other values'})")
-    normalizers = {
-        "feature_normalizer": datamodule.feature_normalizer,
-        "target_normalizer": datamodule.target_normalizer,
-    }
-    for prefix, normalizer in normalizers.items():
+    for prefix, normalizer in datamodule.normalizers.items():
         for name, statistic in normalizer.state_dict().items():
             stored = checkpoint["state_dict"].get(f"{prefix}.{name}")
             same_shape = isinstance(stored, torch.Tensor) and stored.shape == statistic.shape

@@ -140,20 +140,30 @@ class NormalEquations:
             shift_y,
         )
 
+    def absorb(self, other: "NormalEquations") -> None:
+        """Add the rows of `other` (gathered apart: by another process, or from another row group) to these
+        equations, in place, about these shifts."""
+        moved = other.shifted(self.shift_x, self.shift_y)
+        self.gram += moved.gram
+        self.cross += moved.cross
+        self.target_squares += moved.target_squares
+        self.rows += moved.rows
+
     @staticmethod
     def combined(parts: "list[NormalEquations]") -> "NormalEquations":
-        """The equations of all the parts' rows together (gathered apart: by several processes, say), about the
-        first part's shifts."""
+        """The equations of all the parts' rows together, about the first part's shifts."""
         first = parts[0]
-        moved = [first, *(part.shifted(first.shift_x, first.shift_y) for part in parts[1:])]
-        return NormalEquations(
-            sum(part.gram for part in moved),
-            sum(part.cross for part in moved),
-            sum(part.target_squares for part in moved),
-            sum(part.rows for part in moved),
+        whole = NormalEquations(
+            first.gram.clone(),
+            first.cross.clone(),
+            first.target_squares.clone(),
+            first.rows,
             first.shift_x,
             first.shift_y,
         )
+        for part in parts[1:]:
+            whole.absorb(part)
+        return whole
 
     def means_and_deviations(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Each feature's and target's mean and standard deviation (over the rows, as numpy's std)."""
@@ -258,10 +268,13 @@ class LeastSquares:
             self.penalized_fits[(l1, l2)] = optimum
         return self.penalized_fits[(l1, l2)]
 
-    def loss_on(self, table: "Table", features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS) -> float:
-        """Its MSE (normalized space) on another table, such as the validation split."""
-        shifts = self.train_equations.shift_x, self.train_equations.shift_y
-        return NormalEquations.of(table, features, targets, shifts, chunk_rows).loss(self.weight, self.bias)
+    def loss_on(self, table: "Table", features: Normalizer, targets: Normalizer) -> float:
+        """Its MSE (normalized space) on another split, such as the validation split."""
+        return self.equations_of(table, features, targets).loss(self.weight, self.bias)
+
+    def equations_of(self, table: "Table", features: Normalizer, targets: Normalizer) -> NormalEquations:
+        """The normal equations of another split (in memory or streamed), about the training split's shifts."""
+        return table.equations(features, targets, (self.train_equations.shift_x, self.train_equations.shift_y))
 
     def gap(self, weight: Tensor, bias: Tensor, equations: NormalEquations | None = None) -> float:
         """How far above least squares the MSE of these weights is, as a fraction of the least-squares MSE:

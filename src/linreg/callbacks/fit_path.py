@@ -32,9 +32,8 @@ class FitPath(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule, normalizers = trainer.datamodule, (pl_module.feature_normalizer, pl_module.target_normalizer)
         self.least_squares = pl_module.exact_optimum(datamodule.least_squares)
-        if len(datamodule.val):
-            shifts = self.least_squares.train_equations.shift_x, self.least_squares.train_equations.shift_y
-            self.val_equations = NormalEquations.of(datamodule.val, *normalizers, shifts)
+        if len(datamodule.val):  # (a streamed split's come from the pass that read it first: no new pass)
+            self.val_equations = self.least_squares.equations_of(datamodule.val, *normalizers)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT, batch, batch_idx: int

@@ -284,13 +284,16 @@ class TabularDataModule(L.LightningDataModule):
             self._rows_digest = digest.hexdigest()
         return self._rows_digest
 
+    @property
+    def normalizers(self) -> dict[str, Normalizer]:
+        """The normalizers, by the names the model's state gives them (`feature_normalizer.factor`, ...)."""
+        return {"feature_normalizer": self.feature_normalizer, "target_normalizer": self.target_normalizer}
+
     def adopt_normalization(self, state: dict[str, Tensor]) -> None:
         """Normalize with the statistics of a checkpoint's model (`feature_normalizer.factor`, ...) instead of
         this data's own: a resumed run goes on in the space its weights were trained in."""
-        for prefix, normalizer in (
-            ("feature_normalizer.", self.feature_normalizer),
-            ("target_normalizer.", self.target_normalizer),
-        ):
+        for name, normalizer in self.normalizers.items():
+            prefix = f"{name}."
             normalizer.load_state_dict(
                 {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
             )
@@ -412,7 +415,8 @@ class CsvDataModule(TabularDataModule):
         )
         survey = survey_everywhere(table)
         self.train, self.val, self.test = (
-            StreamedSplit(table, part, survey.counts[:, part], survey.samples[part]) for part in range(3)
+            StreamedSplit(table, part, survey.counts[:, part], survey.samples[part], survey.equations(part))
+            for part in range(3)
         )
         for part, fraction in (("train", 1.0), ("val", s.val_fraction), ("test", s.test_fraction)):
             if fraction > 0 and not len(getattr(self, part)):

@@ -11,7 +11,8 @@ from torch import Tensor
 
 from linreg.data.columns import encode, feature_names
 from linreg.data.formats import TextFormat, read_table_file
-from linreg.normalize import CHUNK_ROWS, row_chunks
+from linreg.least_squares import NormalEquations
+from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,12 @@ class Table:
         rows = None if self.rows is None else self.rows.sort().values
         for index in row_chunks(len(self), rows, chunk_rows):
             yield self.all_features[index].double().cpu(), self.all_targets[index].double().cpu()
+
+    def equations(
+        self, features: Normalizer, targets: Normalizer, shifts: tuple[Tensor, Tensor] | None = None
+    ) -> NormalEquations:
+        """Its normal equations in the normalized space (one pass over its rows)."""
+        return NormalEquations.of(self, features, targets, shifts)
 
     def sample(self, limit: int) -> "Table":
         """At most `limit` of its rows, the same ones every time (for pictures)."""

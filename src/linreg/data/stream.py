@@ -4,8 +4,9 @@
   number in file order): no list of positions is kept, and a row lands in the same split on every pass and in
   every process. The splits hold about data.val_fraction and data.test_fraction of the rows.
 - **Survey.** One pass (in `setup`) counts each group's rows of each split and gathers the training rows' sums
-  (the normalization's statistics and the least-squares normal equations, least_squares.TrainingSums) and a
-  uniform sample of rows for the pictures. Under DDP each process surveys every world_size-th group and the
+  (the normalization's statistics and the least-squares normal equations, least_squares.TrainingSums), the
+  normal equations of the validation and test rows (the fit path's validation gap) and a uniform sample of rows
+  for the pictures. Under DDP each process surveys every world_size-th group and the
   processes exchange what they gathered, so every one of them holds the numbers one process would.
 - **Epoch order**, fixed by (data.seed, epoch): the row groups are shuffled, their training rows in that order
   are one sequence, and each process takes a contiguous share of it, sized so that every process takes the
@@ -39,8 +40,8 @@ from torch.utils.data import Dataset, Sampler
 from linreg.data.columns import check_names_exist
 from linreg.data.read import Table
 from linreg.errors import ConfigError
-from linreg.least_squares import TrainingSums
-from linreg.normalize import CHUNK_ROWS
+from linreg.least_squares import NormalEquations, TrainingSums
+from linreg.normalize import CHUNK_ROWS, Normalizer
 
 PARTS = {"train": 0, "val": 1, "test": 2}
 SAMPLE_ROWS = 5000  # rows of each split kept for the pictures
@@ -212,56 +213,70 @@ class Survey:
     """What one pass over the row groups gathers (see the module's docstring)."""
 
     counts: np.ndarray  # groups × 3: each group's rows of train, val, test (zero where another process read it)
+    group_sums: np.ndarray  # groups × columns: Σ of each group's usable values, for the digest
     sums: TrainingSums | None  # of the training rows; None: no training rows
+    held_out: list[NormalEquations | None]  # raw normal equations of the val and test rows (None for train)
     samples: list[RowSample]  # of train, val, test
-    part_sums: Tensor  # 3 × columns: Σ of the validation and test rows' values (0 for train), for the digest
 
     @classmethod
     def of(cls, table: StreamedTable, rank: int = 0, world_size: int = 1) -> "Survey":
         """Survey every world_size-th group from `rank` (all of them by default)."""
-        n_columns = len(table.feature_names) + len(table.target_names)
+        shape = len(table.feature_names), len(table.target_names)
         counts = np.zeros((len(table.groups), 3), dtype=np.int64)
-        part_sums = torch.zeros(3, n_columns, dtype=torch.float64)
-        samples = [RowSample.empty(SAMPLE_ROWS, len(table.feature_names), len(table.target_names)) for _ in PARTS]
+        group_sums = np.zeros((len(table.groups), sum(shape)))
+        held_out: list[NormalEquations | None] = [None] * len(PARTS)
+        samples = [RowSample.empty(SAMPLE_ROWS, *shape) for _ in PARTS]
 
         def training_rows() -> Iterator[tuple[Tensor, Tensor]]:
             numbers = range(rank, len(table.groups), world_size)
             for number, (x, y, parts, draws) in zip(numbers, read_ahead(table.read, numbers), strict=True):
                 counts[number] = np.bincount(parts, minlength=3)
+                group_sums[number] = torch.cat([x.double().sum(0), y.double().sum(0)]).numpy()
                 for part in np.flatnonzero(counts[number]):
                     px, py, pdraws = of_part((x, y, torch.from_numpy(draws)), parts, part)
                     samples[part].offer(pdraws, px, py)
-                    if part != PARTS["train"]:  # (the training rows' sums are in the normal equations)
-                        part_sums[part] += torch.cat([px.double().sum(0), py.double().sum(0)])
+                    if part == PARTS["train"]:
+                        yield from in_float64_pieces(px, py, CHUNK_ROWS)
                         continue
-                    yield from in_float64_pieces(px, py, CHUNK_ROWS)
+                    equations = held_out[part]
+                    shifts = None if equations is None else (equations.shift_x, equations.shift_y)
+                    group = NormalEquations.gather(in_float64_pieces(px, py, CHUNK_ROWS), *shape, shifts)
+                    if equations is None:
+                        held_out[part] = group
+                    else:  # (in place: no new tensors kept per group, see RowSample)
+                        equations.absorb(group)
 
         rows = training_rows()
         first = next(rows, None)  # (a process may have no training rows: its groups are another's, or none)
-        sums = None
-        if first is not None:
-            shape = len(table.feature_names), len(table.target_names)
-            sums = TrainingSums.gather(itertools.chain([first], rows), *shape)
-        return cls(counts, sums, samples, part_sums)
+        sums = None if first is None else TrainingSums.gather(itertools.chain([first], rows), *shape)
+        return cls(counts, group_sums, sums, held_out, samples)
 
     @classmethod
     def merged(cls, surveys: Sequence["Survey"]) -> "Survey":
         """The survey of all the groups that `surveys` read between them."""
         sums = [survey.sums for survey in surveys if survey.sums is not None]
+        held_out = []
+        for part in PARTS.values():
+            parts = [survey.held_out[part] for survey in surveys if survey.held_out[part] is not None]
+            held_out.append(NormalEquations.combined(parts) if parts else None)
         return cls(
             sum(survey.counts for survey in surveys),
+            sum(survey.group_sums for survey in surveys),
             TrainingSums.combined(sums) if sums else None,
+            held_out,
             [RowSample.merged([survey.samples[part] for survey in surveys]) for part in PARTS.values()],
-            sum(survey.part_sums for survey in surveys),
         )
 
+    def equations(self, part: int) -> NormalEquations | None:
+        """The raw normal equations of a split's rows."""
+        return self.held_out[part] if part != PARTS["train"] or self.sums is None else self.sums.equations
+
     def digest(self) -> str:
-        """A fingerprint of the rows of each split: counts per group and sums."""
+        """A fingerprint of the rows: each group's counts per split and sums of values. Each group's figures
+        are computed alike whichever process read it, so the digest is the same for any number of processes."""
         digest = hashlib.blake2b(digest_size=8)
         digest.update(self.counts.tobytes())
-        digest.update(self.part_sums.numpy().tobytes())
-        if self.sums is not None:
-            digest.update(self.sums.equations.gram.numpy().tobytes())
+        digest.update(self.group_sums.tobytes())
         return digest.hexdigest()
 
 
@@ -302,6 +317,7 @@ class StreamedSplit:
     part: int  # 0 train, 1 val, 2 test
     group_rows: np.ndarray  # its rows in each group
     rows_sample: RowSample
+    raw_equations: NormalEquations | None  # of its rows, gathered by the survey (None: no rows)
 
     @property
     def feature_names(self) -> list[str]:
@@ -322,6 +338,13 @@ class StreamedSplit:
         """Its rows in file order as float64, in pieces of at most `chunk_rows` rows (one pass for sums)."""
         for number in np.flatnonzero(self.group_rows):
             yield from in_float64_pieces(*self.rows_of(int(number)), chunk_rows)
+
+    def equations(
+        self, features: Normalizer, targets: Normalizer, shifts: tuple[Tensor, Tensor] | None = None
+    ) -> NormalEquations:
+        """Its normal equations in the normalized space, from the survey's sums (no pass over its rows)."""
+        equations = self.raw_equations.normalized(features, targets)
+        return equations if shifts is None else equations.shifted(*shifts)
 
     def sample(self, limit: int) -> Table:
         """A uniform sample of at most `limit` (≤ SAMPLE_ROWS) rows, for pictures."""

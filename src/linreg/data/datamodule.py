@@ -10,7 +10,6 @@ at a time (stream.py), behind the same hooks.
 """
 
 import copy
-import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -160,7 +159,7 @@ class TabularDataModule(L.LightningDataModule):
         self.columns: dict | None = None  # how a file's columns became the features (None: they were numbers)
         self.table: Table | None = None  # every row read, which the splits are views of
         self._least_squares: LeastSquares | None = None
-        self._rows_digest: str | None = None
+        self.rows_digest: str | None = None  # a fingerprint of the rows read and of which train (state_dict)
         self.training_sums: TrainingSums | None = None
 
     @property
@@ -201,7 +200,7 @@ class TabularDataModule(L.LightningDataModule):
         # Settings of its own (a shallow copy would share them): as save_hyperparameters sets them in __init__.
         other._set_hparams({**self.hparams, "fold": fold})
         other._hparams_initial = copy.deepcopy(other.hparams)
-        other._least_squares = other._rows_digest = None
+        other._least_squares = None
         other._split(self.table)
         return other
 
@@ -212,6 +211,7 @@ class TabularDataModule(L.LightningDataModule):
         )
         # One pass over the training rows: the normalization's statistics and the least-squares sums.
         self.training_sums = TrainingSums.of(self.train)
+        self.rows_digest = self.train.digest()  # (here, with the data, not in the first checkpoint's save)
         self._fit_normalization()
 
     def _fit_normalization(self) -> None:
@@ -270,19 +270,6 @@ class TabularDataModule(L.LightningDataModule):
         sizes and digest (a key an older checkpoint lacks is not compared)."""
         now = self.state_dict()
         return isinstance(saved, dict) and all(now.get(key) == value for key, value in saved.items())
-
-    @property
-    def rows_digest(self) -> str:
-        """A fingerprint of every value read and of which rows train (computed once): any change to the file or
-        to the split changes it."""
-        if self._rows_digest is None:
-            digest = hashlib.blake2b(digest_size=8)
-            table = self.train
-            for values in (table.all_features, table.all_targets, table.rows):
-                if values is not None:
-                    digest.update(values.detach().cpu().contiguous().numpy())
-            self._rows_digest = digest.hexdigest()
-        return self._rows_digest
 
     @property
     def normalizers(self) -> dict[str, Normalizer]:
@@ -425,7 +412,7 @@ class CsvDataModule(TabularDataModule):
                     "a streamed table's splits are drawn row by row: give it more rows, or change the fractions."
                 )
         self.columns = numeric_plan(table.feature_names, table.target_names)
-        self.training_sums, self._rows_digest = survey.sums, survey.digest()
+        self.training_sums, self.rows_digest = survey.sums, survey.digest()
         self._fit_normalization()
 
     def column_settings(self) -> ColumnSettings:

@@ -1,5 +1,6 @@
 """A `Table` of float32 tensors: a file encoded as a plan says (columns.py), or generated rows."""
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -58,6 +59,15 @@ class Table:
         rows = None if self.rows is None else self.rows.sort().values
         for index in row_chunks(len(self), rows, chunk_rows):
             yield self.all_features[index].double().cpu(), self.all_targets[index].double().cpu()
+
+    def digest(self) -> str:
+        """A fingerprint of every value of the table's columns and of which rows it takes: any change to the file
+        or to the split changes it."""
+        digest = hashlib.blake2b(digest_size=8)
+        for values in (self.all_features, self.all_targets, self.rows):
+            if values is not None:
+                digest.update(values.detach().cpu().contiguous().numpy())
+        return digest.hexdigest()
 
     def equations(
         self, features: Normalizer, targets: Normalizer, shifts: tuple[Tensor, Tensor] | None = None

@@ -83,7 +83,7 @@ def test_the_run_logs_the_gap_to_the_baseline_and_it_closes(train_with, tmp_path
 
 
 def test_a_non_mse_loss_logs_no_gap(train_with, tmp_path):
-    train_with("model.loss=l1", "trainer.max_epochs=3")
+    train_with("loss=l1", "trainer.max_epochs=3")
 
     curves = set(events_of(tmp_path).Tags()["scalars"])
     assert "train/loss" in curves and not {"train/gap_to_ols", "train/converged"} & curves

@@ -59,8 +59,8 @@ def test_two_torchrun_nodes_train_the_weights_of_one_process_into_one_run_direct
     torch.testing.assert_close(state["feature_normalizer.factor"], single.model.feature_normalizer.factor)
     assert status["gap_to_ols"] == pytest.approx(single.verdict.gap, rel=1e-3)
     # Each process takes half of every batch and the gradients are averaged: the steps of one process.
-    torch.testing.assert_close(state["linear.weight"], single.model.linear.weight, atol=1e-5, rtol=0)
-    torch.testing.assert_close(state["linear.bias"], single.model.linear.bias, atol=1e-5, rtol=0)
+    torch.testing.assert_close(state["net.weight"], single.model.linear.weight, atol=1e-5, rtol=0)
+    torch.testing.assert_close(state["net.bias"], single.model.linear.bias, atol=1e-5, rtol=0)
     assert sum("Run directory:" in output for output in outputs) == 1  # rank 0 alone reports
     assert sum("optimizer.lr=" in output or "[INFO]" in output for output in outputs) <= 1  # rank 1 says nothing
 

@@ -96,8 +96,8 @@ def test_lr_auto_is_for_gradient_descent_only(train_with):
 
 
 def test_the_verdict_is_left_out_where_least_squares_is_not_the_aim(train_with):
-    run = train_with("model.loss=l1", "trainer.max_epochs=3", "~logger")
-    assert run.verdict.converged is None and "model.loss=mse" in run.verdict.sentence()
+    run = train_with("loss=l1", "trainer.max_epochs=3", "~logger")
+    assert run.verdict.converged is None and "loss=mse" in run.verdict.sentence()
 
 
 FACTS = dict(epochs=100, steps=100, lr=0.1, optimizer="SGD", full_batch=True, scheduled=False, normalize="standardize")

@@ -14,9 +14,11 @@ from linreg.export import export
 from linreg.predict import predict
 
 
-@pytest.mark.parametrize("data", ["thermometer", "anscombe", "crops"])
-def test_onnxruntime_and_the_torch_program_predict_what_predict_py_writes(train_with, tmp_path, data):
-    train_with(f"data={data}", "~logger", "~callbacks.plots")
+@pytest.mark.parametrize(
+    "data, model", [("thermometer", "linear"), ("anscombe", "linear"), ("crops", "linear"), ("crops", "mlp")]
+)
+def test_onnxruntime_and_the_torch_program_predict_what_predict_py_writes(train_with, tmp_path, data, model):
+    train_with(f"data={data}", f"model={model}", "trainer.max_epochs=5", "~logger", "~callbacks.plots")
     table = f"pkg://linreg/datasets/{data}.csv"
     written = pd.read_csv(predict(job_config("predict", tmp_path, f"input={table}", "ckpt_path=last")))
 

@@ -10,7 +10,8 @@ from statsmodels.stats.outliers_influence import variance_inflation_factor
 from statsmodels.stats.stattools import durbin_watson, jarque_bera
 
 from linreg.data import InMemoryDataModule, Table
-from linreg.statistics import PredictionIntervals, Solution, fit_statistics
+from linreg.intervals import PredictionIntervals
+from linreg.statistics import Solution, fit_statistics
 
 RTOL = 1e-6
 

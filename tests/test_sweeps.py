@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from linreg import MAX_JOB_DIRNAME, job_dirname
 from linreg.data import make_synthetic
 from linreg.errors import ConfigError
-from linreg.model import LinearRegressor
+from linreg.model import Regressor
 from linreg.sweeps import format_table, summarize_sweep
 from linreg.train import fit
 
@@ -78,7 +78,7 @@ def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(t
 
     _, true_weight, true_bias = make_synthetic(4000, 4, 1, 0.01, seed=42)
 
-    def error(model: LinearRegressor) -> float:
+    def error(model: Regressor) -> float:
         weight, bias = model.equation()
         return max((weight.float() - true_weight).abs().max(), (bias.float() - true_bias).abs().max()).item()
 
@@ -87,7 +87,7 @@ def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(t
     assert status["status"] == "ok" and status["epochs"] == single.trainer.current_epoch  # (the workers' count)
     assert sorted(p.name for p in (job_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert len(list(job_dir.glob("plots/*.png"))) == 2
-    ddp = LinearRegressor.load_from_checkpoint(job_dir / "checkpoints" / "last.ckpt")
+    ddp = Regressor.load_from_checkpoint(job_dir / "checkpoints" / "last.ckpt")
     assert error(ddp) < 0.01
     # Each process takes half of every batch, the gradients and losses are averaged: the steps of one process
     # (up to the order of float sums, which the line searches carry on).

@@ -1,21 +1,24 @@
 """Finding and safely loading the checkpoints that training wrote, for eval.py and predict.py.
 
 A checkpoint is untrusted input: it is read with `weights_only=True` (plain tensors, numbers, strings,
-lists and dicts; no pickled code runs), and only this package's own classes are built from its values.
+lists and dicts; no pickled code runs), and the only classes built from its values are this package's own and
+those the user lists in `trusted_classes` (see classes.py).
 """
 
 import inspect
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from linreg.classes import locate, named_classes, untrusted
 from linreg.data import DATA_MODULES, TabularDataModule
 from linreg.data.columns import numeric_plan
 from linreg.errors import ConfigError
-from linreg.model import LinearRegressor
+from linreg.model import Regressor
 from linreg.sweeps import is_scored, ranked_jobs
 
 log = logging.getLogger(__name__)
@@ -114,14 +117,32 @@ def build_from(cls: type, settings: Any, path: Path, what: str) -> Any:
     arguments = {k: v for k, v in settings.items() if open_ended or k in accepted}
     try:
         return cls(**arguments)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, ConfigError) as error:
         raise not_loadable(path, error) from None
 
 
-def load_model(path: Path, checkpoint: dict[str, Any] | None = None) -> LinearRegressor:
-    """The trained model, in evaluation mode on the CPU."""
+def load_model(path: Path, checkpoint: dict[str, Any] | None = None, trusted: Sequence[str] = ()) -> Regressor:
+    """The trained model, in evaluation mode on the CPU: its class and those of its net, loss and metrics each
+    this template's or in `trusted`, else a ConfigError that names them."""
     checkpoint = checkpoint or read_checkpoint(path)
-    model = build_from(LinearRegressor, checkpoint["hyper_parameters"], path, "model")
+    model_class = checkpoint.get("model_class", "linreg.model.Regressor")  # (the model's on_save_checkpoint)
+    if not isinstance(model_class, str):
+        raise not_loadable(path, ValueError("model_class is not a class name"))
+    try:
+        refused = untrusted([model_class, *named_classes(checkpoint["hyper_parameters"])], trusted)
+    except RecursionError:
+        raise not_loadable(path, ValueError("settings nested too deep")) from None
+    if refused:
+        raise ConfigError(
+            f"{path} names {', '.join(refused)}, which this template does not rebuild from a checkpoint: a "
+            "checkpoint is untrusted data, and only this template's classes and those in trusted_classes are "
+            "built from it. If the class is yours (your own net or model), add it to configs/trusted_classes.yaml "
+            f"or give trusted_classes=[{', '.join(refused)}]."
+        )
+    cls = locate(model_class)
+    if not issubclass(cls, Regressor):
+        raise not_loadable(path, ValueError(f"{model_class} is not a linreg.model.Regressor"))
+    model = build_from(cls, checkpoint["hyper_parameters"], path, "model")
     state = checkpoint["state_dict"]
     if isinstance(state, dict) and not any(str(key).startswith("intervals.") for key in state):
         # Written before checkpoints kept the least-squares covariance: no intervals (rows 0), the rest as it was.
@@ -133,9 +154,9 @@ def load_model(path: Path, checkpoint: dict[str, Any] | None = None) -> LinearRe
     return model.eval()
 
 
-def column_plan(model: LinearRegressor) -> dict:
+def column_plan(model: Regressor) -> dict:
     """How raw file columns become the model's features (tables that were numbers already: as they are)."""
-    return model.hparams.get("columns") or numeric_plan(model.hparams.feature_names, model.hparams.target_names)
+    return model.data.columns or numeric_plan(model.data.feature_names, model.data.target_names)
 
 
 def load_datamodule(path: Path, checkpoint: dict[str, Any]) -> TabularDataModule:
@@ -145,7 +166,7 @@ def load_datamodule(path: Path, checkpoint: dict[str, Any]) -> TabularDataModule
         raise ConfigError(f"{path} does not record its data; give input=<CSV file> to evaluate on.")
     datamodule = build_from(DATA_MODULES[kind], checkpoint.get("datamodule_hyper_parameters"), path, "data")
     datamodule.setup("test")
-    changed = datamodule.columns is not None and datamodule.columns != checkpoint["hyper_parameters"].get("columns")
+    changed = datamodule.columns is not None and datamodule.columns != saved_data(checkpoint).get("columns")
     saved, now = checkpoint[kind], datamodule.state_dict()
     if changed or not datamodule.has_rows_of(saved):
         raise ConfigError(
@@ -201,9 +222,15 @@ def resumable_checkpoint(
     return go_on_with(path, checkpoint, datamodule, changed)
 
 
+def saved_data(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's facts of its table (the model's `data` setting), or none."""
+    data = checkpoint["hyper_parameters"].get("data")
+    return data if isinstance(data, dict) else {}
+
+
 def other_columns(checkpoint: dict[str, Any], datamodule: TabularDataModule) -> str | None:
     """Why a checkpoint's weights cannot be those of this data's model (other columns), or None."""
-    saved = checkpoint["hyper_parameters"]
+    saved = saved_data(checkpoint)
     for key, what, ours in (
         ("feature_names", "feature columns", datamodule.feature_names),
         ("target_names", "target columns", datamodule.target_names),

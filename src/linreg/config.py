@@ -21,10 +21,8 @@ T = TypeVar("T")
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to this
 
 NORMALIZATIONS = ("none", "scale", "standardize", "minmax")
-LOSS_NAMES = ("mse", "l1", "huber")  # model.py maps each to its torch loss
 IMPUTATIONS = ("mean", "median", "most_frequent", "drop")  # what data.impute does with blank cells
 Normalization = enum.Enum("Normalization", {name: name for name in NORMALIZATIONS})
-Loss = enum.Enum("Loss", {name: name for name in LOSS_NAMES})
 Interval = enum.Enum("Interval", {name: name for name in ("epoch", "step")})
 Split = enum.Enum("Split", {name: name for name in ("test", "val", "train")})
 Impute = enum.Enum("Impute", {name: name for name in IMPUTATIONS})
@@ -142,7 +140,8 @@ class DataSettings:
 
 @dataclass
 class ModelSettings:
-    loss: Loss = Loss.mse
+    """The keys of configs/model/linear.yaml this schema checks (a net's own settings are checked by its class)."""
+
     l2: float = 0.0
     l1: float = 0.0
 
@@ -264,6 +263,7 @@ class TrainSettings:
     ckpt_path: str | None = None
     allow_changed_data: bool = False
     optimized_metric: str = "val/loss"
+    trusted_classes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         require(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"from 0 to {MAX_SEED}, e.g. seed=42")
@@ -277,6 +277,7 @@ class EvalSettings:
     log_dir: str = "logs"
     split: Split | None = None  # None: test, or val, or train: the first the checkpoint's run has
     input: str | None = None
+    trusted_classes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -289,6 +290,7 @@ class PredictSettings:
     log_dir: str = "logs"
     overwrite: bool = False
     interval: float | None = None
+    trusted_classes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         level = self.interval
@@ -303,6 +305,7 @@ class ExportSettings:
     ckpt_path: str = "last"
     log_dir: str = "logs"
     formats: list[ExportFormat] = field(default_factory=lambda: [ExportFormat.onnx, ExportFormat.torch])
+    trusted_classes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         require(bool(self.formats), "formats", "[]", "at least one of onnx, torch")

@@ -39,7 +39,7 @@ class Verdict:
     gap: float | None  # train/gap_to_ols of the final weights; None where least squares is not the aim
     rtol: float
     advice: list[str] = field(default_factory=list)
-    why_none: str = "least squares is the optimum of model.loss=mse only"  # when gap is None
+    why_none: str = "least squares is the optimum of loss=mse only"  # when gap is None
     aim: str = "least squares"  # the exact optimum's name: ridge, lasso, elastic net with model.l2 / model.l1
 
     @property

@@ -20,7 +20,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     settings = checked(cfg, EvalSettings)
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
     checkpoint = read_checkpoint(path)
-    model = load_model(path, checkpoint)
+    model = load_model(path, checkpoint, settings.trusted_classes)
     if settings.input:  # every row of the file, encoded as in training
         plan = column_plan(model)
         table, _ = read_with_plan(plan, settings.input, "input", with_targets=True, left_out="they are not scored")

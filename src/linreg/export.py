@@ -15,7 +15,7 @@ import torch
 from linreg.checkpoints import column_plan, find_checkpoint, load_model
 from linreg.config import ExportSettings, checked
 from linreg.errors import ConfigError
-from linreg.model import LinearRegressor
+from linreg.model import Regressor
 from linreg.runtime import replaced_atomically, writable_directory, write_json
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def export(cfg) -> dict[str, Path]:
     """The job behind scripts/export.py: model.onnx and/or model.pt2, and model.json, in the job's directory."""
     settings = checked(cfg, ExportSettings)
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
-    model = load_model(path)
+    model = load_model(path, trusted=settings.trusted_classes)
     output_dir = writable_directory("output_dir", settings.output_dir)
     written = {}
     for export_format in dict.fromkeys(f.name for f in settings.formats):  # (each once, in the order given)
@@ -40,37 +40,37 @@ def export(cfg) -> dict[str, Path]:
     return written
 
 
-def description(model: LinearRegressor, checkpoint: Path) -> dict:
+def description(model: Regressor, checkpoint: Path) -> dict:
     """What a program that loads the exported model needs to know: the inputs' order and the outputs'."""
     plain = {"kind": "number", "fill": None, "indicator": False}
     encoded = [entry["column"] for entry in column_plan(model)["features"] if entry | plain != entry]
     return {
         "checkpoint": str(checkpoint),
-        "input": {"name": "features", "dtype": "float32", "shape": ["rows", len(model.hparams.feature_names)]},
-        "features": list(model.hparams.feature_names),
-        "output": {"name": "predictions", "dtype": "float32", "shape": ["rows", len(model.hparams.target_names)]},
-        "targets": list(model.hparams.target_names),
+        "input": {"name": "features", "dtype": "float32", "shape": ["rows", len(model.data.feature_names)]},
+        "features": list(model.data.feature_names),
+        "output": {"name": "predictions", "dtype": "float32", "shape": ["rows", len(model.data.target_names)]},
+        "targets": list(model.data.target_names),
         # The table's columns that training encoded (text as city=Paris, ..., dates, filled blanks): a program
         # that feeds the exported model encodes them as predict.py does. Empty: the features are the columns.
         "encoded_columns": encoded,
     }
 
 
-def example_rows(model: LinearRegressor) -> tuple[torch.Tensor]:
+def example_rows(model: Regressor) -> tuple[torch.Tensor]:
     """Two rows of features: the graph is traced on them, with the number of rows left free."""
-    return (torch.zeros(2, len(model.hparams.feature_names)),)
+    return (torch.zeros(2, len(model.data.feature_names)),)
 
 
 def any_rows() -> tuple[dict[int, torch.export.Dim]]:
     return ({0: torch.export.Dim("rows", min=1)},)
 
 
-def save_program(model: LinearRegressor, path: Path) -> None:
+def save_program(model: Regressor, path: Path) -> None:
     """A torch.export program: `torch.export.load(path).module()(features)`."""
     torch.export.save(torch.export.export(model, example_rows(model), dynamic_shapes=any_rows()), path)
 
 
-def save_onnx(model: LinearRegressor, path: Path) -> None:
+def save_onnx(model: Regressor, path: Path) -> None:
     """ONNX with a free number of rows, the feature and target names in its metadata."""
     try:
         import onnxscript  # noqa: F401  (torch's ONNX exporter builds the graph with it)
@@ -88,8 +88,8 @@ def save_onnx(model: LinearRegressor, path: Path) -> None:
             dynamo=True,
             verbose=False,
         )
-    program.model.metadata_props["features"] = json.dumps(list(model.hparams.feature_names))
-    program.model.metadata_props["targets"] = json.dumps(list(model.hparams.target_names))
+    program.model.metadata_props["features"] = json.dumps(list(model.data.feature_names))
+    program.model.metadata_props["targets"] = json.dumps(list(model.data.target_names))
     program.save(str(path))
 
 

@@ -239,7 +239,7 @@ class LeastSquares:
 
     weight: Tensor  # targets × features
     bias: Tensor
-    train_loss: float  # its objective on the training split: the lowest train/loss that model.loss=mse can reach
+    train_loss: float  # its objective on the training split: the lowest train/loss that loss=mse can reach
     train_equations: NormalEquations
     l1: float = 0.0
     l2: float = 0.0

@@ -1,23 +1,23 @@
-"""The LightningModule: one `nn.Linear` between the stored input and target normalizations."""
+"""The LightningModule: a net (`nn.Linear` by default, an MLP, your own `nn.Module`) between the stored input and
+target normalizations, with the loss and metrics the config names."""
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection, R2Score
 
-from linreg.config import LOSS_NAMES
+from linreg.classes import construct
 from linreg.errors import ConfigError
+from linreg.intervals import PredictionIntervals
 from linreg.least_squares import LeastSquares, penalty, soft_threshold
 from linreg.normalize import Normalizer, to_original_units
 from linreg.runtime import logs_this_step
-from linreg.statistics import PredictionIntervals
-
-LOSSES: dict[str, Callable[[], nn.Module]] = dict(zip(LOSS_NAMES, (nn.MSELoss, nn.L1Loss, nn.HuberLoss), strict=True))
 
 
 class R2(R2Score):
@@ -27,74 +27,146 @@ class R2(R2Score):
         return super().compute() if self.total >= 2 else torch.tensor(math.nan, device=self.total.device)
 
 
-class LinearRegressor(L.LightningModule):
-    """Predicts targets from raw feature values; trains in the normalized space the data module chose.
+@dataclass
+class DataFacts:
+    """What a model learns of its table and keeps in its checkpoints, so that a checkpoint alone predicts from raw
+    rows: the column names, the plan that encodes a file's columns into features (plain values, see
+    data/columns.py; None: the features are the file's columns) and the normalizations fitted on the training rows.
+    """
 
-    >>> model = LinearRegressor(["temperature", "rainfall", "humidity"], ["apples", "oranges"])
+    feature_names: list[str]
+    target_names: list[str]
+    columns: dict | None = None
+    normalize: str = "none"
+    normalize_targets: bool = False
+    feature_normalizer: Normalizer | None = field(default=None, repr=False)
+    target_normalizer: Normalizer | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for key in ("feature_names", "target_names"):
+            names = getattr(self, key)
+            if not isinstance(names, list | tuple) or not names or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"{key} is not a list of column names")
+        if self.columns is not None and not isinstance(self.columns, dict):
+            raise ValueError("columns is not a plan of columns")
+
+    @classmethod
+    def of(cls, value: "DataFacts | Mapping[str, Any]") -> "DataFacts":
+        """The facts themselves, or rebuilt from their plain values (a checkpoint's `data` setting)."""
+        if isinstance(value, DataFacts):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError("data is not the facts of a table")
+        return cls(**value)
+
+    def plain(self) -> dict[str, Any]:
+        """The facts that are plain values (the normalizations are the model's buffers)."""
+        facts = asdict(self, dict_factory=dict)
+        return {key: value for key, value in facts.items() if not key.endswith("_normalizer")}
+
+
+class Regressor(L.LightningModule):
+    """Predicts targets from raw feature values; trains its net in the normalized space the data module chose.
+
+    The contract of a model of this template (your own LightningModule subclasses this one; see README, "Swapping
+    the model"):
+    - its settings are plain values: `data` (a DataFacts), `net`, `loss` and each of `metrics` a class's settings
+      (`{"_target_": ..., ...}`), so checkpoints keep them and eval, predict and export rebuild the model;
+    - `forward` maps raw features to raw targets (the normalizations are buffers, inside the model);
+    - it logs `train/loss`, `val/loss`, `val/<metric>` (and `test/...`);
+    - `linear` is the net when it is one `nn.Linear`: then the exact analysis (least squares, the verdict, the
+      equation, intervals) describes this model; for any other net it is None and that analysis says so.
+
+    >>> facts = DataFacts(["temperature", "rainfall", "humidity"], ["apples", "oranges"])
+    >>> model = Regressor(facts, net={"_target_": "torch.nn.Linear"}, loss={"_target_": "torch.nn.MSELoss"})
     >>> model(torch.zeros(5, 3)).shape
     torch.Size([5, 2])
     """
 
     def __init__(
         self,
-        feature_names: Sequence[str],
-        target_names: Sequence[str],
-        loss: str = "mse",
+        data: DataFacts | Mapping[str, Any],
+        net: Mapping[str, Any],
+        loss: Mapping[str, Any],
+        metrics: Mapping[str, Mapping[str, Any] | None] | None = None,
         l2: float = 0.0,
         l1: float = 0.0,
         init: dict | None = None,
-        normalize: str = "none",
-        normalize_targets: bool = False,
         lr: float | None = None,
-        columns: dict | None = None,
-        feature_normalizer: Normalizer | None = None,
-        target_normalizer: Normalizer | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: dict[str, Any] | None = None,
     ) -> None:
-        """`optimizer` takes the parameters (a `_partial_` config); `scheduler` is Lightning's lr_scheduler
-        dictionary whose "scheduler" takes the optimizer; `lr`, if given, replaces the optimizer's own rate
-        (the learning-rate finder sets it); `columns` is the data's plan from file columns to `feature_names`
-        (plain values, see data/columns.py), kept so that predict.py can encode raw rows as training did;
-        `normalize` and `normalize_targets` record how the data module scaled the columns."""
+        """`net` is built with `in_features` and `out_features` from the table; `optimizer` takes the parameters
+        (a `_partial_` config); `scheduler` is Lightning's lr_scheduler dictionary whose "scheduler" takes the
+        optimizer; `lr`, if given, replaces the optimizer's own rate (the learning-rate finder sets it); `l2`, `l1`
+        and `init` are a linear net's penalties and initial weight and bias."""
         super().__init__()
         # Plain values only: a checkpoint must load without unpickling objects.
-        self.save_hyperparameters(
-            ignore=["feature_normalizer", "target_normalizer", "optimizer", "scheduler"], logger=False
-        )
-        if loss not in LOSSES:
-            raise ConfigError(f"model.loss={loss!r} is not a loss; choose one of {', '.join(LOSSES)}.")
-        if l1 and getattr(optimizer, "func", None) is torch.optim.LBFGS:
-            raise ConfigError(
-                f"model.l1={l1} makes the loss non-smooth, which L-BFGS's line search cannot handle; train with "
-                "optimizer=sgd (a proximal step applies the l1 penalty: exact zeros, the exact lasso optimum) or "
-                "another optimizer=."
-            )
-        self.feature_normalizer = feature_normalizer or Normalizer(len(feature_names))
-        self.target_normalizer = target_normalizer or Normalizer(len(target_names))
-        self.linear = nn.Linear(len(feature_names), len(target_names))
+        self.save_hyperparameters(ignore=["data", "optimizer", "scheduler"], logger=False)
+        self.data = DataFacts.of(data)
+        self.hparams["data"] = self.data.plain()
+        n_features, n_targets = len(self.data.feature_names), len(self.data.target_names)
+        self.feature_normalizer = self.data.feature_normalizer or Normalizer(n_features)
+        self.target_normalizer = self.data.target_normalizer or Normalizer(n_targets)
+        self.net = construct(net, "model.net", in_features=n_features, out_features=n_targets)
+        self.loss_fn = construct(loss, "loss")
+        self.check_linear_settings(l1, l2, init, optimizer)
         # Filled from the training split's least squares (train.py), for predict.py's intervals.
-        self.intervals = PredictionIntervals(len(feature_names), len(target_names))
-        self.loss_fn = LOSSES[loss]()
+        self.intervals = PredictionIntervals(n_features, n_targets)
         self.optimizer_factory, self.scheduler_config = optimizer, scheduler
-        self._set_initial_values(**(init or {}))
         # The training loss is summed on the device and logged once an epoch: updating a metric object would
         # add about 16 µs to every step (4 % of a step on a thousand rows on a laptop CPU). The evaluation
         # losses use metric objects, with their NaN checks off (each would wait for the device).
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
         self.train_rows, self.log_step_loss = 0, False
         self.val_loss, self.test_loss = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
-        # Errors in original units; the MSE only where it is not the loss already (targets in their own units).
-        errors = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2(multioutput="uniform_average")}
-        if loss == "mse" and not normalize_targets:
-            del errors["mse"]
-        errors = MetricCollection(errors)
+        errors = self.metrics_of(metrics or {})
         self.val_metrics, self.test_metrics = errors.clone(prefix="val/"), errors.clone(prefix="test/")
+
+    def metrics_of(self, settings: Mapping[str, Mapping[str, Any] | None]) -> MetricCollection:
+        """The configured metrics (a null one is off), computed in the targets' own units; an MSE is left out where
+        it is the loss already (the MSE loss on targets in their own units)."""
+        metrics = {name: construct(spec, f"metrics.{name}") for name, spec in settings.items() if spec is not None}
+        if self.loss_is_mse and not self.data.normalize_targets:
+            metrics = {name: metric for name, metric in metrics.items() if type(metric) is not MeanSquaredError}
+        return MetricCollection(metrics)
+
+    @property
+    def linear(self) -> nn.Linear | None:
+        """The net when it is one linear layer, whose weights the exact linear analysis describes; else None."""
+        return self.net if type(self.net) is nn.Linear else None
+
+    @property
+    def loss_is_mse(self) -> bool:
+        """Whether the loss is the mean squared error, whose optimum for a linear net is least squares."""
+        return type(self.loss_fn) is nn.MSELoss and self.loss_fn.reduction == "mean"
+
+    @property
+    def net_name(self) -> str:
+        return type(self.net).__name__
+
+    def check_linear_settings(self, l1: float, l2: float, init: dict | None, optimizer: Any) -> None:
+        """Penalties and initial values are a linear net's (exact baselines exist for them only)."""
+        given = [f"model.{key}" for key, value in (("l1", l1), ("l2", l2)) if value]
+        given += [f"model.init.{key}" for key, value in (init or {}).items() if value is not None]
+        if given and self.linear is None:
+            raise ConfigError(
+                f"{', '.join(given)} apply to a linear net's weights, and model.net is {self.net_name}; leave "
+                "them out (a penalty on every weight: optimizer.weight_decay) or use model=linear."
+            )
+        if l1 and getattr(optimizer, "func", None) is torch.optim.LBFGS:
+            raise ConfigError(
+                f"model.l1={l1} makes the loss non-smooth, which L-BFGS's line search cannot handle; train with "
+                "optimizer=sgd (a proximal step applies the l1 penalty: exact zeros, the exact lasso optimum) or "
+                "another optimizer=."
+            )
+        if self.linear is not None:
+            self._set_initial_values(**(init or {}))
 
     def _set_initial_values(self, weight: float | list | None = None, bias: float | list | None = None) -> None:
         """Start from given values (the book starts at w=1, b=0) instead of PyTorch's random ones."""
         with torch.no_grad():
-            for parameter, value, key in ((self.linear.weight, weight, "weight"), (self.linear.bias, bias, "bias")):
+            for parameter, value, key in ((self.net.weight, weight, "weight"), (self.net.bias, bias, "bias")):
                 if value is None:
                     continue
                 value = torch.as_tensor(value, dtype=parameter.dtype)
@@ -108,12 +180,12 @@ class LinearRegressor(L.LightningModule):
 
     def forward(self, features: Tensor) -> Tensor:
         """Predictions in the targets' original units from features in their original units."""
-        return self.target_normalizer.inverse(self.linear(self.feature_normalizer(features)))
+        return self.target_normalizer.inverse(self.net(self.feature_normalizer(features)))
 
     def _step(self, batch: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """The loss in normalized space and the normalized predictions."""
         features, targets = batch
-        normalized_prediction = self.linear(self.feature_normalizer(features))
+        normalized_prediction = self.net(self.feature_normalizer(features))
         return self.loss_fn(normalized_prediction, self.target_normalizer(targets)), normalized_prediction
 
     def on_train_epoch_start(self) -> None:
@@ -134,7 +206,7 @@ class LinearRegressor(L.LightningModule):
     def penalty(self) -> Tensor:
         """The l2 penalty, with its gradient, and the l1 penalty's value without one: optimizer_step applies l1
         as a proximal step (see least_squares.py for the objective)."""
-        weight = self.linear.weight
+        weight = self.net.weight
         return penalty(weight, l2=self.hparams.get("l2", 0.0)) + penalty(
             weight.detach(), l1=self.hparams.get("l1", 0.0)
         )
@@ -145,9 +217,9 @@ class LinearRegressor(L.LightningModule):
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         l1 = self.hparams.get("l1", 0.0)
         if l1:
-            threshold = optimizer.param_groups[0]["lr"] * l1 / self.linear.weight.shape[0]
+            threshold = optimizer.param_groups[0]["lr"] * l1 / self.net.weight.shape[0]
             with torch.no_grad():
-                self.linear.weight.copy_(soft_threshold(self.linear.weight, threshold))
+                self.net.weight.copy_(soft_threshold(self.net.weight, threshold))
 
     def exact_optimum(self, least_squares: LeastSquares) -> LeastSquares:
         """What training should reach: the training split's least squares with this model's penalties."""
@@ -199,6 +271,10 @@ class LinearRegressor(L.LightningModule):
         """eval.py scores any split through Lightning's test loop: name its metrics by that split (`val/r2`)."""
         self.test_metrics.prefix = f"{split}/"
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The model's class by name, as plain data: checkpoints.py rebuilds it from an allow-list."""
+        checkpoint["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A resumed run keeps the least-squares covariance of its own training rows (predict.py's intervals),
         not the checkpoint's: with allow_changed_data the rows differ."""
@@ -209,6 +285,12 @@ class LinearRegressor(L.LightningModule):
     def check_training_state(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, before Lightning restores them, an optimizer or schedule state that is another's: torch would
         fail in the first step (L-BFGS's state lacks what SGD's has) or carry the wrong values on."""
+        theirs_net = checkpoint["hyper_parameters"].get("net")
+        if theirs_net != self.hparams.net:
+            raise ConfigError(
+                f"The checkpoint's net is {theirs_net}, and this run's model.net is {dict(self.hparams.net)}; "
+                "resume with the model= it was trained with, or leave ckpt_path out to start a new run."
+            )
         if self.optimizer_factory is None:
             return
         ours = self.make_optimizer([torch.zeros(1, requires_grad=True)])
@@ -254,5 +336,7 @@ class LinearRegressor(L.LightningModule):
         return make_scheduler(optimizer)
 
     def equation(self) -> tuple[Tensor, Tensor]:
-        """Weights (targets × features) and biases that map raw features straight to raw targets."""
-        return to_original_units(self.linear.weight, self.linear.bias, self.feature_normalizer, self.target_normalizer)
+        """A linear net's weights (targets × features) and biases that map raw features straight to raw targets."""
+        if self.linear is None:
+            raise ConfigError(f"model.net is {self.net_name}, not one linear layer: it has no equation.")
+        return to_original_units(self.net.weight, self.net.bias, self.feature_normalizer, self.target_normalizer)

@@ -14,7 +14,7 @@ from linreg.config import PredictSettings, checked
 from linreg.data.formats import describe_row, empty_lines, resolve_path
 from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
-from linreg.model import LinearRegressor
+from linreg.model import Regressor
 from linreg.runtime import cannot_write, write_atomically
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def predict(cfg: DictConfig) -> Path:
             f"output={output} exists already; choose another output= or set overwrite=true to replace it."
         )
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
-    model = load_model(path)
+    model = load_model(path, trusted=settings.trusted_classes)
     plan = column_plan(model)
     table, raw = read_with_plan(
         plan, settings.input, "input", with_targets=False, left_out="their predictions are left empty"
@@ -50,7 +50,7 @@ def predict(cfg: DictConfig) -> Path:
         columns |= {"lower": predictions - half_width, "upper": predictions + half_width}
     frame = raw.to_pandas()
     for suffix, values in columns.items():
-        for name, column in zip(model.hparams.target_names, values.T, strict=True):
+        for name, column in zip(model.data.target_names, values.T, strict=True):
             cells = np.full(raw.num_rows, np.nan, dtype=np.float32)
             cells[rows] = column.numpy()
             frame[f"{name}_{suffix}"] = cells
@@ -80,8 +80,14 @@ def without_overflow(predictions: torch.Tensor, rows: np.ndarray, source: str) -
     return predictions
 
 
-def interval_half_width(model: LinearRegressor, features: torch.Tensor, level: float, path: Path) -> torch.Tensor:
-    """How far each row's bounds lie from its prediction: from the least-squares covariance in the checkpoint."""
+def interval_half_width(model: Regressor, features: torch.Tensor, level: float, path: Path) -> torch.Tensor:
+    """How far each row's bounds lie from its prediction: from the least-squares covariance in the checkpoint,
+    which describes a linear net's predictions only."""
+    if model.linear is None:
+        raise ConfigError(
+            f"interval={level}: the intervals are those of least squares, which describe a linear net, and {path} "
+            f"holds a net of class {model.net_name}; leave interval= out (or train with model=linear)."
+        )
     if float(model.intervals.rows) == 0:
         raise ConfigError(
             f"interval={level}: {path} was written before checkpoints kept what intervals need; "

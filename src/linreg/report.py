@@ -13,7 +13,7 @@ from rich.tree import Tree
 from torch import Tensor
 
 from linreg.runtime import write_atomically
-from linreg.statistics import COEFFICIENT_COLUMNS, FitStatistics
+from linreg.statistics import FitStatistics
 
 
 def format_number(value: float) -> str:
@@ -46,7 +46,7 @@ def format_statistics(statistics: FitStatistics, max_rows: int = 30) -> str:
             f"kurtosis {format_number(fit.kurtosis)}"
         )
         rows = [row for row in statistics.coefficients if row["target"] == target]
-        columns = COEFFICIENT_COLUMNS[1:]
+        columns = [column for column in rows[0] if column != "target"]  # (with `trained` for a linear net)
         cells = [
             [row["feature"], *(format_p(row[c]) if c == "p_value" else format_number(row[c]) for c in columns[1:])]
             for row in rows[:max_rows]

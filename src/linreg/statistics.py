@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from scipy import stats
-from torch import Tensor, nn
+from torch import Tensor
 
 from linreg.data import Table
 from linreg.least_squares import NormalEquations
@@ -144,10 +144,8 @@ class FitStatistics:
             "targets": {name: asdict(value) for name, value in self.targets.items()},
         }
         write_json(directory / "statistics.json", finite(record))
-        write_csv_rows(directory / "coefficients.csv", COEFFICIENT_COLUMNS, finite(self.coefficients))
-
-
-COEFFICIENT_COLUMNS = ("target", "feature", "estimate", "std_error", "t", "p_value", "ci_low", "ci_high", "trained")
+        columns = [*self.coefficients[0]] if self.coefficients else []
+        write_csv_rows(directory / "coefficients.csv", columns, finite(self.coefficients))
 
 
 def finite(value):
@@ -159,8 +157,11 @@ def finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def fit_statistics(solution: Solution, table: Table, trained: tuple[Tensor, Tensor], ci: float = 0.95) -> FitStatistics:
-    """The statistics of the least-squares fit of `table` (the training split), beside the trained equation."""
+def fit_statistics(
+    solution: Solution, table: Table, trained: tuple[Tensor, Tensor] | None, ci: float = 0.95
+) -> FitStatistics:
+    """The statistics of the least-squares fit of `table` (the training split), beside the trained equation of a
+    linear net (`trained`; None for any other net: no `trained` column)."""
     sums = solution.sums
     n, rank, df_resid, sigma2 = sums.rows, solution.rank, solution.df_resid, solution.residual_variance
     moments = residual_moments(table, solution)
@@ -168,18 +169,14 @@ def fit_statistics(solution: Solution, table: Table, trained: tuple[Tensor, Tens
     for j, target in enumerate(table.target_names):
         estimates = [*solution.weight[:, j].tolist(), float(solution.bias[j])]
         errors = coefficient_errors(sums, solution, float(sigma2[j]))
-        trained_values = [*trained[0][j].tolist(), float(trained[1][j])]
-        for name, estimate, error, trained_value in zip(
-            [*table.feature_names, "bias"], estimates, errors, trained_values, strict=True
-        ):
-            coefficients.append(
-                {
-                    "target": target,
-                    "feature": name,
-                    **inference(estimate, error, df_resid, ci),
-                    "trained": trained_value,
-                }
-            )
+        names = [*table.feature_names, "bias"]
+        for name, estimate, error in zip(names, estimates, errors, strict=True):
+            coefficients.append({"target": target, "feature": name, **inference(estimate, error, df_resid, ci)})
+        if trained is not None:
+            for row, value in zip(
+                coefficients[-len(names) :], [*trained[0][j].tolist(), float(trained[1][j])], strict=True
+            ):
+                row["trained"] = value
         per_target[target] = fit_summary(
             n, rank, float(solution.residual_squares[j]), float(sums.target_scatter[j]), moments[j]
         )
@@ -313,34 +310,3 @@ def collinearity(sums: CenteredSums) -> tuple[float, list[float]]:
     condition = math.sqrt(float(eigenvalues[-1] / eigenvalues[0])) if eigenvalues[0] > 0 else math.inf
     vif[varying] = torch.linalg.pinv(correlation, hermitian=True).diagonal() if math.isfinite(condition) else math.inf
     return condition, vif.tolist()
-
-
-class PredictionIntervals(nn.Module):
-    """What `predict.py interval=0.95` needs, kept in every checkpoint as plain tensors: the least-squares
-    fit's residual variance and the inverse scatter of its features, in original units (float64).
-
-    The interval of a new row x is prediction ± t·σ·√(1 + 1/n + (x − x̄)ᵀ S⁺ (x − x̄)), statsmodels'
-    `get_prediction().summary_frame()` obs_ci; centred on the model's own prediction.
-    """
-
-    def __init__(self, n_features: int, n_targets: int) -> None:
-        super().__init__()
-        self.register_buffer("feature_means", torch.zeros(n_features, dtype=torch.float64))
-        self.register_buffer("inverse_scatter", torch.zeros(n_features, n_features, dtype=torch.float64))
-        self.register_buffer("residual_variance", torch.zeros(n_targets, dtype=torch.float64))
-        self.register_buffer("rows", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("df_resid", torch.zeros((), dtype=torch.float64))
-
-    def fit(self, solution: Solution) -> None:
-        self.feature_means.copy_(solution.sums.feature_means)
-        self.inverse_scatter.copy_(solution.inverse_scatter)
-        self.residual_variance.copy_(solution.residual_variance)
-        self.rows.fill_(solution.sums.rows)
-        self.df_resid.fill_(solution.df_resid)
-
-    def half_width(self, features: Tensor, level: float) -> Tensor:
-        """rows × targets: how far each bound lies from the prediction, in the targets' units."""
-        shifted = features.double().cpu() - self.feature_means
-        leverage = 1 / self.rows + ((shifted @ self.inverse_scatter) * shifted).sum(1)
-        quantile = float(stats.t.ppf(0.5 + level / 2, float(self.df_resid)))
-        return quantile * (self.residual_variance * (1 + leverage[:, None])).sqrt()

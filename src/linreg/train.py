@@ -20,12 +20,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from linreg import launchers
 from linreg.callbacks import AtomicCheckpointIO, ConvergenceStop, LastCheckpoint
 from linreg.checkpoints import resumable_checkpoint
+from linreg.classes import named_classes, untrusted
 from linreg.config import TrainSettings, checked
 from linreg.convergence import TrainingFacts, Verdict, judge
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError, RunError, TrainingDiverged
 from linreg.least_squares import LeastSquares
-from linreg.model import LinearRegressor
+from linreg.model import DataFacts, Regressor
 from linreg.report import format_equation, format_statistics, format_summary, show_config
 from linreg.runtime import (
     as_numbers,
@@ -48,7 +49,7 @@ SCHEDULER_KEYS = ("interval", "frequency", "monitor")
 class FittedRun:
     """What a training run leaves behind, for the summary, the tests and whatever comes after training."""
 
-    model: LinearRegressor
+    model: Regressor
     datamodule: TabularDataModule
     trainer: L.Trainer
     metrics: dict[str, float]
@@ -216,7 +217,8 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
             metrics |= {"train/gap_to_ols": verdict.gap, "train/converged": float(verdict.converged)}
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
             metrics |= as_numbers(trainer.test(model, datamodule=datamodule, verbose=False)[0])
-        statistics = fit_statistics(solution, datamodule.train, model.equation(), cfg.statistics.ci)
+        trained = model.equation() if model.linear is not None else None
+        statistics = fit_statistics(solution, datamodule.train, trained, cfg.statistics.ci)
         for logger in trainer.loggers:  # the statistics in TensorBoard's Text tab
             if isinstance(logger, TensorBoardLogger):  # (indented: Markdown keeps the table's columns)
                 table = "\n".join("    " + line for line in format_statistics(statistics).splitlines())
@@ -241,13 +243,15 @@ def warn_of_collinearity(statistics: FitStatistics) -> None:
 
 
 def convergence_verdict(
-    cfg: DictConfig, trainer: L.Trainer, model: LinearRegressor, datamodule: TabularDataModule
+    cfg: DictConfig, trainer: L.Trainer, model: Regressor, datamodule: TabularDataModule
 ) -> Verdict:
     """How close the final weights came to least squares, and what to change if not close enough."""
     least_squares = model.exact_optimum(datamodule.least_squares)
+    if model.linear is None:
+        return Verdict(None, cfg.convergence.rtol, why_none=not_linear(model, datamodule, trainer))
     if trainer.overfit_batches:
         return Verdict(None, cfg.convergence.rtol, why_none="trainer.overfit_batches trains on a few batches only")
-    gap = least_squares.gap(model.linear.weight, model.linear.bias) if model.hparams.loss == "mse" else None
+    gap = least_squares.gap(model.net.weight, model.net.bias) if model.loss_is_mse else None
     stop = next((c for c in trainer.callbacks if isinstance(c, ConvergenceStop)), None)
     optimizer = trainer.optimizers[0] if trainer.optimizers else None  # (none here under ddp_spawn)
     facts = TrainingFacts(
@@ -264,6 +268,22 @@ def convergence_verdict(
         streamed=bool(datamodule.hparams.get("stream")),
     )
     return judge(gap, cfg.convergence.rtol, facts, least_squares.name)
+
+
+def not_linear(model: Regressor, datamodule: TabularDataModule, trainer: L.Trainer) -> str:
+    """Why a net other than one linear layer gets no verdict, and how it compares with least squares instead
+    (on the validation rows where there are some, with loss=mse: the same loss in the same units)."""
+    why = f"the exact optimum is a linear net's, and model.net is {model.net_name}"
+    split = "val" if len(datamodule.val) else "train"
+    loss = trainer.callback_metrics.get(f"{split}/loss")
+    if not model.loss_is_mse or loss is None:
+        return why
+    least_squares = datamodule.least_squares
+    baseline = least_squares.train_loss
+    if split == "val":
+        equations = least_squares.equations_of(datamodule.val, model.feature_normalizer, model.target_normalizer)
+        baseline = least_squares.objective(least_squares.weight, least_squares.bias, equations)
+    return f"{why}; its {split}/loss {float(loss):.4g} against least squares' {baseline:.4g}"
 
 
 def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
@@ -293,13 +313,13 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
 
 # The command-line keys whose settings the HParams columns every run has already show.
 SHOWN_KEYS = (
-    *("data", "data.normalize", "data.batch_size", "optimizer", "optimizer.lr", "scheduler", "model.loss"),
+    *("data", "data.normalize", "data.batch_size", "model", "optimizer", "optimizer.lr", "scheduler", "loss"),
     *("trainer.max_epochs", "seed", "tags"),
 )
 
 
 def log_hyperparameters(
-    loggers: list[Logger], cfg: DictConfig, datamodule: TabularDataModule, model: LinearRegressor
+    loggers: list[Logger], cfg: DictConfig, datamodule: TabularDataModule, model: Regressor
 ) -> None:
     """The settings that tell the runs of a sweep apart, for TensorBoard's HParams tab and hparams.yaml: the usual
     ones, and any other key the command line set (`data.val_fraction`, `trainer.gradient_clip_val`, …)."""
@@ -310,7 +330,8 @@ def log_hyperparameters(
         "optimizer": cfg.optimizer._target_.rpartition(".")[2],
         "lr": model.hparams.lr or cfg.optimizer.lr,  # the rate optimizer.lr=auto chose
         "scheduler": cfg.scheduler._target_.rpartition(".")[2] if cfg.get("scheduler") else "none",
-        "loss": cfg.model.loss,
+        "model": model.net_name,
+        "loss": type(model.loss_fn).__name__,
         "max_epochs": cfg.trainer.max_epochs,
         "seed": cfg.seed,
         "tags": ",".join(cfg.get("tags") or []),
@@ -334,34 +355,49 @@ def other_overrides(cfg: DictConfig) -> dict[str, Any]:
     return settings
 
 
-def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> LinearRegressor:
+def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> Regressor:
     """The model sized from the data, carrying the data's normalization so checkpoints predict raw rows."""
-    # _partial_: the config gives the model's settings, the data its shape and normalization.
-    model_with_settings = build(cfg.model, _partial_=True, _convert_="all")
+    check_trusted(cfg)
     optimum = datamodule.least_squares.penalized(cfg.model.get("l1", 0.0), cfg.model.get("l2", 0.0))
-    lr, momentum = automatic_rates(cfg.optimizer, optimum)
+    lr, momentum = automatic_rates(cfg, optimum)
     optimizer = build(cfg.optimizer, **({} if momentum is None else {"momentum": momentum}))
-    scheduler = lr_scheduler(cfg)
+    data = DataFacts(
+        feature_names=datamodule.feature_names,
+        target_names=datamodule.target_names,
+        columns=datamodule.columns,
+        normalize=datamodule.hparams.normalize,
+        normalize_targets=datamodule.hparams.normalize_targets,
+        feature_normalizer=datamodule.feature_normalizer,
+        target_normalizer=datamodule.target_normalizer,
+    )
+    # _partial_: the config gives the model's settings, the data its facts. Not recursive: the net, loss and metrics
+    # reach the model as plain settings, which it builds and keeps for its checkpoints.
+    model_with_settings = build(cfg.model, _partial_=True, _recursive_=False, _convert_="all")
+    settings = {"loss": cfg.get("loss"), "metrics": cfg.get("metrics") or {}}
+    settings = OmegaConf.to_container(DictConfig(settings), resolve=True)
     try:
-        model = model_with_settings(
-            lr=lr,
-            feature_names=datamodule.feature_names,
-            target_names=datamodule.target_names,
-            normalize=datamodule.hparams.normalize,
-            normalize_targets=datamodule.hparams.normalize_targets,
-            columns=datamodule.columns,
-            feature_normalizer=datamodule.feature_normalizer,
-            target_normalizer=datamodule.target_normalizer,
-            optimizer=optimizer,
-            scheduler=scheduler,
-        )
-    except TypeError as error:  # a key of model.* that LinearRegressor does not take
+        model = model_with_settings(data=data, lr=lr, optimizer=optimizer, scheduler=lr_scheduler(cfg), **settings)
+    except TypeError as error:  # a key of model.* that the model does not take
         raise refused_settings(cfg.model, error) from None
     rehearse_optimizer(cfg, model)
     return model
 
 
-def rehearse_optimizer(cfg: DictConfig, model: LinearRegressor) -> None:
+def check_trusted(cfg: DictConfig) -> None:
+    """Every class the model's settings name can be rebuilt from its checkpoints: this template's, or listed in
+    trusted_classes (eval.py, predict.py and export.py rebuild no other)."""
+    settings = {key: cfg.get(key) for key in ("model", "loss", "metrics")}
+    refused = untrusted(named_classes(OmegaConf.to_container(DictConfig(settings), resolve=True)), cfg.trusted_classes)
+    if refused:
+        listed = ", ".join(refused)
+        raise ConfigError(
+            f"{listed} is not one of this template's classes, and checkpoints rebuild no other unless it is "
+            f"trusted: add it to configs/trusted_classes.yaml (trusted_classes: [{listed}]), so that this run's "
+            "checkpoints load in eval.py, predict.py, export.py and a resume."
+        )
+
+
+def rehearse_optimizer(cfg: DictConfig, model: Regressor) -> None:
     """Build the optimizer and schedule on a stand-in weight and take two steps: settings torch refuses only
     once training runs (a negative weight_decay, step_size=0, history_size=0) fail here, as one sentence."""
     weight = torch.zeros(2, requires_grad=True)
@@ -391,9 +427,10 @@ def rehearse_optimizer(cfg: DictConfig, model: LinearRegressor) -> None:
         raise refused_settings(cfg.scheduler, error) from None
 
 
-def automatic_rates(optimizer: DictConfig, least_squares: LeastSquares) -> tuple[float | None, float | None]:
+def automatic_rates(cfg: DictConfig, least_squares: LeastSquares) -> tuple[float | None, float | None]:
     """The lr and momentum that `optimizer.lr=auto` and `optimizer.momentum=auto` stand for on this table's loss
     (None: the config's own number). With a number for lr, momentum=auto is 0: plain gradient descent."""
+    optimizer = cfg.optimizer
     lr, momentum = optimizer.get("lr"), optimizer.get("momentum")
     if lr != "auto":
         return None, 0.0 if momentum == "auto" else None
@@ -401,6 +438,12 @@ def automatic_rates(optimizer: DictConfig, least_squares: LeastSquares) -> tuple
         raise ConfigError(
             f"optimizer.lr=auto is a step size for gradient descent (optimizer=sgd); "
             f"{optimizer._target_.rpartition('.')[2]} takes a number, e.g. optimizer.lr=0.01."
+        )
+    net = OmegaConf.select(cfg, "model.net._target_")
+    if net != "torch.nn.Linear":
+        raise ConfigError(
+            f"optimizer.lr=auto is worked out from the curvature of a linear net's loss, and model.net is {net}; "
+            "give a number, e.g. optimizer.lr=0.01 (or find one with tune=lr_find)."
         )
     if momentum == "auto":
         lr, momentum = least_squares.heavy_ball()
@@ -420,19 +463,13 @@ def lr_scheduler(cfg: DictConfig) -> dict[str, Any] | None:
     return {"scheduler": build(settings), "name": "train/lr", **lightning_keys}
 
 
-def check_watched_metrics(
-    cfg: DictConfig, trainer: L.Trainer, model: LinearRegressor, datamodule: TabularDataModule
-) -> None:
+def check_watched_metrics(cfg: DictConfig, trainer: L.Trainer, model: Regressor, datamodule: TabularDataModule) -> None:
     """optimized_metric and every callback's or schedule's `monitor` name a metric this run has; a misspelt one
     would leave a sweep minimizing NaN, or a callback waiting for a value that never comes."""
     errors = ["loss", *model.val_metrics.keys(keep_base=True)]
     logged = ["train/loss", *(f"val/{name}" for name in errors if len(datamodule.val))]
-    results = [
-        *logged,
-        "train/gap_to_ols",
-        "train/converged",
-        *(f"test/{name}" for name in errors if len(datamodule.test)),
-    ]
+    verdict = ["train/gap_to_ols", "train/converged"] if model.linear is not None and model.loss_is_mse else []
+    results = [*logged, *verdict, *(f"test/{name}" for name in errors if len(datamodule.test))]
     watchers = [("optimized_metric", cfg.optimized_metric, results)]
     watchers += [
         (f"the {type(c).__name__} callback's monitor", c.monitor, logged)
@@ -478,10 +515,8 @@ def summarize(run: FittedRun, output_dir: Path, statistics_table: bool = True) -
     least-squares table is only pointed to (coefficients.csv, statistics.json)."""
     names = run.datamodule.feature_names, run.datamodule.target_names
     least_squares = run.least_squares.equation(run.model.feature_normalizer, run.model.target_normalizer)
-    equations = {
-        "trained": format_equation(*run.model.equation(), *names),
-        run.least_squares.name: format_equation(*least_squares, *names),
-    }
+    equations = {"trained": format_equation(*run.model.equation(), *names)} if run.model.linear is not None else {}
+    equations[run.least_squares.name] = format_equation(*least_squares, *names)
     metrics = {k: v for k, v in run.metrics.items() if k != "train/converged"}  # the verdict says it in words
     metrics["baseline/ols_loss"] = run.least_squares.train_loss
     paths = [Path(c.best_model_path) for c in run.trainer.checkpoint_callbacks if c.best_model_path]

@@ -14,8 +14,8 @@ class ConvergenceStop(Callback):
     The gap is exact and costs no pass over the rows (see `LeastSquares.gap`); it is kept for every epoch in
     `gaps`, which the end-of-run verdict reads to say what a run that missed should change, and the loggers get
     `train/converged` (1 once within `rtol`, else 0) at each epoch's end: the HParams tab's verdict column.
-    `model.loss=mse` only (for the other losses least squares is not the optimum), and not under
-    `trainer.overfit_batches`.
+    A linear net (`model=linear`) with `loss=mse` only (for other nets and losses least squares is not the
+    optimum: the stop does nothing, and the verdict says why), and not under `trainer.overfit_batches`.
     """
 
     def __init__(self, rtol: float = 1e-3, stop: bool = True) -> None:
@@ -30,13 +30,13 @@ class ConvergenceStop(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.gaps = []
         # (Least squares of the training split is no aim for a loss other than MSE, or for a few batches.)
-        aimed = pl_module.hparams.get("loss") == "mse" and not trainer.overfit_batches
+        aimed = pl_module.linear is not None and pl_module.loss_is_mse and not trainer.overfit_batches
         self.least_squares = pl_module.exact_optimum(trainer.datamodule.least_squares) if aimed else None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.least_squares is None:
             return
-        self.gaps.append(self.least_squares.gap(pl_module.linear.weight, pl_module.linear.bias))
+        self.gaps.append(self.least_squares.gap(pl_module.net.weight, pl_module.net.bias))
         converged = self.gaps[-1] < self.rtol
         for logger in trainer.loggers:  # (straight to the loggers, at the step of the epoch's values, as FitPath)
             logger.log_metrics({"train/converged": float(converged)}, step=trainer.global_step - 1)

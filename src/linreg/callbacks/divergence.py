@@ -43,7 +43,7 @@ class DivergenceStop(Callback):
             self.last_finite_loss = loss
             return
         lr = trainer.optimizers[0].param_groups[0]["lr"]
-        raw_inputs = pl_module.hparams.get("normalize") == "none"
+        raw_inputs = pl_module.data.normalize == "none"
         hint = " or normalize the inputs (data.normalize=standardize)" if raw_inputs else ""
         raise TrainingDiverged(
             f"Training diverged at {when}: the loss became {loss:g} "

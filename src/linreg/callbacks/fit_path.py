@@ -19,7 +19,8 @@ class FitPath(Callback):
     `train/gap_to_ols` is how far the MSE of the current weights on the whole training split is above the
     least-squares MSE, as a fraction of it (exact, from the split's normal equations: no pass over the rows);
     `val/gap_to_ols` the same on the validation split, against the least-squares fit's MSE there. For
-    `model.loss=mse`, whose optimum least squares is.
+    `loss=mse`, whose optimum least squares is. A net other than one linear layer gets neither (they would
+    describe no layer of it).
     """
 
     def __init__(self, max_coefficients: int = 20) -> None:
@@ -30,6 +31,8 @@ class FitPath(Callback):
         self.val_equations: NormalEquations | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if pl_module.linear is None:
+            return
         datamodule, normalizers = trainer.datamodule, (pl_module.feature_normalizer, pl_module.target_normalizer)
         self.least_squares = pl_module.exact_optimum(datamodule.least_squares)
         if len(datamodule.val):  # (a streamed split's come from the pass that read it first: no new pass)
@@ -38,23 +41,26 @@ class FitPath(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT, batch, batch_idx: int
     ) -> None:
-        if logs_this_step(trainer):
-            pl_module.log_dict(self.values(pl_module), on_step=True, on_epoch=False)
+        values = self.values(pl_module) if logs_this_step(trainer) else {}
+        if values:
+            pl_module.log_dict(values, on_step=True, on_epoch=False)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # And at the end of each epoch, so that a run of a few full-batch steps has a point per epoch too, at the
         # step of the epoch's values. Straight to the loggers: every DDP rank holds the same weights, and an
         # epoch value of self.log would have to be synchronized, in an order the ranks' callbacks do not share.
         # (Only where they are written: rank 0, with loggers.)
-        if trainer.loggers and trainer.is_global_zero and not logs_this_step(trainer):
+        if trainer.loggers and trainer.is_global_zero and not logs_this_step(trainer) and pl_module.linear is not None:
             values = self.values(pl_module)
             for logger in trainer.loggers:
                 logger.log_metrics(values, step=trainer.global_step - 1)
 
     def values(self, pl_module: L.LightningModule) -> dict[str, float]:
+        if pl_module.linear is None:  # (the gap and the weights describe a linear net's equation)
+            return {}
         weight, bias = pl_module.linear.weight, pl_module.linear.bias
         values = {}
-        if pl_module.hparams.get("loss") == "mse":
+        if pl_module.loss_is_mse:
             values["train/gap_to_ols"] = self.least_squares.gap(weight, bias)
             if self.val_equations is not None:
                 values["val/gap_to_ols"] = self.least_squares.gap(weight, bias, self.val_equations)
@@ -66,7 +72,7 @@ class FitPath(Callback):
 def coefficients(pl_module: L.LightningModule) -> dict[str, float]:
     """The fitted equation in original units, one value per feature and target, plus the biases."""
     weight, bias = pl_module.equation()
-    features, targets = pl_module.hparams.feature_names, pl_module.hparams.target_names
+    features, targets = pl_module.data.feature_names, pl_module.data.target_names
     values = {}
     for target, row, intercept in zip(targets, weight.tolist(), bias.tolist(), strict=True):
         prefix = "weights/" if len(targets) == 1 else f"weights/{target}/"

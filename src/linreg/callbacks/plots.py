@@ -10,7 +10,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 
 from linreg.data import Table, TabularDataModule
-from linreg.model import LinearRegressor
+from linreg.model import Regressor
 from linreg.report import format_equation
 from linreg.runtime import replaced_atomically
 
@@ -27,7 +27,7 @@ STYLE = {
     "axes.grid": True,
     "grid.alpha": 0.3,
 }
-LOSS_LABELS = {"mse": "MSE", "l1": "mean absolute error", "huber": "Huber loss"}
+LOSS_LABELS = {"MSELoss": "MSE", "L1Loss": "mean absolute error", "HuberLoss": "Huber loss"}
 
 
 class RunPlots(Callback):
@@ -61,11 +61,11 @@ class RunPlots(Callback):
             return
         model, datamodule = pl_module, trainer.datamodule
         optimum = None
-        if model.hparams.loss == "mse":  # the least-squares loss is the optimum of this loss alone
+        if model.loss_is_mse:  # the least-squares loss: a linear net's optimum, and any net's baseline
             optimum = model.exact_optimum(datamodule.least_squares).train_loss
         with matplotlib.rc_context(STYLE):
-            figures = {"loss": loss_figure(self.history, loss_label(model), optimum)}
-            if len(model.hparams.feature_names) == 1 and len(model.hparams.target_names) == 1:
+            figures = {"loss": loss_figure(self.history, loss_label(model), optimum, model.linear is not None)}
+            if len(model.data.feature_names) == 1 and len(model.data.target_names) == 1:
                 figures["fit"] = fit_figure(model, datamodule)
             else:
                 figures["predicted_vs_actual"] = predicted_vs_actual_figure(model, datamodule)
@@ -82,7 +82,7 @@ def save_figure(figure: Figure, name: str, dirpath: Path, trainer: L.Trainer) ->
             logger.experiment.add_figure(f"plots/{name}", figure, global_step=trainer.global_step, close=False)
 
 
-def predictions(model: LinearRegressor, features: torch.Tensor) -> torch.Tensor:
+def predictions(model: Regressor, features: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return model(features.to(model.device)).cpu()
 
@@ -95,13 +95,14 @@ def labelled_splits(datamodule: TabularDataModule) -> list[tuple[str, Table]]:
     ]
 
 
-def loss_label(model: LinearRegressor) -> str:
+def loss_label(model: Regressor) -> str:
     """The loss curve's axis: which loss, and in which units the targets were when it was computed."""
-    units = "standardized targets" if model.hparams.get("normalize_targets") else "target units"
-    return f"{LOSS_LABELS.get(model.hparams.loss, model.hparams.loss)} ({units})"
+    units = "standardized targets" if model.data.normalize_targets else "target units"
+    name = type(model.loss_fn).__name__
+    return f"{LOSS_LABELS.get(name, name)} ({units})"
 
 
-def fit_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
+def fit_figure(model: Regressor, datamodule: TabularDataModule) -> Figure:
     """One feature, one target: the rows, the fitted line and the least-squares line, in original units."""
     figure = Figure(figsize=SIZE, layout="constrained")
     axes = figure.add_subplot()
@@ -114,17 +115,19 @@ def fit_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
     optimum = model.exact_optimum(datamodule.least_squares)  # least squares, or ridge, lasso, elastic net
     weight, bias = optimum.equation(model.feature_normalizer, model.target_normalizer)
     axes.plot(ends.numpy(), (ends * weight[0, 0] + bias[0]).numpy(), color="grey", linestyle="--", label=optimum.name)
-    fitted = predictions(model, ends[:, None].float())[:, 0]
-    axes.plot(ends.numpy(), fitted.numpy(), color="black", linewidth=1.4, label="trained")
-    axes.set(xlabel=model.hparams.feature_names[0], ylabel=model.hparams.target_names[0])
-    axes.set_title(format_equation(*model.equation(), model.hparams.feature_names, model.hparams.target_names))
+    grid = ends if model.linear is not None else torch.linspace(low, high, 200, dtype=torch.float64)  # a curve
+    fitted = predictions(model, grid[:, None].float())[:, 0]
+    axes.plot(grid.numpy(), fitted.numpy(), color="black", linewidth=1.4, label="trained")
+    names = model.data.feature_names, model.data.target_names
+    axes.set(xlabel=names[0][0], ylabel=names[1][0])
+    axes.set_title(format_equation(*model.equation(), *names) if model.linear is not None else model.net_name)
     axes.legend()
     return figure
 
 
-def predicted_vs_actual_figure(model: LinearRegressor, datamodule: TabularDataModule) -> Figure:
+def predicted_vs_actual_figure(model: Regressor, datamodule: TabularDataModule) -> Figure:
     """Each target's predictions against its true values; a perfect model sits on the diagonal."""
-    targets = model.hparams.target_names
+    targets = model.data.target_names
     figure = Figure(figsize=(SIZE[0] * min(len(targets), 3), SIZE[1]), layout="constrained")
     axes_row = figure.subplots(1, len(targets), squeeze=False)[0]
     for name, table in labelled_splits(datamodule):
@@ -140,16 +143,21 @@ def predicted_vs_actual_figure(model: LinearRegressor, datamodule: TabularDataMo
 
 
 def loss_figure(
-    history: dict[str, list[tuple[int, float]]], label: str = "loss", least_squares_loss: float | None = None
+    history: dict[str, list[tuple[int, float]]],
+    label: str = "loss",
+    least_squares_loss: float | None = None,
+    is_optimum: bool = True,
 ) -> Figure:
-    """The loss by epoch (and the least-squares optimum it should reach), on a log scale where positive."""
+    """The loss by epoch and the least-squares loss: the optimum a linear net should reach (`is_optimum`), or the
+    baseline another net should beat; on a log scale where positive."""
     figure = Figure(figsize=SIZE, layout="constrained")
     axes = figure.add_subplot()
     for name, points in history.items():
         if points:
             axes.plot(*zip(*points, strict=True), label=name)
     if least_squares_loss is not None:
-        axes.axhline(least_squares_loss, color="grey", linestyle="--", label="exact optimum (train)")
+        line = "exact optimum (train)" if is_optimum else "least squares (train)"
+        axes.axhline(least_squares_loss, color="grey", linestyle="--", label=line)
     if all(v > 0 for points in history.values() for _, v in points) and (
         least_squares_loss is None or least_squares_loss > 0
     ):

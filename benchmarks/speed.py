@@ -8,7 +8,7 @@ All four train the same `nn.Linear` with MSE and SGD on the same synthetic rows,
 - naive: a LightningModule that logs every step, fed by `DataLoader(TensorDataset, shuffle=True)`;
 - bare: a LightningModule on the template's data path (its data module), nothing logged, no callbacks:
   what Lightning itself costs;
-- template: `linreg.train.fit` with the project's configs, logging, progress bar and checkpoints on.
+- template: `linreg.fit.fit` with the project's configs, logging, progress bar and checkpoints on.
 
 Then (not with --quick) the book's thermometer fit, start-up times, peak memory, and the time of cv.folds=5
 against one run.
@@ -39,10 +39,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg.data import InMemoryDataModule, Table, make_synthetic
+from linreg.fit import fit
 from linreg.least_squares import fit_least_squares
 from linreg.normalize import Normalizer
 from linreg.runtime import lightning_quieted
-from linreg.train import fit, train
+from linreg.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "scripts" / "train.py"

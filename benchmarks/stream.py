@@ -3,7 +3,7 @@
 python benchmarks/stream.py [--rows 50000000] [--features 16] [--batch-size 8192] [--device cpu|cuda]
 
 It writes `--rows` synthetic float32 rows once, as a directory of Parquet files (row groups of 250,000 rows).
-Then, in one process, the template (`linreg.train.fit`, plain SGD steps, one epoch, no validation split):
+Then, in one process, the template (`linreg.fit.fit`, plain SGD steps, one epoch, no validation split):
 
 - in memory: data.stream=false, the whole table read into memory first: the baseline;
 - streamed: data.stream=true, a row group at a time through the shuffle buffer;

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import linreg  # noqa: F401  (registers the ${pid:} resolver)
-from linreg.train import FittedRun, fit
+from linreg.fit import FittedRun, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

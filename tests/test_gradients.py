@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from linreg.assembly import build_model
 from linreg.runtime import build
-from linreg.train import build_model
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import OmegaConf
 
-from linreg.train import fit
+from linreg.fit import fit
 
 # 4000 rows, a fifth held out: 3200 training rows in batches of 16, 200 batches an epoch, one SGD step each.
 MINI_BATCHES = ["data.batch_size=16", "optimizer=sgd", "optimizer.lr=0.1", "optimizer.momentum=0"]

@@ -14,9 +14,9 @@ from hydra import compose, initialize_config_dir
 from linreg import MAX_JOB_DIRNAME, job_dirname
 from linreg.data import make_synthetic
 from linreg.errors import ConfigError
+from linreg.fit import fit
 from linreg.model import Regressor
 from linreg.sweeps import format_table, summarize_sweep
-from linreg.train import fit
 
 
 @pytest.mark.slow

@@ -9,10 +9,11 @@ import torch
 from conftest import GRADIENT_STEPS, SGD_STEPS, events_of, requires_gpu
 from torch.utils.data import DataLoader, TensorDataset
 
+from linreg.assembly import check_devices
 from linreg.errors import ConfigError
 from linreg.model import Regressor
 from linreg.normalize import METHODS
-from linreg.train import check_devices, summarize
+from linreg.train import summarize
 
 THERMOMETER_OLS_MSE = 2.927646  # least squares on all 11 rows (numpy), the best any linear fit can do
 

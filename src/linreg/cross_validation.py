@@ -10,9 +10,9 @@ from omegaconf import DictConfig, open_dict
 from linreg.convergence import Verdict
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError
+from linreg.fit import FittedRun, fit
 from linreg.report import format_number
 from linreg.runtime import build
-from linreg.train import FittedRun, fit
 
 # The columns of the summary's fold table (the optimized metric first), where the runs have them.
 SHOWN = ("val/loss", "val/r2", "val/mae", "train/loss", "train/gap_to_ols", "test/loss", "test/r2")

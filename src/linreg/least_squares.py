@@ -17,7 +17,7 @@ Ridge(alpha = n·l2), Lasso(alpha = l1/2), ElasticNet(alpha = l1/2 + l2, l1_rati
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -47,12 +47,24 @@ def soft_threshold(values: Tensor, threshold: float | Tensor) -> Tensor:
     return values.sign() * (values.abs() - threshold).clamp(min=0)
 
 
-if TYPE_CHECKING:  # (the data module imports this module: it offers its training split's fit)
-    from linreg.data import Table
+class Rows(Protocol):
+    """A split's rows as this module reads them: a data.Table, or a streamed split (data/stream.py). This module
+    knows nothing else of the data code, which builds on it."""
+
+    feature_names: list[str]
+    target_names: list[str]
+
+    def chunks(self, chunk_rows: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The rows a piece at a time, as float64 on the CPU."""
+
+    def equations(
+        self, features: Normalizer, targets: Normalizer, shifts: tuple[Tensor, Tensor] | None = None
+    ) -> "NormalEquations":
+        """The split's normal equations in the normalized space."""
 
 
 def normalized_chunks(
-    table: "Table", features: Normalizer, targets: Normalizer, chunk_rows: int
+    table: Rows, features: Normalizer, targets: Normalizer, chunk_rows: int
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """The table's rows a piece at a time, normalized as the model sees them, in float64 on the CPU (normalized in
     float64 too: the sums are then exact for the table's own values, as an independent fit of them would be)."""
@@ -79,7 +91,7 @@ class NormalEquations:
     @classmethod
     def of(
         cls,
-        table: "Table",
+        table: Rows,
         features: Normalizer,
         targets: Normalizer,
         shifts: tuple[Tensor, Tensor] | None = None,
@@ -268,11 +280,11 @@ class LeastSquares:
             self.penalized_fits[(l1, l2)] = optimum
         return self.penalized_fits[(l1, l2)]
 
-    def loss_on(self, table: "Table", features: Normalizer, targets: Normalizer) -> float:
+    def loss_on(self, table: Rows, features: Normalizer, targets: Normalizer) -> float:
         """Its MSE (normalized space) on another split, such as the validation split."""
         return self.equations_of(table, features, targets).loss(self.weight, self.bias)
 
-    def equations_of(self, table: "Table", features: Normalizer, targets: Normalizer) -> NormalEquations:
+    def equations_of(self, table: Rows, features: Normalizer, targets: Normalizer) -> NormalEquations:
         """The normal equations of another split (in memory or streamed), about the training split's shifts."""
         return table.equations(features, targets, (self.train_equations.shift_x, self.train_equations.shift_y))
 
@@ -309,7 +321,7 @@ class LeastSquares:
 
 
 def fit_least_squares(
-    table: "Table", features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS
+    table: Rows, features: Normalizer, targets: Normalizer, chunk_rows: int = CHUNK_ROWS
 ) -> LeastSquares:
     """Solve the normal equations of the table's rows."""
     return solve(NormalEquations.of(table, features, targets, chunk_rows=chunk_rows))
@@ -326,7 +338,7 @@ class TrainingSums:
     target_range: tuple[Tensor, Tensor]
 
     @classmethod
-    def of(cls, table: "Table", chunk_rows: int = CHUNK_ROWS) -> "TrainingSums":
+    def of(cls, table: Rows, chunk_rows: int = CHUNK_ROWS) -> "TrainingSums":
         return cls.gather(table.chunks(chunk_rows), len(table.feature_names), len(table.target_names))
 
     @classmethod

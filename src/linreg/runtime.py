@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -175,3 +177,12 @@ def write_csv_rows(path: Path, columns: Sequence[str], rows: Iterable[Mapping[st
         writer.writerows(rows)
 
     write_atomically(path, write)
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def command_line_overrides() -> list[str] | None:
+    """The overrides the job's config was composed with; None where Hydra did not compose it (the compose API)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None

@@ -2,6 +2,7 @@
 that imports it back."""
 
 import ast
+import re
 from pathlib import Path
 
 from conftest import ROOT
@@ -53,3 +54,32 @@ def test_the_import_graph_has_no_cycle():
 
     assert cycle_in(graph) is None, " → ".join(cycle_in(graph))
     assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # (the check finds one)
+
+
+def headings(path: Path) -> list[str]:
+    """The section titles of a Markdown file (code blocks' comment lines are not headings)."""
+    titles, in_code = [], False
+    for line in path.read_text().splitlines():
+        in_code ^= line.startswith("```")
+        if not in_code and line.startswith("#"):
+            titles.append(line.lstrip("#").strip())
+    return titles
+
+
+def test_every_section_that_a_message_or_a_config_cites_exists():
+    cited = re.compile(r'(README|docs/[\w-]+\.md)[:,] "([^"]+)"')
+    sources = [*PACKAGE.rglob("*.py"), *(ROOT / "configs").rglob("*.yaml"), ROOT / "README.md"]
+    citations = {match.groups() for path in sources for match in cited.finditer(path.read_text())}
+
+    assert len(citations) >= 4  # (the sections that messages and configs point to)
+    for file, section in citations:
+        titles = headings(ROOT / ("README.md" if file == "README" else file))
+        assert any(title.startswith(section) for title in titles), f'{file}: "{section}" is no section of it'
+
+
+def test_the_readme_is_an_entrance_that_links_every_page_of_the_manual():
+    readme = (ROOT / "README.md").read_text()
+
+    assert len(readme.encode()) <= 15_000 and "make train" in readme and "make test" in readme
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f"](docs/{page.name})" in readme, page.name

@@ -249,7 +249,7 @@ def test_rows_without_a_target_are_left_out_and_counted(tmp_path, caplog):
 
 @pytest.fixture
 def messy_run(train_with, tmp_path):
-    """A run trained on the messy house table, as README's real-tables example does."""
+    """A run trained on the messy house table, as docs/real-tables.md's example does."""
     frame = houses()
     frame.to_csv(tmp_path / "houses.csv", index=False)
     run = train_with(*MESSY, f"data.path={tmp_path / 'houses.csv'}")

@@ -68,8 +68,8 @@ class DataFacts:
 class Regressor(L.LightningModule):
     """Predicts targets from raw feature values; trains its net in the normalized space the data module chose.
 
-    The contract of a model of this template (your own LightningModule subclasses this one; see README, "Swapping
-    the model"):
+    The contract of a model of this template (your own LightningModule subclasses this one;
+    see README: "Swapping the model"):
     - its settings are plain values: `data` (a DataFacts), `net`, `loss` and each of `metrics` a class's settings
       (`{"_target_": ..., ...}`), so checkpoints keep them and eval, predict and export rebuild the model;
     - `forward` maps raw features to raw targets (the normalizations are buffers, inside the model);

@@ -88,8 +88,9 @@ def check_launcher(cfg: DictConfig, output_dir: Path) -> None:
     started_by = launchers.launcher()
     if cfg.trainer.get("strategy") == "ddp" and started_by is None:
         raise ConfigError(
-            'trainer=ddp runs one process per device, started by torchrun or srun (README: "Big tables and '
-            'clusters"); on one machine without them use trainer=ddp_spawn (GPUs) or trainer=ddp_sim (CPU).'
+            "trainer=ddp runs one process per device, started by torchrun or srun "
+            '(docs/scaling.md: "Big tables and clusters"); on one machine without them use trainer=ddp_spawn (GPUs) '
+            "or trainer=ddp_sim (CPU)."
         )
     if started_by and in_multirun():
         raise ConfigError(

@@ -389,8 +389,8 @@ class CsvDataModule(TabularDataModule):
         if not is_parquet(file):
             raise ConfigError(
                 f"data.stream=true reads Parquet files, and data.path={s.path} is not one (.parquet, .pq, or a "
-                'directory of .parquet files); convert it a block at a time (README: "Tables larger than memory") '
-                "or read it into memory (data.stream=false)."
+                "directory of .parquet files); convert it a block at a time "
+                '(docs/scaling.md: "Tables larger than memory") or read it into memory (data.stream=false).'
             )
         table = StreamedTable.open(
             file,

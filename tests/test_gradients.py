@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from linreg.assembly import build_model
+from linreg.least_squares import solve_training_sums
 from linreg.runtime import build
+
+
+def least_squares_of(datamodule):
+    return solve_training_sums(datamodule.training_sums, datamodule.feature_normalizer, datamodule.target_normalizer)
 
 
 @pytest.fixture
@@ -13,7 +18,7 @@ def book_model(make_config):
     cfg = make_config("experiment=dlwpt_thermometer", "data.normalize=none")
     datamodule = build(cfg.data)
     datamodule.setup("fit")
-    return build_model(cfg, datamodule), datamodule.train
+    return build_model(cfg, datamodule, least_squares_of(datamodule)), datamodule.train
 
 
 def test_gradient_of_the_mse_is_the_books_analytic_gradient(book_model):
@@ -47,7 +52,7 @@ def test_one_optimizer_step_is_the_manual_update(make_config):
     cfg = make_config("data=crops", "data.normalize=none", "optimizer=sgd", "optimizer.lr=0.01")
     datamodule = build(cfg.data)
     datamodule.setup("fit")
-    model = build_model(cfg, datamodule)
+    model = build_model(cfg, datamodule, least_squares_of(datamodule))
     optimizer = model.configure_optimizers()["optimizer"]
     x, y = datamodule.train.features / 100, datamodule.train.targets / 100
 

@@ -7,7 +7,7 @@ import torch
 from sklearn.linear_model import ElasticNet, Lasso, Ridge
 
 from linreg.errors import ConfigError
-from linreg.least_squares import fit_least_squares
+from linreg.least_squares import fit_least_squares, solve_training_sums
 
 DATA = ["data=synthetic", "data.n_samples=400", "data.n_features=5", "data.correlation=0.6", "~logger"]
 
@@ -50,7 +50,8 @@ def test_the_exact_lasso_and_elastic_net_optima_are_scikit_learns(make_config, l
 
     datamodule = build(make_config(*DATA).data, _convert_="all")
     datamodule.setup("fit")
-    optimum = datamodule.least_squares.penalized(l1, l2)
+    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
+    optimum = solve_training_sums(datamodule.training_sums, *normalizers).penalized(l1, l2)
     rows = datamodule.train
     x = datamodule.feature_normalizer(rows.features).double().numpy()
     y = datamodule.target_normalizer(rows.targets).double().numpy()[:, 0]

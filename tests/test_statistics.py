@@ -40,8 +40,8 @@ def statistics_of(table: Table, val_fraction: float = 0.0, ci: float = 0.95):
         datamodule = InMemoryDataModule(table, val_fraction=val_fraction, normalize_targets=True, seed=3)
         datamodule.setup("fit")
     trained = (torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
-    equations = datamodule.least_squares.train_equations
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
+    equations = datamodule.training_sums.equations.normalized(*normalizers)
     return fit_statistics(Solution.of(equations, *normalizers), datamodule.train, trained, ci), datamodule.train
 
 
@@ -132,7 +132,7 @@ def test_prediction_intervals_are_statsmodels_obs_intervals(kind):
         datamodule.setup("fit")
     intervals = PredictionIntervals(4, 2)
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
-    intervals.fit(Solution.of(datamodule.least_squares.train_equations, *normalizers))
+    intervals.fit(Solution.of(datamodule.training_sums.equations.normalized(*normalizers), *normalizers))
     x, y = training_rows(datamodule.train)
     new_rows = datamodule.val.features  # rows the fit has not seen
     half_width = intervals.half_width(new_rows, 0.9).numpy()

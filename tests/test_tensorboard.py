@@ -56,7 +56,7 @@ def test_one_feature_gets_a_fit_picture_and_several_get_predicted_vs_actual(trai
     assert {"plots/fit", "plots/loss"} <= set(events_of(tmp_path).Tags()["images"])
     assert (tmp_path / "plots" / "fit.png").read_bytes().startswith(b"\x89PNG")
     assert Image.open(tmp_path / "plots" / "fit.png").size == (480, 360)  # TensorBoard's card shows it whole
-    (axes,) = fit_figure(run.model, run.datamodule).axes
+    (axes,) = fit_figure(run.model, run.datamodule, run.least_squares).axes
     assert [line.get_label() for line in axes.get_lines()] == ["least squares", "trained"]
     assert (axes.get_xlabel(), axes.get_ylabel()) == ("t_u", "t_c")
     assert loss_label(run.model) == "MSE (target units)"

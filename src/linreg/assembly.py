@@ -103,10 +103,11 @@ def other_overrides(cfg: DictConfig) -> dict[str, Any]:
     return settings
 
 
-def build_model(cfg: DictConfig, datamodule: TabularDataModule) -> Regressor:
-    """The model sized from the data, carrying the data's normalization so checkpoints predict raw rows."""
+def build_model(cfg: DictConfig, datamodule: TabularDataModule, least_squares: LeastSquares) -> Regressor:
+    """The model sized from the data, carrying the data's normalization so checkpoints predict raw rows (the
+    training split's `least_squares` gives `optimizer.lr=auto` its rate)."""
     check_trusted(cfg)
-    optimum = datamodule.least_squares.penalized(cfg.model.get("l1", 0.0), cfg.model.get("l2", 0.0))
+    optimum = least_squares.penalized(cfg.model.get("l1", 0.0), cfg.model.get("l2", 0.0))
     lr, momentum = automatic_rates(cfg, optimum)
     optimizer = build(cfg.optimizer, **({} if momentum is None else {"momentum": momentum}))
     data = DataFacts(

@@ -12,12 +12,12 @@ from omegaconf import DictConfig
 
 from linreg import launchers
 from linreg.assembly import build_model, build_trainer, check_settings, check_watched_metrics, log_hyperparameters
-from linreg.callbacks import ConvergenceStop
+from linreg.callbacks import ComparesWithLeastSquares, ConvergenceStop
 from linreg.checkpoints import resumable_checkpoint
 from linreg.convergence import TrainingFacts, Verdict, judge
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError
-from linreg.least_squares import LeastSquares
+from linreg.least_squares import LeastSquares, solve_training_sums
 from linreg.model import Regressor
 from linreg.report import format_statistics
 from linreg.runtime import (
@@ -65,11 +65,16 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
     resume_from = None
     if cfg.get("ckpt_path"):  # (before the model: a resume with allow_changed_data takes the checkpoint's scale)
         resume_from = resumable_checkpoint(cfg.ckpt_path, datamodule, cfg.get("allow_changed_data", False))
-    model = build_model(cfg, datamodule)
-    # The exact fit's uncertainty, once: the checkpoints keep what predict.py's intervals need, the end of the
-    # run reports its statistics.
-    solution = Solution.of(datamodule.least_squares.train_equations, model.feature_normalizer, model.target_normalizer)
+    # The run's exact fit, once (from the sums the data's one pass gathered), for the callbacks and reports
+    # that compare with it; and its uncertainty: the checkpoints keep what predict.py's intervals need.
+    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
+    least_squares = solve_training_sums(datamodule.training_sums, *normalizers)
+    model = build_model(cfg, datamodule, least_squares)
+    solution = Solution.of(least_squares.train_equations, *normalizers)
     model.intervals.fit(solution)
+    for callback in trainer.callbacks:
+        if isinstance(callback, ComparesWithLeastSquares):
+            callback.least_squares = least_squares
     with lightning_quieted():
         check_watched_metrics(cfg, trainer, model, datamodule)
         datamodule.check_batch_split(trainer.world_size)
@@ -82,7 +87,7 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
             log.info(trainer.profiler.summary())
         # The weights/ curves are the equation's coefficients: the summary shows them as the equation instead.
         metrics = {k: v for k, v in as_numbers(trainer.callback_metrics).items() if not k.startswith("weights/")}
-        verdict = convergence_verdict(cfg, trainer, model, datamodule)
+        verdict = convergence_verdict(cfg, trainer, model, datamodule, least_squares)
         if verdict.gap is not None:  # the final weights' gap, not that of the last logged step
             metrics |= {"train/gap_to_ols": verdict.gap, "train/converged": float(verdict.converged)}
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
@@ -94,17 +99,17 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
                 table = "\n".join("    " + line for line in format_statistics(statistics).splitlines())
                 logger.experiment.add_text("statistics", table, trainer.global_step)
                 logger.finalize("success")  # training already closed the file: write it out now, not at exit
-    optimum = model.exact_optimum(datamodule.least_squares)
+    optimum = model.exact_optimum(least_squares)
     return FittedRun(model, datamodule, trainer, metrics, optimum, verdict, statistics)
 
 
 def convergence_verdict(
-    cfg: DictConfig, trainer: L.Trainer, model: Regressor, datamodule: TabularDataModule
+    cfg: DictConfig, trainer: L.Trainer, model: Regressor, datamodule: TabularDataModule, fitted: LeastSquares
 ) -> Verdict:
     """How close the final weights came to least squares, and what to change if not close enough."""
-    least_squares = model.exact_optimum(datamodule.least_squares)
+    least_squares = model.exact_optimum(fitted)
     if model.linear is None:
-        return Verdict(None, cfg.convergence.rtol, why_none=not_linear(model, datamodule, trainer))
+        return Verdict(None, cfg.convergence.rtol, why_none=not_linear(model, datamodule, trainer, fitted))
     if trainer.overfit_batches:
         return Verdict(None, cfg.convergence.rtol, why_none="trainer.overfit_batches trains on a few batches only")
     gap = least_squares.gap(model.net.weight, model.net.bias) if model.loss_is_mse else None
@@ -126,7 +131,7 @@ def convergence_verdict(
     return judge(gap, cfg.convergence.rtol, facts, least_squares.name)
 
 
-def not_linear(model: Regressor, datamodule: TabularDataModule, trainer: L.Trainer) -> str:
+def not_linear(model: Regressor, datamodule: TabularDataModule, trainer: L.Trainer, least_squares: LeastSquares) -> str:
     """Why a net other than one linear layer gets no verdict, and how it compares with least squares instead
     (on the validation rows where there are some, with loss=mse: the same loss in the same units)."""
     why = f"the exact optimum is a linear net's, and model.net is {model.net_name}"
@@ -134,7 +139,6 @@ def not_linear(model: Regressor, datamodule: TabularDataModule, trainer: L.Train
     loss = trainer.callback_metrics.get(f"{split}/loss")
     if not model.loss_is_mse or loss is None:
         return why
-    least_squares = datamodule.least_squares
     baseline = least_squares.train_loss
     if split == "val":
         equations = least_squares.equations_of(datamodule.val, model.feature_normalizer, model.target_normalizer)

@@ -379,6 +379,12 @@ class TrainingSums:
         return (mean_y, sd_y, low, high) if of_targets else (mean_x, sd_x, low, high)
 
 
+def solve_training_sums(sums: TrainingSums, features: Normalizer, targets: Normalizer) -> LeastSquares:
+    """The training split's least squares in the normalized space the model trains in, from the sums of the one
+    pass that also gave the normalization's statistics: no second pass over the rows."""
+    return solve(sums.equations.normalized(features, targets))
+
+
 def solve(equations: NormalEquations) -> LeastSquares:
     """The least-squares fit of these normal equations."""
     solution = torch.linalg.lstsq(equations.gram, equations.cross).solution  # also copes with collinear columns

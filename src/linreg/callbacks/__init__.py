@@ -1,5 +1,6 @@
 """Everything a run does besides the regression itself, each a Lightning callback switched on in configs/callbacks/."""
 
+from linreg.callbacks.baseline import ComparesWithLeastSquares
 from linreg.callbacks.checkpoint import AtomicCheckpointIO, BestCheckpoint, LastCheckpoint
 from linreg.callbacks.convergence import ConvergenceStop
 from linreg.callbacks.divergence import DivergenceStop
@@ -10,6 +11,7 @@ from linreg.callbacks.plots import RunPlots
 __all__ = [
     "AtomicCheckpointIO",
     "BestCheckpoint",
+    "ComparesWithLeastSquares",
     "ConvergenceStop",
     "DivergenceStop",
     "FitPath",

@@ -1,13 +1,13 @@
 """End training once it has reached the exact answer: the training MSE within `rtol` of least squares."""
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
 
+from linreg.callbacks.baseline import ComparesWithLeastSquares
 from linreg.config import is_number
 from linreg.least_squares import LeastSquares
 
 
-class ConvergenceStop(Callback):
+class ConvergenceStop(ComparesWithLeastSquares):
     """Stops training at the end of the first epoch whose weights are within `rtol` of least squares, like
     Lightning's EarlyStopping (the epoch is finished, counted and checkpointed as usual).
 
@@ -24,19 +24,19 @@ class ConvergenceStop(Callback):
         if not isinstance(stop, bool):
             raise ValueError(f"stop={stop!r} must be true or false")
         self.rtol, self.stop = rtol, stop
-        self.least_squares: LeastSquares | None = None
+        self.optimum: LeastSquares | None = None  # the least-squares fit with the model's penalties
         self.gaps: list[float] = []
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.gaps = []
         # (Least squares of the training split is no aim for a loss other than MSE, or for a few batches.)
         aimed = pl_module.linear is not None and pl_module.loss_is_mse and not trainer.overfit_batches
-        self.least_squares = pl_module.exact_optimum(trainer.datamodule.least_squares) if aimed else None
+        self.optimum = pl_module.exact_optimum(self.least_squares) if aimed and self.least_squares else None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.least_squares is None:
+        if self.optimum is None:
             return
-        self.gaps.append(self.least_squares.gap(pl_module.net.weight, pl_module.net.bias))
+        self.gaps.append(self.optimum.gap(pl_module.net.weight, pl_module.net.bias))
         converged = self.gaps[-1] < self.rtol
         for logger in trainer.loggers:  # (straight to the loggers, at the step of the epoch's values, as FitPath)
             logger.log_metrics({"train/converged": float(converged)}, step=trainer.global_step - 1)

@@ -1,15 +1,15 @@
 """Where the optimizer is: its distance to the least-squares fit, and the coefficients it has reached."""
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
+from linreg.callbacks.baseline import ComparesWithLeastSquares
 from linreg.config import is_number
 from linreg.least_squares import LeastSquares, NormalEquations
 from linreg.runtime import logs_this_step
 
 
-class FitPath(Callback):
+class FitPath(ComparesWithLeastSquares):
     """Where the optimizer is, every `trainer.log_every_n_steps` steps and at each epoch's end: its distance to
     least squares, and the coefficients in original units, named by feature: `weights/area m²`,
     `weights/city=Paris`, `weights/bias` (`weights/<target>/<feature>` with several targets), for models of up to
@@ -27,16 +27,16 @@ class FitPath(Callback):
         if not is_number(max_coefficients) or max_coefficients < 0:
             raise ValueError(f"max_coefficients={max_coefficients!r} must be 0 (no weights/ curves) or more")
         self.max_coefficients = max_coefficients  # more curves than this would bury the others in TensorBoard
-        self.least_squares: LeastSquares | None = None
+        self.optimum: LeastSquares | None = None  # the least-squares fit with the model's penalties
         self.val_equations: NormalEquations | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if pl_module.linear is None:
+        if pl_module.linear is None or self.least_squares is None:
             return
         datamodule, normalizers = trainer.datamodule, (pl_module.feature_normalizer, pl_module.target_normalizer)
-        self.least_squares = pl_module.exact_optimum(datamodule.least_squares)
+        self.optimum = pl_module.exact_optimum(self.least_squares)
         if len(datamodule.val):  # (a streamed split's come from the pass that read it first: no new pass)
-            self.val_equations = self.least_squares.equations_of(datamodule.val, *normalizers)
+            self.val_equations = self.optimum.equations_of(datamodule.val, *normalizers)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT, batch, batch_idx: int
@@ -56,14 +56,14 @@ class FitPath(Callback):
                 logger.log_metrics(values, step=trainer.global_step - 1)
 
     def values(self, pl_module: L.LightningModule) -> dict[str, float]:
-        if pl_module.linear is None:  # (the gap and the weights describe a linear net's equation)
+        if pl_module.linear is None or self.optimum is None:  # (they describe a linear net's equation)
             return {}
         weight, bias = pl_module.linear.weight, pl_module.linear.bias
         values = {}
         if pl_module.loss_is_mse:
-            values["train/gap_to_ols"] = self.least_squares.gap(weight, bias)
+            values["train/gap_to_ols"] = self.optimum.gap(weight, bias)
             if self.val_equations is not None:
-                values["val/gap_to_ols"] = self.least_squares.gap(weight, bias, self.val_equations)
+                values["val/gap_to_ols"] = self.optimum.gap(weight, bias, self.val_equations)
         if weight.numel() <= self.max_coefficients:
             values |= coefficients(pl_module)
         return values

@@ -5,11 +5,12 @@ from pathlib import Path
 import lightning as L
 import matplotlib
 import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 
+from linreg.callbacks.baseline import ComparesWithLeastSquares
 from linreg.data import Table, TabularDataModule
+from linreg.least_squares import LeastSquares
 from linreg.model import Regressor
 from linreg.report import format_equation
 from linreg.runtime import replaced_atomically
@@ -30,7 +31,7 @@ STYLE = {
 LOSS_LABELS = {"MSELoss": "MSE", "L1Loss": "mean absolute error", "HuberLoss": "Huber loss"}
 
 
-class RunPlots(Callback):
+class RunPlots(ComparesWithLeastSquares):
     """Draws the pictures when training ends: PNG files in `dirpath`, images in TensorBoard.
 
     The loss curve gets the epoch losses at least every `trainer.log_every_n_steps` steps (every epoch
@@ -60,13 +61,12 @@ class RunPlots(Callback):
         if not trainer.is_global_zero or trainer.fast_dev_run:
             return
         model, datamodule = pl_module, trainer.datamodule
-        optimum = None
-        if model.loss_is_mse:  # the least-squares loss: a linear net's optimum, and any net's baseline
-            optimum = model.exact_optimum(datamodule.least_squares).train_loss
+        optimum = model.exact_optimum(self.least_squares) if self.least_squares else None
+        best = optimum.train_loss if optimum and model.loss_is_mse else None  # (the optimum of an MSE only)
         with matplotlib.rc_context(STYLE):
-            figures = {"loss": loss_figure(self.history, loss_label(model), optimum, model.linear is not None)}
+            figures = {"loss": loss_figure(self.history, loss_label(model), best, model.linear is not None)}
             if len(model.data.feature_names) == 1 and len(model.data.target_names) == 1:
-                figures["fit"] = fit_figure(model, datamodule)
+                figures["fit"] = fit_figure(model, datamodule, optimum)
             else:
                 figures["predicted_vs_actual"] = predicted_vs_actual_figure(model, datamodule)
         for name, figure in figures.items():
@@ -102,8 +102,9 @@ def loss_label(model: Regressor) -> str:
     return f"{LOSS_LABELS.get(name, name)} ({units})"
 
 
-def fit_figure(model: Regressor, datamodule: TabularDataModule) -> Figure:
-    """One feature, one target: the rows, the fitted line and the least-squares line, in original units."""
+def fit_figure(model: Regressor, datamodule: TabularDataModule, optimum: LeastSquares | None) -> Figure:
+    """One feature, one target: the rows, the fitted line (or curve) and the least-squares line (`optimum`: least
+    squares, or ridge, lasso, elastic net), in original units."""
     figure = Figure(figsize=SIZE, layout="constrained")
     axes = figure.add_subplot()
     low, high = float("inf"), float("-inf")
@@ -112,9 +113,10 @@ def fit_figure(model: Regressor, datamodule: TabularDataModule) -> Figure:
         axes.scatter(x[:, 0], table.targets.cpu().numpy()[:, 0], s=36, alpha=0.8, label=f"{name} rows")
         low, high = min(low, float(x.min())), max(high, float(x.max()))
     ends = torch.tensor([low, high], dtype=torch.float64)
-    optimum = model.exact_optimum(datamodule.least_squares)  # least squares, or ridge, lasso, elastic net
-    weight, bias = optimum.equation(model.feature_normalizer, model.target_normalizer)
-    axes.plot(ends.numpy(), (ends * weight[0, 0] + bias[0]).numpy(), color="grey", linestyle="--", label=optimum.name)
+    if optimum is not None:
+        weight, bias = optimum.equation(model.feature_normalizer, model.target_normalizer)
+        line = (ends * weight[0, 0] + bias[0]).numpy()
+        axes.plot(ends.numpy(), line, color="grey", linestyle="--", label=optimum.name)
     grid = ends if model.linear is not None else torch.linspace(low, high, 200, dtype=torch.float64)  # a curve
     fitted = predictions(model, grid[:, None].float())[:, 0]
     axes.plot(grid.numpy(), fitted.numpy(), color="black", linewidth=1.4, label="trained")

@@ -42,7 +42,7 @@ from linreg.data.stream import (
     survey_everywhere,
 )
 from linreg.errors import ConfigError
-from linreg.least_squares import LeastSquares, TrainingSums, solve
+from linreg.least_squares import TrainingSums
 from linreg.normalize import Normalizer
 
 SPLITS = ("train", "val", "test")
@@ -158,7 +158,6 @@ class TabularDataModule(L.LightningDataModule):
         self.target_normalizer: Normalizer | None = None
         self.columns: dict | None = None  # how a file's columns became the features (None: they were numbers)
         self.table: Table | None = None  # every row read, which the splits are views of
-        self._least_squares: LeastSquares | None = None
         self.rows_digest: str | None = None  # a fingerprint of the rows read and of which train (state_dict)
         self.training_sums: TrainingSums | None = None
 
@@ -200,7 +199,6 @@ class TabularDataModule(L.LightningDataModule):
         # Settings of its own (a shallow copy would share them): as save_hyperparameters sets them in __init__.
         other._set_hparams({**self.hparams, "fold": fold})
         other._hparams_initial = copy.deepcopy(other.hparams)
-        other._least_squares = None
         other._split(self.table)
         return other
 
@@ -239,18 +237,6 @@ class TabularDataModule(L.LightningDataModule):
             )
 
     @property
-    def least_squares(self) -> LeastSquares:
-        """The exact least-squares fit of the training split, in the normalized space the model trains in.
-
-        Solved once from the training split's sums (gathered with the normalization's statistics, in one pass over
-        the rows), for every callback and report that compares with it.
-        """
-        if self._least_squares is None:
-            equations = self.training_sums.equations.normalized(self.feature_normalizer, self.target_normalizer)
-            self._least_squares = solve(equations)
-        return self._least_squares
-
-    @property
     def feature_names(self) -> list[str]:
         return self.train.feature_names
 
@@ -284,7 +270,6 @@ class TabularDataModule(L.LightningDataModule):
             normalizer.load_state_dict(
                 {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
             )
-        self._least_squares = None
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train")

@@ -222,6 +222,15 @@ def test_a_resume_with_another_optimizer_or_schedule_is_refused(train_with, tmp_
         train_with(*resume, *SGD_STEPS, "scheduler=step", f"output_dir={tmp_path / 'scheduled'}")
 
 
+@pytest.mark.parametrize("scheduler", ["step", "cosine"])
+def test_a_run_with_a_schedule_resumes_with_the_same_optimizer_and_schedule(train_with, tmp_path, scheduler):
+    settings = ["optimizer=adam", "optimizer.lr=0.01", f"scheduler={scheduler}", "~logger", "~callbacks.plots"]
+    train_with(*settings, "trainer.max_epochs=3", f"output_dir={tmp_path / 'first'}")
+
+    resumed = train_with(*settings, "trainer.max_epochs=5", f"ckpt_path={tmp_path / 'first'}")
+    assert resumed.trainer.current_epoch == 5
+
+
 @pytest.mark.slow
 def test_predict_killed_at_any_moment_leaves_no_output_or_a_complete_one(train_with, tmp_path):
     train_with("trainer.max_epochs=1", "~logger", f"output_dir={tmp_path / 'run'}")

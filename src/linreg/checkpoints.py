@@ -8,6 +8,7 @@ those the user lists in `trusted_classes` (see classes.py).
 import inspect
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,7 @@ def load_datamodule(path: Path, checkpoint: dict[str, Any]) -> TabularDataModule
 
 def resumable_checkpoint(
     ckpt_path: str, datamodule: TabularDataModule, allow_changed_data: bool = False, log_dir: str = "logs"
-) -> Path:
+) -> tuple[Path, dict[str, Any]]:
     """The checkpoint that train.py resumes from: plain values, the same columns and, unless
     `allow_changed_data`, the same rows and normalization. With it, the data module takes the checkpoint's
     normalization, so the weights go on in the space they were trained in.
@@ -268,8 +269,11 @@ def changes(checkpoint: dict[str, Any], datamodule: TabularDataModule) -> list[s
     return found
 
 
-def go_on_with(path: Path, checkpoint: dict[str, Any], datamodule: TabularDataModule, changed: list[str]) -> Path:
-    """`path`, with the data module normalizing as the checkpoint's model did (said when that is a change)."""
+def go_on_with(
+    path: Path, checkpoint: dict[str, Any], datamodule: TabularDataModule, changed: list[str]
+) -> tuple[Path, dict[str, Any]]:
+    """`path` and its checkpoint, with the data module normalizing as the checkpoint's model did (said when that is
+    a change)."""
     if changed:
         state = {key: value for key, value in checkpoint["state_dict"].items() if "normalizer." in str(key)}
         try:
@@ -280,4 +284,41 @@ def go_on_with(path: Path, checkpoint: dict[str, Any], datamodule: TabularDataMo
             f"allow_changed_data=true: resuming {path} on other data ({'; '.join(changed)}); the run goes on with "
             "its normalization, weights and optimizer state."
         )
-    return path
+    return path, checkpoint
+
+
+def check_same_training(checkpoint: dict[str, Any], model: Regressor) -> None:
+    """Refuse, before Lightning restores them, a net, optimizer or schedule state that is another's: the weights
+    would not load, torch would fail in the first step (L-BFGS's state lacks what SGD's has) or carry the wrong
+    values on. Optimizers are told apart by the settings of their parameter groups, with those the schedule adds
+    (`initial_lr`)."""
+    theirs_net = checkpoint["hyper_parameters"].get("net")
+    if theirs_net != model.hparams.net:
+        raise ConfigError(
+            f"The checkpoint's net is {theirs_net}, and this run's model.net is {dict(model.hparams.net)}; "
+            "resume with the model= it was trained with, or leave ckpt_path out to start a new run."
+        )
+    ours = model.make_optimizer([torch.zeros(1, requires_grad=True)])
+    if model.scheduler_config is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (a stand-in's schedule, never stepped)
+            model.make_schedule(ours, total_steps=lambda: 10)
+    saved_schedules = checkpoint.get("lr_schedulers")
+    schedules = len(saved_schedules) if isinstance(saved_schedules, list) else 0
+    if schedules != (model.scheduler_config is not None):
+        raise ConfigError(
+            f"The checkpoint was trained {'with' if schedules else 'without'} a learning-rate schedule and this "
+            f"run has {'none' if schedules else 'one'}; resume with the scheduler= it was trained with, or leave "
+            "ckpt_path out to start a new run."
+        )
+    states = checkpoint.get("optimizer_states")
+    try:
+        theirs = set(states[0]["param_groups"][0]) - {"params"}
+    except (TypeError, KeyError, IndexError):
+        theirs = set()
+    if states and theirs != set(ours.param_groups[0]) - {"params"}:
+        raise ConfigError(
+            f"The checkpoint was trained with another optimizer than this run's {type(ours).__name__} (its "
+            f"settings: {', '.join(sorted(map(str, theirs))) or 'not recorded'}). Resume with the optimizer= "
+            "it was trained with, or leave ckpt_path out to start a new run."
+        )

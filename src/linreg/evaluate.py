@@ -38,7 +38,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"The checkpoint's run has no {split} split (data.{split}_fraction was 0); "
             "choose another split= or give input=<CSV file>."
         )
-    model.name_test_metrics(label)
+    model.test_metrics.prefix = f"{label}/"  # (scored through Lightning's test loop, named by the split)
     loggers = build_each(cfg, "logger")
     with lightning_quieted():
         trainer = L.Trainer(

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from linreg import launchers
 from linreg.assembly import build_model, build_trainer, check_settings, check_watched_metrics, log_hyperparameters
 from linreg.callbacks import ComparesWithLeastSquares, ConvergenceStop
-from linreg.checkpoints import resumable_checkpoint
+from linreg.checkpoints import check_same_training, resumable_checkpoint
 from linreg.convergence import TrainingFacts, Verdict, judge
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError
@@ -62,14 +62,16 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
             trainer.strategy.setup_environment()  # survey is shared out among them (data/stream.py)
         datamodule.setup("fit")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    resume_from = None
+    resume_from = checkpoint = None
     if cfg.get("ckpt_path"):  # (before the model: a resume with allow_changed_data takes the checkpoint's scale)
-        resume_from = resumable_checkpoint(cfg.ckpt_path, datamodule, cfg.get("allow_changed_data", False))
+        resume_from, checkpoint = resumable_checkpoint(cfg.ckpt_path, datamodule, cfg.get("allow_changed_data", False))
     # The run's exact fit, once (from the sums the data's one pass gathered), for the callbacks and reports
     # that compare with it; and its uncertainty: the checkpoints keep what predict.py's intervals need.
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
     least_squares = solve_training_sums(datamodule.training_sums, *normalizers)
     model = build_model(cfg, datamodule, least_squares)
+    if checkpoint is not None:
+        check_same_training(checkpoint, model)
     solution = Solution.of(least_squares.train_equations, *normalizers)
     model.intervals.fit(solution)
     for callback in trainer.callbacks:

@@ -267,10 +267,6 @@ class Regressor(L.LightningModule):
         self.log(f"{self.test_metrics.prefix}loss", self.test_loss)
         self.log_dict(self.test_metrics)
 
-    def name_test_metrics(self, split: str) -> None:
-        """eval.py scores any split through Lightning's test loop: name its metrics by that split (`val/r2`)."""
-        self.test_metrics.prefix = f"{split}/"
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The model's class by name, as plain data: checkpoints.py rebuilds it from an allow-list."""
         checkpoint["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -280,39 +276,6 @@ class Regressor(L.LightningModule):
         not the checkpoint's: with allow_changed_data the rows differ."""
         state = checkpoint["state_dict"]
         state.update({f"intervals.{key}": value for key, value in self.intervals.state_dict().items()})
-        self.check_training_state(checkpoint)
-
-    def check_training_state(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse, before Lightning restores them, an optimizer or schedule state that is another's: torch would
-        fail in the first step (L-BFGS's state lacks what SGD's has) or carry the wrong values on."""
-        theirs_net = checkpoint["hyper_parameters"].get("net")
-        if theirs_net != self.hparams.net:
-            raise ConfigError(
-                f"The checkpoint's net is {theirs_net}, and this run's model.net is {dict(self.hparams.net)}; "
-                "resume with the model= it was trained with, or leave ckpt_path out to start a new run."
-            )
-        if self.optimizer_factory is None:
-            return
-        ours = self.make_optimizer([torch.zeros(1, requires_grad=True)])
-        states = checkpoint.get("optimizer_states")
-        try:
-            theirs = set(states[0]["param_groups"][0]) - {"params"}
-        except (TypeError, KeyError, IndexError):
-            theirs = set()
-        if states and theirs != set(ours.param_groups[0]) - {"params"}:
-            raise ConfigError(
-                f"The checkpoint was trained with another optimizer than this run's {type(ours).__name__} (its "
-                f"settings: {', '.join(sorted(map(str, theirs))) or 'not recorded'}). Resume with the optimizer= "
-                "it was trained with, or leave ckpt_path out to start a new run."
-            )
-        saved_schedules = checkpoint.get("lr_schedulers")
-        schedules = len(saved_schedules) if isinstance(saved_schedules, list) else 0
-        if schedules != (self.scheduler_config is not None):
-            raise ConfigError(
-                f"The checkpoint was trained {'with' if schedules else 'without'} a learning-rate schedule and this "
-                f"run has {'none' if schedules else 'one'}; resume with the scheduler= it was trained with, or leave "
-                "ckpt_path out to start a new run."
-            )
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer_factory is None:

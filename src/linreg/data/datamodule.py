@@ -137,7 +137,7 @@ class TabularDataModule(L.LightningDataModule):
         self,
         val_fraction: float = 0.2,
         test_fraction: float = 0.0,
-        batch_size: int | None = 256,
+        batch_size: int | None = None,
         shuffle: bool = True,
         drop_last: bool = False,
         num_workers: int = 0,

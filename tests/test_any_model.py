@@ -2,14 +2,12 @@
 not apply to it, and checkpoints rebuild only the classes this template or the user trusts."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, events_of, job_config, sweep, write_parquet_directory
+from conftest import events_of, job_config, sweep, write_parquet_directory
 
 from linreg.errors import ConfigError
 from linreg.evaluate import evaluate
@@ -178,10 +176,3 @@ def test_a_quantile_loss_and_an_added_metric_come_from_config(train_with):
     assert type(run.model.loss_fn).__name__ == "QuantileLoss" and "val/mape" in run.metrics
     residuals = run.datamodule.train.targets - run.model(run.datamodule.train.features).detach()
     assert 0.8 < float((residuals < 0).float().mean()) < 0.97  # about nine rows in ten under the prediction
-
-
-@pytest.mark.slow
-def test_importing_the_model_imports_no_table_reader():
-    code = "import sys, linreg.model; print(sorted({'pandas', 'pyarrow', 'linreg.data'} & set(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert result.stdout.strip() == "[]"

@@ -15,17 +15,21 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path, modules: set[str]) -> set[str]:
-    """This package's modules that `path` imports anywhere in its text (`from linreg.x import y`: linreg.x, and
-    linreg.x.y where y is a module)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return found & modules
+def imports_in(tree: ast.AST, when_run: bool = False) -> set[str]:
+    """Every module a file's text imports, anywhere in it (`from linreg.x import y`: linreg.x and linreg.x.y);
+    `when_run`: leaving out those for type checkers only (`if TYPE_CHECKING:`)."""
+    if when_run and isinstance(tree, ast.If) and getattr(tree.test, "id", "") == "TYPE_CHECKING":
+        return set()
+    if isinstance(tree, ast.Import):
+        return {alias.name for alias in tree.names}
+    if isinstance(tree, ast.ImportFrom) and tree.module and tree.level == 0:
+        return {tree.module, *(f"{tree.module}.{alias.name}" for alias in tree.names)}
+    return set().union(*(imports_in(child, when_run) for child in ast.iter_child_nodes(tree)))
+
+
+def imported_modules(path: Path, modules: set[str], when_run: bool = False) -> set[str]:
+    """This package's modules that `path` imports."""
+    return imports_in(ast.parse(path.read_text()), when_run) & modules
 
 
 def cycle_in(graph: dict[str, set[str]]) -> list[str] | None:
@@ -48,12 +52,32 @@ def cycle_in(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_the_import_graph_has_no_cycle():
+def import_graph(when_run: bool = False) -> tuple[dict[str, Path], dict[str, set[str]]]:
+    """Each module's file, and the package's modules it imports."""
     paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
-    graph = {module: imported_modules(path, set(paths)) - {module} for module, path in paths.items()}
+    graph = {module: imported_modules(path, set(paths), when_run) - {module} for module, path in paths.items()}
+    return paths, graph
+
+
+def test_the_import_graph_has_no_cycle():
+    _, graph = import_graph()
 
     assert cycle_in(graph) is None, " → ".join(cycle_in(graph))
     assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # (the check finds one)
+
+
+def test_importing_the_model_imports_no_table_reader():
+    paths, graph = import_graph(when_run=True)
+    reached, waiting = set(), ["linreg.model"]
+    while waiting:
+        module = waiting.pop()
+        reached.add(module)
+        waiting += graph[module] - reached
+
+    assert not any(module.startswith("linreg.data") for module in reached), sorted(reached)
+    for module in reached:
+        packages = {name.partition(".")[0] for name in imports_in(ast.parse(paths[module].read_text()), when_run=True)}
+        assert not packages & {"pandas", "pyarrow"}, module
 
 
 def headings(path: Path) -> list[str]:

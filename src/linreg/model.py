@@ -111,7 +111,7 @@ class Regressor(L.LightningModule):
         self.net = construct(net, "model.net", in_features=n_features, out_features=n_targets)
         self.loss_fn = construct(loss, "loss")
         self.check_linear_settings(l1, l2, init, optimizer)
-        # Filled from the training split's least squares (train.py), for predict.py's intervals.
+        # Filled from the training split's least squares (fit.py), for predict.py's intervals.
         self.intervals = PredictionIntervals(n_features, n_targets)
         self.optimizer_factory, self.scheduler_config = optimizer, scheduler
         # The training loss is summed on the device and logged once an epoch: updating a metric object would

@@ -128,6 +128,7 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule, least_squares: L
         model = model_with_settings(data=data, lr=lr, optimizer=optimizer, scheduler=lr_scheduler(cfg), **settings)
     except TypeError as error:  # a key of model.* that the model does not take
         raise refused_settings(cfg.model, error) from None
+    rehearse_loss(cfg, model)
     rehearse_optimizer(cfg, model)
     return model
 
@@ -144,6 +145,16 @@ def check_trusted(cfg: DictConfig) -> None:
             f"trusted: add it to configs/trusted_classes.yaml (trusted_classes: [{listed}]), so that this run's "
             "checkpoints load in eval.py, predict.py, export.py and a resume."
         )
+
+
+def rehearse_loss(cfg: DictConfig, model: Regressor) -> None:
+    """The loss of a stand-in batch: settings a torch loss refuses only when it is computed (HuberLoss's
+    delta=-1) fail here, as one sentence."""
+    targets = len(model.data.target_names)
+    try:
+        model.loss_fn(torch.zeros(2, targets), torch.ones(2, targets))
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise refused_settings(cfg.loss, error) from None
 
 
 def rehearse_optimizer(cfg: DictConfig, model: Regressor) -> None:

@@ -71,8 +71,9 @@ def construct(settings: Mapping[str, Any], key: str, **given: Any) -> Any:
         )
     arguments = {name: value for name, value in settings.items() if name != "_target_"}
     target = settings["_target_"]
+    found = locate(target)
     try:
-        return locate(target)(**arguments, **given)
+        return found(**arguments, **given)
     except (TypeError, ValueError) as error:
         reason = (str(error).splitlines() or [type(error).__name__])[0].rstrip(".")
         raise ConfigError(

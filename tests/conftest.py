@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -23,6 +24,17 @@ requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a
 # converged: for tests of curves, counts and resuming, which the default L-BFGS would end in one epoch.
 SGD_STEPS = ["optimizer=sgd", "optimizer.lr=0.1", "optimizer.momentum=0"]
 GRADIENT_STEPS = [*SGD_STEPS, "callbacks.convergence.stop=false"]
+
+
+class StopAfter(Callback):
+    """Ends training at the end of epoch `epochs` as an interruption would (the checkpoints save as usual):
+    +callbacks.stop._target_=conftest.StopAfter."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        trainer.should_stop = trainer.current_epoch + 1 >= self.epochs
 
 
 def write_parquet_directory(directory, rows_per_file=(700, 1300, 517), row_group_rows=256, seed=0):

@@ -222,13 +222,22 @@ def test_a_resume_with_another_optimizer_or_schedule_is_refused(train_with, tmp_
         train_with(*resume, *SGD_STEPS, "scheduler=step", f"output_dir={tmp_path / 'scheduled'}")
 
 
-@pytest.mark.parametrize("scheduler", ["step", "cosine"])
-def test_a_run_with_a_schedule_resumes_with_the_same_optimizer_and_schedule(train_with, tmp_path, scheduler):
-    settings = ["optimizer=adam", "optimizer.lr=0.01", f"scheduler={scheduler}", "~logger", "~callbacks.plots"]
+@pytest.mark.parametrize("scheduler", ["step", "cosine", "plateau", "onecycle"])
+def test_an_interrupted_run_with_a_schedule_resumes_to_its_end(train_with, tmp_path, scheduler):
+    settings = ["optimizer=adam", "optimizer.lr=0.01", f"scheduler={scheduler}", "trainer.max_epochs=5", "~logger"]
+    stopped = ["+callbacks.stop._target_=conftest.StopAfter", "+callbacks.stop.epochs=2", "~callbacks.plots"]
+    train_with(*settings, *stopped, f"output_dir={tmp_path / 'first'}")
+
+    resumed = train_with(*settings, f"ckpt_path={tmp_path / 'first'}", "~callbacks.plots")
+    assert resumed.trainer.current_epoch == 5
+
+
+def test_a_one_cycle_schedule_resumed_into_a_longer_run_is_one_sentence(train_with, tmp_path):
+    settings = ["optimizer=adam", "optimizer.lr=0.01", "scheduler=onecycle", "~logger", "~callbacks.plots"]
     train_with(*settings, "trainer.max_epochs=3", f"output_dir={tmp_path / 'first'}")
 
-    resumed = train_with(*settings, "trainer.max_epochs=5", f"ckpt_path={tmp_path / 'first'}")
-    assert resumed.trainer.current_epoch == 5
+    with pytest.raises(ConfigError, match="schedule runs 3 optimizer steps and this run has 5: a one-cycle"):
+        train_with(*settings, "trainer.max_epochs=5", f"ckpt_path={tmp_path / 'first'}")
 
 
 @pytest.mark.slow

@@ -273,9 +273,11 @@ class Regressor(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A resumed run keeps the least-squares covariance of its own training rows (predict.py's intervals),
-        not the checkpoint's: with allow_changed_data the rows differ."""
+        not the checkpoint's: with allow_changed_data the rows differ. (Lightning calls it before
+        configure_optimizers, which checks the saved schedule's length.)"""
         state = checkpoint["state_dict"]
         state.update({f"intervals.{key}": value for key, value in self.intervals.state_dict().items()})
+        self.saved_schedules = checkpoint.get("lr_schedulers") or []
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer_factory is None:
@@ -284,7 +286,20 @@ class Regressor(L.LightningModule):
         if self.scheduler_config is None:
             return {"optimizer": optimizer}
         schedule = self.make_schedule(optimizer, total_steps=lambda: self.trainer.estimated_stepping_batches)
+        self.check_resumed_length(schedule)
         return {"optimizer": optimizer, "lr_scheduler": {**self.scheduler_config, "scheduler": schedule}}
+
+    def check_resumed_length(self, schedule: Any) -> None:
+        """A schedule of a fixed number of steps (OneCycleLR) resumes only into a run of that many steps: the
+        saved state would replace this run's length, and stepping past it fails."""
+        saved = (getattr(self, "saved_schedules", None) or [None])[0]
+        theirs, ours = (saved or {}).get("total_steps"), getattr(schedule, "total_steps", None)
+        if isinstance(saved, dict) and theirs is not None and theirs != ours:
+            raise ConfigError(
+                f"The checkpoint's schedule runs {theirs} optimizer steps and this run has {ours}: a one-cycle "
+                "schedule fixes its length when a run starts. Resume with the trainer.max_epochs (and batch size) "
+                "it started with, or leave ckpt_path out to start a new run."
+            )
 
     def make_optimizer(self, parameters: Any) -> torch.optim.Optimizer:
         """The configured optimizer over `parameters`, at this model's `lr` (the config's, unless lr=auto)."""

@@ -8,6 +8,7 @@ hashed before and after).
 """
 
 import hashlib
+import json
 import logging
 import os
 import runpy
@@ -91,6 +92,8 @@ TABLES = {
     "new_latin1.csv": b"t_u\n\xe950\n",
     "new_header.csv": "t_u\n",
     "other.csv": "a,b\n1,2\n",
+    "deploy/model.onnx": "the user's own exported model\n",
+    "claimed/.linreg-run": "",
     "empty.ckpt": "",
     "text.ckpt": "x,y\n1,2\n",
 }
@@ -380,6 +383,13 @@ CASES = [
     case("predict", ["input=new_huge.csv"], ["Column t_u", "line 2", "32-bit"], "beyond float32"),
     case("predict", ["input=new.csv", "output=new.csv", "overwrite=true"], ["is the input file"], "output=input"),
     case("predict", ["input=new.csv", "output=out.csv"], ["output=out.csv exists already", "overwrite=true"], "out"),
+    case(
+        "predict",
+        ["input=new.csv", f"ckpt_path={CHECKPOINT}", f"output={CHECKPOINT}", "overwrite=true"],
+        [f"output={CHECKPOINT} is the checkpoint this job reads"],
+        "over its checkpoint",
+    ),
+    case("export", ["output_dir=deploy"], ["output_dir=deploy/model.onnx exists already", "overwrite=true"], "exists"),
     case("predict", ["input=new.csv", "output=folder"], ["output=folder is a folder"], "a folder as output"),
     case("predict", ["input=new.csv", "output=afile/p.csv"], ["afile is a file, not a folder"], "under a file"),
     case("predict", ["input=new.csv", "interval=1.5"], ["interval=1.5", "between 0 and 1"], "interval"),
@@ -482,3 +492,24 @@ def test_a_crafted_checkpoint_as_the_newest_under_logs_runs_nothing_and_changes_
     if status == 1:
         assert err.strip().splitlines()[-1].startswith("Error: ")
     assert not (workspace / "code_ran").exists()
+
+
+@pytest.mark.parametrize("script, needs", [("train", []), ("eval", []), ("predict", ["input=new.csv"]), ("export", [])])
+@pytest.mark.parametrize(
+    "run_dir, words",
+    [(RUN, "holds files already (.hydra, checkpoints"), (".", "holds files already"), ("claimed", "another run's")],
+)
+def test_a_run_never_writes_into_a_directory_it_did_not_create(workspace, capsys, script, needs, run_dir, words):
+    before = fingerprint(workspace, workspace / "no job directory")
+
+    status = run_script(script, f"hydra.run.dir={run_dir}", *needs)
+    err = capsys.readouterr().err
+    assert status == 1 and err.strip().startswith(f"Error: hydra.run.dir={run_dir} ") and words in err, err
+    assert fingerprint(workspace, workspace / "no job directory") == before
+
+
+def test_a_run_resumed_in_its_own_directory_goes_on_there(workspace, capsys):
+    resume = [*SGD_STEPS, "trainer.max_epochs=3", "~logger", "~callbacks.plots", f"ckpt_path={RUN}"]
+
+    assert run_script("train", f"hydra.run.dir={RUN}", *resume) == 0, capsys.readouterr().err
+    assert json.loads((workspace / RUN / "status.json").read_text())["epochs"] == 3

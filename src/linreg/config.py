@@ -304,6 +304,7 @@ class ExportSettings:
     output_dir: str
     ckpt_path: str = "last"
     log_dir: str = "logs"
+    overwrite: bool = False
     formats: list[ExportFormat] = field(default_factory=lambda: [ExportFormat.onnx, ExportFormat.torch])
     trusted_classes: list[str] = field(default_factory=list)
 

@@ -75,9 +75,15 @@ def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
         try:
             return task(cfg)
         except (RunError, OSError, MemoryError, RuntimeError, ConfigAttributeError, ConfigKeyError) as error:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1" or not is_explained(error):
-                raise
-            print(f"Error: {explanation(error)}", file=sys.stderr)
-            raise SystemExit(1) from None
+            exit_explaining(error)
 
     return run
+
+
+def exit_explaining(error: BaseException) -> None:
+    """Print the error's explanation and exit with status 1; re-raise it where it has none, or where
+    HYDRA_FULL_ERROR=1 asks for the traceback. (Called inside an `except` block.)"""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or not is_explained(error):
+        raise error
+    print(f"Error: {explanation(error)}", file=sys.stderr)
+    raise SystemExit(1) from None

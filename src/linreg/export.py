@@ -16,7 +16,7 @@ from linreg.checkpoints import column_plan, find_checkpoint, load_model
 from linreg.config import ExportSettings, checked
 from linreg.errors import ConfigError
 from linreg.model import Regressor
-from linreg.runtime import replaced_atomically, writable_directory, write_json
+from linreg.runtime import check_replaceable, replaced_atomically, writable_directory, write_json
 
 log = logging.getLogger(__name__)
 FILES = {"onnx": "model.onnx", "torch": "model.pt2"}
@@ -28,12 +28,13 @@ def export(cfg) -> dict[str, Path]:
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
     model = load_model(path, trusted=settings.trusted_classes)
     output_dir = writable_directory("output_dir", settings.output_dir)
-    written = {}
-    for export_format in dict.fromkeys(f.name for f in settings.formats):  # (each once, in the order given)
-        written[export_format] = output_dir / FILES[export_format]
+    formats = list(dict.fromkeys(f.name for f in settings.formats))  # (each once, in the order given)
+    written = {**{name: output_dir / FILES[name] for name in formats}, "description": output_dir / "model.json"}
+    for file in written.values():  # (all checked before any is written)
+        check_replaceable("output_dir", file, settings.overwrite, {"checkpoint": path})
+    for export_format in formats:
         with replaced_atomically(written[export_format]) as temporary:
             (save_onnx if export_format == "onnx" else save_program)(model, temporary)
-    written["description"] = output_dir / "model.json"
     write_json(written["description"], description(model, path))
     files = "\n".join(f"  {name:<12} {file}" for name, file in written.items())
     log.info(f"Exported {path}:\n{files}")

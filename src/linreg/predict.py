@@ -1,7 +1,6 @@
 """predict(cfg): predictions in original units for the raw rows of a table file, from a checkpoint alone."""
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from linreg.data.formats import describe_row, empty_lines, resolve_path
 from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
 from linreg.model import Regressor
-from linreg.runtime import cannot_write, write_atomically
+from linreg.runtime import cannot_write, check_replaceable, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +25,11 @@ def predict(cfg: DictConfig) -> Path:
     same order (empty where a blank could not be filled)."""
     settings = checked(cfg, PredictSettings)
     output = Path(settings.output)
-    if os.path.realpath(output) == os.path.realpath(resolve_path(settings.input)):  # (realpath: loops too)
-        raise ConfigError(f"output={output} is the input file; choose another output= (the input is only read).")
     if output.is_dir():
         raise ConfigError(f"output={output} is a folder; give a file in it, e.g. output={output / 'predictions.csv'}.")
-    if output.exists() and not settings.overwrite:
-        raise ConfigError(
-            f"output={output} exists already; choose another output= or set overwrite=true to replace it."
-        )
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
+    read = {"input file": Path(resolve_path(settings.input)), "checkpoint": path}
+    check_replaceable("output", output, settings.overwrite, read)
     model = load_model(path, trusted=settings.trusted_classes)
     plan = column_plan(model)
     table, raw = read_with_plan(

@@ -132,6 +132,16 @@ def writable_directory(key: str, path: str | Path) -> Path:
     return folder
 
 
+def check_replaceable(key: str, path: Path, overwrite: bool, read: dict[str, Path]) -> None:
+    """`path` may be written: it is none of the files this job reads (`read`: what each is, e.g. "checkpoint"),
+    even with `overwrite`, and no existing file unless `overwrite`; else a ConfigError naming `key`."""
+    for what, source in read.items():
+        if os.path.realpath(path) == os.path.realpath(source):  # (realpath: links and loops too)
+            raise ConfigError(f"{key}={path} is the {what} this job reads; choose another {key}= (it is only read).")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{key}={path} exists already; choose another {key}= or set overwrite=true to replace it.")
+
+
 def cannot_write(key: str, path: Path, error: OSError) -> ConfigError:
     """Why `key`=`path` cannot be written, in words: the file in the way of a folder, or the system's reason."""
     blocking = next((folder for folder in (path, *path.parents) if folder.exists() and not folder.is_dir()), None)

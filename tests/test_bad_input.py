@@ -233,7 +233,6 @@ CASES = [
     case("train", ["trainer.devices=0"], ["trainer (lightning.pytorch.Trainer) refused", "devices"], "0 devices"),
     case("train", ["trainer.devices=abc"], ["trainer (lightning.pytorch.Trainer) refused", "devices"], "devices"),
     case("train", ["+trainer.foo=1"], ["trainer (lightning.pytorch.Trainer) refused", "'foo'"], "unknown argument"),
-    case("train", ["trainer=ddp_sim"], ["does not split evenly over 2 processes"], "uneven ddp batches"),
     case("train", ["optimizer.lr=abc"], ["optimizer.lr='abc'", "a number or auto"], "text lr"),
     case("train", ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "above 0"], "negative lr"),
     case("train", ["optimizer=adam", "optimizer.lr=auto"], ["optimizer.lr=auto", "Adam takes a number"], "auto lr"),

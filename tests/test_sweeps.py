@@ -8,13 +8,11 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from conftest import CONFIGS, ROOT, sweep
+from conftest import CONFIGS, GRADIENT_STEPS, ROOT, sweep
 from hydra import compose, initialize_config_dir
 
 from linreg import MAX_JOB_DIRNAME, job_dirname
 from linreg.data import make_synthetic
-from linreg.errors import ConfigError
-from linreg.fit import fit
 from linreg.model import Regressor
 from linreg.sweeps import format_table, summarize_sweep
 
@@ -96,9 +94,17 @@ def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(t
     assert not (tmp_path / "logs" / "train").exists()  # no stray run directories from the worker processes
 
 
-def test_a_batch_that_does_not_split_over_the_processes_is_refused(make_config):
-    with pytest.raises(ConfigError, match=r"data.batch_size=5 does not split evenly over 2 processes"):
-        fit(make_config("trainer=ddp_sim", "data.batch_size=5"))
+@pytest.mark.parametrize("batch_size", ["null", "4"])
+def test_ddp_on_an_odd_number_of_rows_takes_the_steps_of_one_process(train_with, tmp_path, batch_size):
+    # The thermometer's 11 rows: full batches of 6 and 5 rows a process, or batches of 4 (2 and 2) and a last of
+    # 3 (2 and 1).
+    settings = [*GRADIENT_STEPS, "trainer.max_epochs=5", f"data.batch_size={batch_size}", "~logger", "~callbacks.plots"]
+    train_with(*settings, "trainer=ddp_sim", f"output_dir={tmp_path / 'ddp'}")
+    single = train_with(*settings, f"output_dir={tmp_path / 'single'}")
+
+    ddp = Regressor.load_from_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.ckpt")
+    torch.testing.assert_close(ddp.net.weight, single.model.net.weight, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ddp.net.bias, single.model.net.bias, atol=1e-6, rtol=1e-6)
 
 
 def test_long_overrides_make_a_short_unique_directory_name():

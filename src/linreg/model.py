@@ -118,7 +118,7 @@ class Regressor(L.LightningModule):
         # add about 16 µs to every step (4 % of a step on a thousand rows on a laptop CPU). The evaluation
         # losses use metric objects, with their NaN checks off (each would wait for the device).
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
-        self.train_rows, self.log_step_loss = 0, False
+        self.train_rows, self.step_rows, self.log_step_loss = 0, 0, False
         self.val_loss, self.test_loss = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
         errors = self.metrics_of(metrics or {})
         self.val_metrics, self.test_metrics = errors.clone(prefix="val/"), errors.clone(prefix="test/")
@@ -201,7 +201,8 @@ class Regressor(L.LightningModule):
         loss, _ = self._step(batch)
         if self.hparams.get("l1") or self.hparams.get("l2"):  # (no tensor operations a step without them)
             loss = loss + self.penalty()
-        return self.same_on_every_rank(loss) if self.trainer.world_size > 1 else loss
+        self.step_rows = len(batch[0])
+        return self.mean_over_ranks(loss) if self.trainer.world_size > 1 else loss
 
     def penalty(self) -> Tensor:
         """The l2 penalty, with its gradient, and the l1 penalty's value without one: optimizer_step applies l1
@@ -225,15 +226,21 @@ class Regressor(L.LightningModule):
         """What training should reach: the training split's least squares with this model's penalties."""
         return least_squares.penalized(self.hparams.get("l1", 0.0), self.hparams.get("l2", 0.0))
 
-    def same_on_every_rank(self, loss: Tensor) -> Tensor:
-        """The mean loss of all ranks' batches, with this rank's gradient (DDP averages those).
+    def mean_over_ranks(self, loss: Tensor) -> Tensor:
+        """The mean loss over the rows of every rank's share of the step's batch, with this rank's gradient
+        weighted by its share: DDP averages the ranks' gradients, which then make the gradient of that mean also
+        where the shares differ (6 and 5 of 11 rows), as one process would take it.
 
         L-BFGS's line search compares loss values: with each rank's own value the ranks would evaluate the
         closure a different number of times, and the gradients' all-reduce would hang. `loss - loss.detach()`
         is exactly zero, so the value is the all-reduced mean, bit for bit the same on every rank.
         """
-        mean = self.trainer.strategy.reduce(loss.detach().clone(), reduce_op="mean")
-        return mean + (loss - loss.detach())
+        rows = torch.tensor(float(self.step_rows), dtype=loss.dtype, device=loss.device)
+        local = torch.stack([rows, loss.detach() * rows])
+        total_rows, total_loss = self.trainer.strategy.reduce(local, reduce_op="sum")
+        self.step_rows = total_rows  # (the epoch's mean loss counts every rank's rows)
+        share = rows * self.trainer.world_size / total_rows
+        return total_loss / total_rows + share * (loss - loss.detach())
 
     def on_train_epoch_end(self) -> None:
         # The mean over the epoch's rows (and DDP ranks): what early stopping, best.ckpt and the plateau schedule
@@ -243,9 +250,12 @@ class Regressor(L.LightningModule):
     def on_train_batch_end(self, outputs: dict[str, Tensor], batch: Sequence[Tensor], batch_idx: int) -> None:
         # The loss of the batch's last training_step: L-BFGS calls it several times a step (its closure), and
         # the last call is at the weights its step ended on. (Lightning divides it by accumulate_grad_batches.)
-        accumulated = self.trainer.accumulate_grad_batches
-        self.train_loss_sum.add_(outputs["loss"], alpha=len(batch[0]) * accumulated)
-        self.train_rows += len(batch[0])
+        accumulated, rows = self.trainer.accumulate_grad_batches, self.step_rows
+        if isinstance(rows, Tensor):  # (under DDP: every rank's rows, on the device, which mean_over_ranks counted)
+            self.train_loss_sum.add_(outputs["loss"] * (rows * accumulated))
+        else:
+            self.train_loss_sum.add_(outputs["loss"], alpha=rows * accumulated)
+        self.train_rows += rows
         if self.log_step_loss and logs_this_step(self.trainer):
             self.log("train/loss_step", outputs["loss"] * accumulated)
 

@@ -315,9 +315,10 @@ class TabularDataModule(L.LightningDataModule):
         )
 
     def check_batch_split(self, world_size: int) -> None:
-        """Each of `world_size` processes takes an equal share of every training batch, or this explains why not."""
+        """A streamed table's processes each take an equal share of every training batch (data/stream.py), or this
+        explains why not. (In memory the shares may differ by a row: the model weights each rank's loss.)"""
         batch_size = self.hparams.batch_size or len(self.train)
-        if batch_size % world_size:
+        if isinstance(self.train, StreamedSplit) and batch_size % world_size:
             setting = (
                 f"data.batch_size={batch_size}"
                 if self.hparams.batch_size

@@ -264,6 +264,13 @@ CASES = [
     case("train", ["loss=hinge"], ["Could not find 'loss/hinge'", "huber", "mse"], "unknown loss", by_hydra=True),
     case("train", ["loss=quantile", "loss.quantile=2"], ["loss (linreg.losses.QuantileLoss) refused"], "loss setting"),
     case("train", ["loss=huber", "loss.delta=-1"], ["loss (torch.nn.HuberLoss) refused", "delta"], "loss value"),
+    case(
+        "train",
+        ["scheduler=onecycle", "optimizer=adam", "optimizer.lr=0.1", "trainer.max_epochs=-1"],
+        ["scheduler.total_steps=null takes the run's length", "trainer.max_epochs"],
+        "one cycle without end",
+    ),
+    case("train", ["data.scale=1e-45"], ["data.scale=1e-45 is out of range", "1e-38"], "scale beyond float32"),
     case("train", ["model.net._target_=nope.Net"], ["nope.Net is not one of this template's classes"], "untrusted"),
     case("train", ["model.net._target_=nope.Net", "trusted_classes=[nope.Net]"], ["nope.Net names no class"], "no net"),
     case("train", ["model=mlp", "model.net.dropout=1"], ["model.net (linreg.nets.MLP) refused", "dropout"], "mlp"),

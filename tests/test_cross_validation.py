@@ -1,6 +1,7 @@
 """cv.folds=K: K runs on K folds, their mean for Hydra, a refit to use; also in a -m grid."""
 
 import json
+import math
 import statistics
 
 import pandas as pd
@@ -47,6 +48,15 @@ def test_cross_validation_reports_each_fold_returns_the_mean_and_refits_the_chec
     # The refit is the run directory's checkpoint: eval.py scores it on the test split no fold saw.
     metrics = evaluate(job_config("eval", tmp_path, f"ckpt_path={tmp_path}", "~logger"))
     assert metrics["test/loss"] == pytest.approx(status["refit_metrics"]["test/loss"], rel=1e-5)
+
+
+def test_folds_of_one_row_give_nan_where_a_metric_needs_two_and_the_means_of_the_rest(make_config, tmp_path):
+    cfg = make_config("data=synthetic", "data.n_samples=4", "data.val_fraction=0", "cv.folds=3", "~logger")
+
+    assert train(cfg) > 0
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["status"] == "ok" and math.isnan(status["metrics"]["val/r2"])  # (no R² of one row)
+    assert status["metrics_sd"]["val/loss"] > 0
 
 
 def test_resuming_a_cross_validation_is_refused_with_what_to_do(make_config):

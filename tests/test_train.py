@@ -145,6 +145,13 @@ def test_an_unknown_loss_lists_the_valid_ones(train_with):
         train_with("loss=hinge")
 
 
+@pytest.mark.parametrize("precision", ["16-true", "bf16-mixed", "64-true"])
+def test_lightnings_precisions_train_and_draw_the_pictures(train_with, tmp_path, precision):
+    run = train_with(f"+trainer.precision={precision}", "~logger")
+
+    assert run.verdict.gap is not None and (tmp_path / "plots" / "fit.png").is_file()
+
+
 @pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp", "ddp_spawn", "ddp_sim"])
 def test_every_trainer_config_composes(make_config, trainer):
     cfg = make_config(f"trainer={trainer}")

@@ -19,6 +19,7 @@ from linreg.errors import ConfigError
 
 T = TypeVar("T")
 MAX_SEED = 2**32 - 1  # numpy's generators take seeds up to this
+FLOAT32_SMALLEST = 1.1754943508222875e-38  # the smallest normal 32-bit float
 
 NORMALIZATIONS = ("none", "scale", "standardize", "minmax")
 IMPUTATIONS = ("mean", "median", "most_frequent", "drop")  # what data.impute does with blank cells
@@ -118,6 +119,12 @@ class DataSettings:
             require(value is None or len(value) == 1, f"data.{key}", repr(value), "one character, e.g. ';'")
         require(self.thousands != self.decimal, "data.thousands", repr(self.thousands), "not data.decimal")
         require(self.shuffle_buffer >= 0, "data.shuffle_buffer", self.shuffle_buffer, "0 or more rows")
+        require(
+            FLOAT32_SMALLEST <= abs(self.scale) <= 1 / FLOAT32_SMALLEST,
+            "data.scale",
+            self.scale,
+            "a non-zero factor between 1e-38 and 1e38 in size, whose inverse 32-bit numbers hold (e.g. 0.1)",
+        )
         if self.stream:
             self.check_streaming()
 

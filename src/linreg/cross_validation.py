@@ -1,10 +1,10 @@
 """cv.folds=K: K runs, each validated on one fold of the training rows, and their mean for Hydra's sweepers."""
 
 import copy
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, open_dict
 
 from linreg.convergence import Verdict
@@ -33,8 +33,10 @@ class CrossValidation:
 
     def __post_init__(self) -> None:
         shared = [name for name in self.folds[0] if all(name in fold for fold in self.folds)]
-        self.mean = {name: statistics.fmean(fold[name] for fold in self.folds) for name in shared}
-        self.sd = {name: statistics.stdev(fold[name] for fold in self.folds) for name in shared}
+        values = {name: np.array([fold[name] for fold in self.folds], dtype=np.float64) for name in shared}
+        # (NaN where a fold's metric is: R² of a one-row fold. statistics.stdev fails on NaN.)
+        self.mean = {name: float(column.mean()) for name, column in values.items()}
+        self.sd = {name: float(column.std(ddof=1)) for name, column in values.items()}
 
     def verdict(self, aim: str) -> Verdict:
         """Converged when every fold's run reached its exact optimum: judged by the largest gap."""

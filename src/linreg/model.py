@@ -315,12 +315,19 @@ class Regressor(L.LightningModule):
         """The configured optimizer over `parameters`, at this model's `lr` (the config's, unless lr=auto)."""
         return self.optimizer_factory(parameters, **({} if self.hparams.lr is None else {"lr": self.hparams.lr}))
 
-    def make_schedule(self, optimizer: torch.optim.Optimizer, total_steps: Callable[[], int]) -> Any:
+    def make_schedule(self, optimizer: torch.optim.Optimizer, total_steps: Callable[[], int | float]) -> Any:
         """The configured torch scheduler of `optimizer`; `total_steps: null` (OneCycleLR) becomes the run's
-        length, `total_steps()`."""
+        length, `total_steps()`, which a run without a limit does not have."""
         make_scheduler = self.scheduler_config["scheduler"]
         if getattr(make_scheduler, "keywords", {}).get("total_steps", 0) is None:
-            make_scheduler = functools.partial(make_scheduler, total_steps=total_steps())
+            steps = total_steps()
+            if not math.isfinite(steps):
+                raise ConfigError(
+                    "scheduler.total_steps=null takes the run's length, and this run has no limit "
+                    "(trainer.max_epochs=-1, trainer.max_steps=-1); set trainer.max_epochs, trainer.max_steps or "
+                    "scheduler.total_steps."
+                )
+            make_scheduler = functools.partial(make_scheduler, total_steps=int(steps))
         return make_scheduler(optimizer)
 
     def equation(self) -> tuple[Tensor, Tensor]:

@@ -83,8 +83,10 @@ def save_figure(figure: Figure, name: str, dirpath: Path, trainer: L.Trainer) ->
 
 
 def predictions(model: Regressor, features: torch.Tensor) -> torch.Tensor:
+    """The model's predictions, on its device and in its precision (trainer.precision=16-true: half), as float32
+    on the CPU: Lightning converts the batches it hands the model, not these rows."""
     with torch.no_grad():
-        return model(features.to(model.device)).cpu()
+        return model(features.to(model.device, model.dtype)).float().cpu()
 
 
 def labelled_splits(datamodule: TabularDataModule) -> list[tuple[str, Table]]:

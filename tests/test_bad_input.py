@@ -93,6 +93,7 @@ TABLES = {
     "new_header.csv": "t_u\n",
     "other.csv": "a,b\n1,2\n",
     "deploy/model.onnx": "the user's own exported model\n",
+    "new_taken.csv": "t_u,t_c_predicted\n50,1\n",
     "claimed/.linreg-run": "",
     "empty.ckpt": "",
     "text.ckpt": "x,y\n1,2\n",
@@ -130,6 +131,9 @@ def workspace(tmp_path, trained_run, monkeypatch) -> Path:
         {**real, "state_dict": {**real["state_dict"], "feature_normalizer.factor": torch.ones(3)}},
         tmp_path / "shape.ckpt",
     )
+    weight = real["state_dict"]["net.weight"]
+    nan_weights = {**real["state_dict"], "net.weight": torch.full_like(weight, float("nan"))}
+    torch.save({**real, "state_dict": nan_weights}, tmp_path / "nan.ckpt")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -396,6 +400,11 @@ CASES = [
         "over its checkpoint",
     ),
     case("export", ["output_dir=deploy"], ["output_dir=deploy/model.onnx exists already", "overwrite=true"], "exists"),
+    case("predict", ["input=new_taken.csv"], ["has a column t_c_predicted already", "rename"], "taken column"),
+    *(
+        case(script, [*needs, "ckpt_path=nan.ckpt"], ["nan.ckpt holds values that are not finite", "net.weight"], "nan")
+        for script, needs in {"eval": [], "predict": ["input=new.csv"], "export": []}.items()
+    ),
     case("predict", ["input=new.csv", "output=folder"], ["output=folder is a folder"], "a folder as output"),
     case("predict", ["input=new.csv", "output=afile/p.csv"], ["afile is a file, not a folder"], "under a file"),
     case("predict", ["input=new.csv", "interval=1.5"], ["interval=1.5", "between 0 and 1"], "interval"),

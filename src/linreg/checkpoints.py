@@ -152,6 +152,15 @@ def load_model(path: Path, checkpoint: dict[str, Any] | None = None, trusted: Se
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as error:
         raise not_loadable(path, error) from None
+    broken = [
+        name for name, value in model.state_dict().items() if value.is_floating_point() and not value.isfinite().all()
+    ]
+    if broken:
+        raise ConfigError(
+            f"{path} holds values that are not finite numbers (NaN or inf) in {', '.join(broken[:3])}: the run that "
+            "wrote it diverged or the file was changed. Use a checkpoint written before (best.ckpt, or an earlier "
+            "run) or train again."
+        )
     return model.eval()
 
 

@@ -35,6 +35,7 @@ def predict(cfg: DictConfig) -> Path:
     table, raw = read_with_plan(
         plan, settings.input, "input", with_targets=False, left_out="their predictions are left empty"
     )
+    check_output_names(raw.column_names, model.data.target_names, settings.interval is not None, settings.input)
     with torch.no_grad():
         predictions = model(table.features)  # normalized inside the model with the checkpoint's own statistics
     rows = np.arange(raw.num_rows) if table.rows is None else table.rows.numpy()
@@ -59,6 +60,17 @@ def predict(cfg: DictConfig) -> Path:
             "reader skips empty lines, so the output has one row for each of the other lines, in their order."
         )
     return output
+
+
+def check_output_names(columns: list[str], targets: list[str], interval: bool, source: str) -> None:
+    """The columns predict.py adds are none of the input's: one would be replaced without a word."""
+    suffixes = ("predicted", "lower", "upper") if interval else ("predicted",)
+    taken = [f"{target}_{suffix}" for suffix in suffixes for target in targets if f"{target}_{suffix}" in columns]
+    if taken:
+        raise ConfigError(
+            f"input={source} has a column {', '.join(taken)} already, the name of a column predict.py adds; rename "
+            "it in the file (or give a file without it), so that neither is lost."
+        )
 
 
 def without_overflow(predictions: torch.Tensor, rows: np.ndarray, source: str) -> torch.Tensor:

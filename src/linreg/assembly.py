@@ -106,7 +106,12 @@ def other_overrides(cfg: DictConfig) -> dict[str, Any]:
 def build_model(cfg: DictConfig, datamodule: TabularDataModule, least_squares: LeastSquares) -> Regressor:
     """The model sized from the data, carrying the data's normalization so checkpoints predict raw rows (the
     training split's `least_squares` gives `optimizer.lr=auto` its rate)."""
-    check_trusted(cfg)
+    # The settings the model keeps as plain values, and whose classes its checkpoints will name.
+    settings = {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if cfg.get(key) else cfg.get(key)
+        for key in ("model", "loss", "metrics")
+    }
+    check_trusted(settings, cfg.trusted_classes)
     optimum = least_squares.penalized(cfg.model.get("l1", 0.0), cfg.model.get("l2", 0.0))
     lr, momentum = automatic_rates(cfg, optimum)
     optimizer = build(cfg.optimizer, **({} if momentum is None else {"momentum": momentum}))
@@ -122,10 +127,15 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule, least_squares: L
     # _partial_: the config gives the model's settings, the data its facts. Not recursive: the net, loss and metrics
     # reach the model as plain settings, which it builds and keeps for its checkpoints.
     model_with_settings = build(cfg.model, _partial_=True, _recursive_=False, _convert_="all")
-    settings = {"loss": cfg.get("loss"), "metrics": cfg.get("metrics") or {}}
-    settings = OmegaConf.to_container(DictConfig(settings), resolve=True)
     try:
-        model = model_with_settings(data=data, lr=lr, optimizer=optimizer, scheduler=lr_scheduler(cfg), **settings)
+        model = model_with_settings(
+            data=data,
+            loss=settings["loss"],
+            metrics=settings["metrics"] or {},
+            lr=lr,
+            optimizer=optimizer,
+            scheduler=lr_scheduler(cfg),
+        )
     except TypeError as error:  # a key of model.* that the model does not take
         raise refused_settings(cfg.model, error) from None
     rehearse_loss(cfg, model)
@@ -133,11 +143,10 @@ def build_model(cfg: DictConfig, datamodule: TabularDataModule, least_squares: L
     return model
 
 
-def check_trusted(cfg: DictConfig) -> None:
+def check_trusted(settings: dict[str, Any], trusted: list[str]) -> None:
     """Every class the model's settings name can be rebuilt from its checkpoints: this template's, or listed in
     trusted_classes (eval.py, predict.py and export.py rebuild no other)."""
-    settings = {key: cfg.get(key) for key in ("model", "loss", "metrics")}
-    refused = untrusted(named_classes(OmegaConf.to_container(DictConfig(settings), resolve=True)), cfg.trusted_classes)
+    refused = untrusted(named_classes(settings), trusted)
     if refused:
         listed = ", ".join(refused)
         raise ConfigError(
@@ -228,7 +237,7 @@ def check_watched_metrics(cfg: DictConfig, trainer: L.Trainer, model: Regressor,
     would leave a sweep minimizing NaN, or a callback waiting for a value that never comes."""
     errors = ["loss", *model.val_metrics.keys(keep_base=True)]
     logged = ["train/loss", *(f"val/{name}" for name in errors if len(datamodule.val))]
-    verdict = ["train/gap_to_ols", "train/converged"] if model.linear is not None and model.loss_is_mse else []
+    verdict = ["train/gap_to_ols", "train/converged"] if model.aims_at_least_squares else []
     results = [*logged, *verdict, *(f"test/{name}" for name in errors if len(datamodule.test))]
     watchers = [("optimized_metric", cfg.optimized_metric, results)]
     watchers += [

@@ -114,6 +114,7 @@ class Regressor(L.LightningModule):
         # Filled from the training split's least squares (fit.py), for predict.py's intervals.
         self.intervals = PredictionIntervals(n_features, n_targets)
         self.optimizer_factory, self.scheduler_config = optimizer, scheduler
+        self.saved_schedules: list = []  # a resumed run's schedule states (on_load_checkpoint)
         # The training loss is summed on the device and logged once an epoch: updating a metric object would
         # add about 16 µs to every step (4 % of a step on a thousand rows on a laptop CPU). The evaluation
         # losses use metric objects, with their NaN checks off (each would wait for the device).
@@ -140,6 +141,12 @@ class Regressor(L.LightningModule):
     def loss_is_mse(self) -> bool:
         """Whether the loss is the mean squared error, whose optimum for a linear net is least squares."""
         return type(self.loss_fn) is nn.MSELoss and self.loss_fn.reduction == "mean"
+
+    @property
+    def aims_at_least_squares(self) -> bool:
+        """Whether least squares (with the model's penalties) is the optimum training should reach: a linear net
+        with the MSE loss. Only then do the gap, the convergence stop and the verdict apply."""
+        return self.linear is not None and self.loss_is_mse
 
     @property
     def net_name(self) -> str:
@@ -302,7 +309,7 @@ class Regressor(L.LightningModule):
     def check_resumed_length(self, schedule: Any) -> None:
         """A schedule of a fixed number of steps (OneCycleLR) resumes only into a run of that many steps: the
         saved state would replace this run's length, and stepping past it fails."""
-        saved = (getattr(self, "saved_schedules", None) or [None])[0]
+        saved = (self.saved_schedules or [None])[0]
         theirs, ours = (saved or {}).get("total_steps"), getattr(schedule, "total_steps", None)
         if isinstance(saved, dict) and theirs is not None and theirs != ours:
             raise ConfigError(

@@ -30,7 +30,7 @@ class ConvergenceStop(ComparesWithLeastSquares):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.gaps = []
         # (Least squares of the training split is no aim for a loss other than MSE, or for a few batches.)
-        aimed = pl_module.linear is not None and pl_module.loss_is_mse and not trainer.overfit_batches
+        aimed = pl_module.aims_at_least_squares and not trainer.overfit_batches
         self.optimum = pl_module.exact_optimum(self.least_squares) if aimed and self.least_squares else None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

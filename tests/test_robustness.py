@@ -1,11 +1,13 @@
 """Bad input gets a short message naming the culprit; divergence, kills and interrupted saves lose nothing."""
 
+import json
 import logging
 import os
 import random
-import signal
+import signal as signal_module
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,12 +15,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import GRADIENT_STEPS, ROOT, SGD_STEPS, events_of, job_config
-from lightning.fabric.plugins.io import torch_io
+from lightning.pytorch.callbacks import Callback
 
 from linreg.callbacks import BestCheckpoint, LastCheckpoint
-from linreg.errors import ConfigError, report_errors
+from linreg.errors import ConfigError, Interrupted, report_errors
 from linreg.evaluate import evaluate
+from linreg.fit import fit
 from linreg.predict import predict
+from linreg.signals import interruptible
 from linreg.train import train
 
 TRAIN = str(ROOT / "scripts" / "train.py")
@@ -82,21 +86,94 @@ def test_the_same_seed_gives_bitwise_the_same_weights(train_with, tmp_path):
     assert torch.equal(first.model.linear.bias, second.model.linear.bias)
 
 
-def test_an_interrupted_save_leaves_the_previous_last_checkpoint_loadable(train_with, tmp_path, monkeypatch):
+def test_an_interrupted_save_leaves_the_previous_last_checkpoint_loadable_and_nothing_in_tmpdir(
+    train_with, tmp_path, monkeypatch
+):
     run = train_with(*GRADIENT_STEPS, "trainer.max_epochs=2", "~logger")
     path = tmp_path / "checkpoints" / "last.ckpt"
     before = path.read_bytes()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmpdir"))  # ($TMPDIR)
+    (tmp_path / "tmpdir").mkdir()
 
-    def killed_midway(checkpoint, filepath):  # Lightning's writer, stopped halfway through the file
+    def killed_midway(checkpoint, filepath):  # the writer, stopped halfway through the file
         Path(filepath).write_bytes(before[: len(before) // 2])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch_io, "_atomic_save", killed_midway)
+    monkeypatch.setattr(torch, "save", killed_midway)
     with pytest.raises(KeyboardInterrupt):
         LastCheckpoint(str(path.parent)).save(run.trainer)
     assert path.read_bytes() == before
     assert torch.load(path, weights_only=True)["global_step"] == 2
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # the half-written file is gone
+    assert not any((tmp_path / "tmpdir").iterdir())
+
+
+class SignalAt(Callback):
+    """Sends this process `signal` after training batch `step` (+callbacks.signal._target_=test_robustness.SignalAt),
+    as a scheduler's SIGTERM or a Ctrl-C would arrive."""
+
+    def __init__(self, signal: str, step: int) -> None:
+        self.signal, self.step = getattr(signal_module, signal), step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signal)
+
+
+@pytest.fixture
+def ctrl_c_restored():
+    """Lightning ignores SIGINT once it has caught one (a second Ctrl-C must not break its shutdown)."""
+    yield
+    signal_module.signal(signal_module.SIGINT, signal_module.default_int_handler)
+
+
+@pytest.mark.parametrize(("signal", "exit_status"), [("SIGTERM", 143), ("SIGINT", 130)])
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+def test_sigterm_and_ctrl_c_save_last_ckpt_where_training_got_to_and_say_how_to_go_on(
+    run_job, make_config, tmp_path, ctrl_c_restored, signal, exit_status
+):
+    settings = ["data=synthetic", "data.n_samples=1000", "data.batch_size=100", "optimizer=adam", *GRADIENT_STEPS[3:]]
+    stopped = f"+callbacks.signal={{_target_: test_robustness.SignalAt, signal: {signal}, step: 13}}"
+    first = tmp_path / "first"
+    status, _ = run_job(*settings, "trainer.max_epochs=3", "~logger", stopped, f"output_dir={first}")
+
+    assert status == exit_status
+    record = json.loads((first / "status.json").read_text())
+    assert record["status"] == "interrupted"
+    assert record["message"].startswith(f"Interrupted by {signal} at epoch 1, step 13. {first / 'checkpoints'}")
+    assert torch.load(first / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 13  # mid-epoch 1
+    resumed = fit(make_config(*settings, "trainer.max_epochs=3", "~logger", f"ckpt_path={first}"))
+    assert resumed.trainer.global_step == 3 * 8 and resumed.trainer.current_epoch == 3  # Lightning's own count
+
+
+def test_sigterm_outside_lightnings_fit_is_an_interruption_too():
+    with pytest.raises(Interrupted, match="Interrupted by SIGTERM"), interruptible():
+        os.kill(os.getpid(), signal_module.SIGTERM)
+        time.sleep(5)  # (the signal arrives before this ends)
+    assert signal_module.getsignal(signal_module.SIGTERM) is signal_module.SIG_DFL
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_does_not_stop_training_and_sigterm_ends_it_with_143_and_the_resume_command(tmp_path):
+    run_dir = tmp_path / "run"
+    job = subprocess.Popen(
+        [sys.executable, TRAIN, *RESUMABLE, "trainer.max_epochs=1000", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    job.stdout.readline()
+    job.stdout.close()  # as `| head -1` does
+    deadline = time.monotonic() + 120
+    while saved_epoch(run_dir / "checkpoints" / "last.ckpt") < 1 and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    job.send_signal(signal_module.SIGTERM)
+
+    assert job.wait(timeout=60) == 143
+    record = json.loads((run_dir / "status.json").read_text())
+    assert record["status"] == "interrupted"
+    assert record["resume"].startswith(f"python {TRAIN} data=synthetic")
+    assert record["resume"].endswith(f"trainer.max_epochs=1000 ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}")
 
 
 RESUMABLE = [
@@ -141,7 +218,7 @@ def test_a_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_one(tmp
     while saved_epoch(checkpoint) < after_epoch and time.monotonic() < deadline and killed.poll() is None:
         time.sleep(0.02)
     time.sleep(moments.uniform(0, 0.3))
-    os.kill(killed.pid, signal.SIGKILL)
+    os.kill(killed.pid, signal_module.SIGKILL)
     killed.wait()
     assert after_epoch <= saved_epoch(checkpoint) < 9, f"the run was not killed in the middle of training (seed {seed})"
 
@@ -269,7 +346,7 @@ def test_predict_killed_at_any_moment_leaves_no_output_or_a_complete_one(train_w
     time.sleep(moments.uniform(0, 0.2))
     for process, moment in ((writing, time.monotonic()), (anytime, kill_anytime_at)):
         time.sleep(max(0.0, moment - time.monotonic()))
-        process.send_signal(signal.SIGKILL)
+        process.send_signal(signal_module.SIGKILL)
         process.wait()
 
     for name in ("writing", "anytime"):

@@ -3,6 +3,7 @@
 import functools
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,6 +24,21 @@ class ConfigError(RunError, ValueError):
 
 class TrainingDiverged(RunError):
     """The loss stopped being a finite number; the message says when and what to change."""
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM (a scheduler's stop, `kill`) ended the job. Not an error: a BaseException, as
+    KeyboardInterrupt is, so that a sweep stops too instead of going on to its next job. The process exits with
+    the shell's status for the signal, 128 + its number (130, 143)."""
+
+    def __init__(self, signal_number: int, when: str = "") -> None:
+        self.signal = signal.Signals(signal_number)
+        self.when = when
+        super().__init__(f"Interrupted by {self.signal.name}{f' {when}' if when else ''}.")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signal.value
 
 
 def system_refusal(error: OSError) -> str:
@@ -76,6 +92,8 @@ def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
             return task(cfg)
         except (RunError, OSError, MemoryError, RuntimeError, ConfigAttributeError, ConfigKeyError) as error:
             exit_explaining(error)
+        except Interrupted as stop:  # (the job has said what it saved and how to go on)
+            raise SystemExit(stop.exit_status) from None
 
     return run
 

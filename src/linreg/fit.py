@@ -25,6 +25,7 @@ from linreg.runtime import (
     build,
     lightning_quieted,
 )
+from linreg.signals import lightning_interruptions
 from linreg.statistics import FitStatistics, Solution, fit_statistics
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
         datamodule.check_batch_split(trainer.world_size)
         log_hyperparameters(trainer.loggers, cfg, datamodule, model)
         try:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+            with lightning_interruptions(trainer):
+                trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         except MisconfigurationException as error:  # a setting Lightning checks only once training starts
             raise ConfigError(f"Lightning refused the settings: {error}") from None
         if cfg.trainer.get("profiler") and trainer.is_global_zero:  # (Lightning only saves it, in fit-profile.txt)
@@ -93,7 +95,8 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
         if verdict.gap is not None:  # the final weights' gap, not that of the last logged step
             metrics |= {"train/gap_to_ols": verdict.gap, "train/converged": float(verdict.converged)}
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
-            metrics |= as_numbers(trainer.test(model, datamodule=datamodule, verbose=False)[0])
+            with lightning_interruptions(trainer):
+                metrics |= as_numbers(trainer.test(model, datamodule=datamodule, verbose=False)[0])
         trained = model.equation() if model.linear is not None else None
         statistics = fit_statistics(solution, datamodule.train, trained, cfg.statistics.ci)
         for logger in trainer.loggers:  # the statistics in TensorBoard's Text tab

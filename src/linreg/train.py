@@ -16,7 +16,7 @@ from linreg.assembly import check_settings
 from linreg.callbacks import LastCheckpoint
 from linreg.convergence import Verdict
 from linreg.cross_validation import cross_validate
-from linreg.errors import ConfigError, RunError, TrainingDiverged
+from linreg.errors import ConfigError, Interrupted, RunError, TrainingDiverged
 from linreg.fit import FittedRun, fit
 from linreg.report import format_equation, format_statistics, format_summary, show_config
 from linreg.runtime import (
@@ -25,6 +25,7 @@ from linreg.runtime import (
     writable_directory,
     write_json,
 )
+from linreg.signals import console_outlives_reader, interruptible, resume_command
 from linreg.statistics import VIF_WARNING, FitStatistics
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,19 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> float:
     """The job behind scripts/train.py; returns `optimized_metric`, the number a Hydra sweep minimises.
 
-    In a multirun, a job that diverges or fails is recorded as such and returns NaN, so the sweep goes on.
+    In a multirun, a job that diverges or fails is recorded as such and returns NaN, so the sweep goes on; an
+    interrupted job (Ctrl-C, SIGTERM) is recorded with the command that resumes it, and ends the sweep.
     """
     output_dir, started = writable_directory("output_dir", cfg.output_dir), time.monotonic()
+    try:
+        with interruptible(), console_outlives_reader():
+            return train_into(cfg, output_dir, started)
+    except Interrupted as stop:
+        record_interruption(stop, cfg, output_dir, started)
+        raise
+
+
+def train_into(cfg: DictConfig, output_dir: Path, started: float) -> float:
     check_launcher(cfg, output_dir)
     # A sweep prints its overrides once, at its start (linreg.sweeps.SweepSummary); Hydra names each job's.
     shown = "none" if in_multirun() and cfg.print_config == "overrides" else cfg.print_config
@@ -67,6 +78,25 @@ def train(cfg: DictConfig) -> float:
     epochs = trained_epochs(run.trainer)
     record_status(output_dir, "ok", "", started, run.metrics, epochs, cfg.optimized_metric, run.verdict)
     return run.metrics.get(cfg.optimized_metric, math.nan)
+
+
+def record_interruption(stop: Interrupted, cfg: DictConfig, output_dir: Path, started: float) -> None:
+    """Say, on the console and in status.json (`status: interrupted`, `resume`), what was saved and how to go on."""
+    last = next((Path(c.dirpath) / "last.ckpt" for c in cfg.get("callbacks", {}).values() if is_last(c)), None)
+    resume = resume_command(last) if last and last.is_file() else None
+    if resume:
+        message = f"{stop} {last} holds the weights then; go on with:\n  {resume}"
+    elif last and last.is_file():  # (a job Hydra did not start: its command is not known)
+        message = f"{stop} {last} holds the weights then; go on with this job's settings and ckpt_path={last}."
+    else:
+        message = f"{stop} No checkpoint was saved; run the command again to train."
+    record_status(output_dir, "interrupted", message, started, extra={"resume": resume})
+    if launchers.rank() == 0:
+        log.warning(message)
+
+
+def is_last(callback: Any) -> bool:
+    return isinstance(callback, DictConfig) and callback.get("_target_") == "linreg.callbacks.LastCheckpoint"
 
 
 def trained_epochs(trainer: L.Trainer) -> int | None:
@@ -115,8 +145,8 @@ def record_status(
     verdict: Verdict | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """status.json in the run directory: how the run ended (ok, diverged, failed) and whether it reached least
-    squares (`converged`, `gap_to_ols`; null where that does not apply), for people and sweep summaries; with
+    """status.json in the run directory: how the run ended (ok, diverged, failed, interrupted) and whether it
+    reached least squares (`converged`, `gap_to_ols`; null where that does not apply), for people and sweeps; with
     cv.folds, `metrics` are the folds' means, and `extra` holds each fold's, their sd and the refit's. Written by
     rank 0 of a torchrun/srun job only."""
     if launchers.rank() != 0:

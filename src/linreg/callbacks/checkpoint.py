@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from linreg.config import is_number
 from linreg.runtime import replaced_atomically
@@ -40,6 +42,12 @@ class LastCheckpoint(Checkpoint):
         if self.saved_step != trainer.global_step and not trainer.fast_dev_run:
             self.save(trainer)
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Ctrl-C or SIGTERM (Lightning ends the fit with these): save where training got to, so it can go on."""
+        interrupted = isinstance(exception, KeyboardInterrupt | SIGTERMException)
+        if interrupted and self.saved_step != trainer.global_step and not trainer.fast_dev_run:
+            self.save(trainer)
+
     def save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # (written atomically: AtomicCheckpointIO)
         self.saved_step = trainer.global_step
@@ -48,13 +56,16 @@ class LastCheckpoint(Checkpoint):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, saving each checkpoint under a temporary name of its own and renaming it
-    over the old one. Lightning's own truncates the file and then writes it: a kill in between would leave a
-    checkpoint that does not load. (Lightning calls it on the process that writes, rank 0, only.)"""
+    """Lightning's checkpoint writer, saving each checkpoint under a temporary name of its own beside it and
+    renaming it over the old one. Lightning's own stages it in $TMPDIR (fsspec's transaction) and then moves it:
+    a kill leaves the staged file there, and where $TMPDIR is another file system the move is a copy that a kill
+    can leave half done. (Lightning calls it on the process that writes, rank 0, only.)"""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        with replaced_atomically(Path(path)) as temporary:
-            super().save_checkpoint(checkpoint, temporary, storage_options)
+        if storage_options is not None:  # (as Lightning's own)
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        with replaced_atomically(Path(path)) as temporary:  # (Lightning's would stage it in $TMPDIR: fsspec's)
+            torch.save(checkpoint, temporary)
 
 
 class BestCheckpoint(ModelCheckpoint):

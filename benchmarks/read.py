@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"{'reader':<30}{'seconds':>10}{'vs pyarrow.csv':>16}")
     for name, seconds in rows:
-        print(f"{name:<30}{seconds:>10.3f}{seconds / baseline:>16.2f}")
+        print(f"{name:<30}{seconds:>10.3f}{seconds / baseline:>16.3g}")
     print(
         f"peak memory of the template CSV read: {peak / 1e6:,.0f} MB = {peak / 1e6 / table_mb:.2f} x the float32 "
         f"table ({table_mb:,.0f} MB)"

@@ -287,6 +287,13 @@ CASES = [
     case("train", ["print_config=abc"], ["print_config='abc'", "overrides, full, none"], "print_config"),
     case("train", ["tags=5"], ["tags=5", "a list"], "tags"),
     case("train", ["statistics.ci=1.5"], ["statistics.ci=1.5", "between 0 and 1"], "confidence"),
+    case("train", ["statistics.max_features=0"], ["statistics.max_features=0", "1 or more"], "max features 0"),
+    case(
+        "train",
+        ["data=synthetic", "data.n_samples=8", "data.n_features=9", "statistics.max_features=5"],
+        ["9 features", "statistics.max_features=5", "6 training rows are fewer than the 10", "data.exclude"],
+        "a table wider than the analysis takes",
+    ),
     case("train", ["convergence.rtol=-1"], ["convergence.rtol=-1.0", "above 0"], "tolerance"),
     case("train", ["callbacks.convergence.stop=2"], ["callbacks.convergence (linreg.callbacks.Converg"], "stop"),
     case("train", ["callbacks.last_checkpoint.interval_seconds=-1"], ["interval_seconds=-1"], "save interval"),

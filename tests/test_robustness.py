@@ -17,11 +17,13 @@ import torch
 from conftest import GRADIENT_STEPS, ROOT, SGD_STEPS, events_of, job_config
 from lightning.pytorch.callbacks import Callback
 
+from linreg import runtime
 from linreg.callbacks import BestCheckpoint, LastCheckpoint
 from linreg.errors import ConfigError, Interrupted, report_errors
 from linreg.evaluate import evaluate
 from linreg.fit import fit
 from linreg.predict import predict
+from linreg.runtime import write_json
 from linreg.signals import interruptible
 from linreg.train import train
 
@@ -352,3 +354,17 @@ def test_predict_killed_at_any_moment_leaves_no_output_or_a_complete_one(train_w
     for name in ("writing", "anytime"):
         output = tmp_path / name / "out.csv"
         assert not output.exists() or output.read_bytes() == expected.read_bytes(), f"{name}, seed {seed}"
+
+
+def test_written_files_get_a_new_files_mode_or_that_of_the_file_they_replace(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "new.json", {"a": 1})
+        kept = tmp_path / "kept.json"
+        kept.write_text("{}")
+        kept.chmod(0o640)
+        write_json(kept, {"a": 2})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o666 & ~runtime.UMASK
+    assert kept.stat().st_mode & 0o777 == 0o640 and json.loads(kept.read_text()) == {"a": 2}

@@ -247,9 +247,11 @@ class CrossValidationSettings:
 @dataclass
 class StatisticsSettings:
     ci: float = 0.95
+    max_features: int = 2000
 
     def __post_init__(self) -> None:
         require(0 < self.ci < 1, "statistics.ci", self.ci, "between 0 and 1, e.g. 0.95")
+        require(self.max_features >= 1, "statistics.max_features", self.max_features, "1 or more, e.g. 2000")
 
 
 @dataclass

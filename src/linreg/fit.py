@@ -11,7 +11,14 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from linreg import launchers
-from linreg.assembly import build_model, build_trainer, check_settings, check_watched_metrics, log_hyperparameters
+from linreg.assembly import (
+    build_model,
+    build_trainer,
+    check_settings,
+    check_watched_metrics,
+    check_width,
+    log_hyperparameters,
+)
 from linreg.callbacks import ComparesWithLeastSquares, ConvergenceStop
 from linreg.checkpoints import check_same_training, resumable_checkpoint
 from linreg.convergence import TrainingFacts, Verdict, judge
@@ -62,6 +69,7 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
         if launchers.launcher():  # the job's processes connect first, as Lightning's fit would: a streamed table's
             trainer.strategy.setup_environment()  # survey is shared out among them (data/stream.py)
         datamodule.setup("fit")
+    check_width(cfg, datamodule)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resume_from = checkpoint = None
     if cfg.get("ckpt_path"):  # (before the model: a resume with allow_changed_data takes the checkpoint's scale)

@@ -5,6 +5,7 @@ import csv
 import json
 import logging
 import os
+import stat
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +27,15 @@ if TYPE_CHECKING:
 # Lightning's lines at every Trainer: which accelerators exist (trainer.accelerator says which one runs),
 # and tips to install its cloud services.
 BANNERS = ("GPU available", "TPU available", "HPU available", "💡 Tip")
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = current_umask()  # (read once: setting it to read it is not thread-safe)
 
 
 def without_banners(record: logging.LogRecord) -> bool:
@@ -157,6 +167,8 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     # (`.predictions.k2j8x1.partial.csv`: the extension stays last, as some writers, torch.export's, expect.)
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+    # (mkstemp's file is private, 0600: give it the mode of the file it replaces, or a new file's)
+    os.fchmod(descriptor, stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~UMASK)
     os.close(descriptor)
     temporary = Path(name)
     try:

@@ -29,6 +29,7 @@ from linreg.signals import console_outlives_reader, interruptible, resume_comman
 from linreg.statistics import VIF_WARNING, FitStatistics
 
 log = logging.getLogger(__name__)
+SHOWN_COLLINEAR = 10  # the collinear features the warning names; coefficients.csv has them all
 
 
 def train(cfg: DictConfig) -> float:
@@ -170,7 +171,9 @@ def warn_of_collinearity(statistics: FitStatistics) -> None:
     collinear = statistics.collinear()
     if not collinear:
         return
-    factors = ", ".join(f"{name} {statistics.vif[name]:.3g}" for name in collinear)
+    factors = ", ".join(f"{name} {statistics.vif[name]:.3g}" for name in collinear[:SHOWN_COLLINEAR])
+    if len(collinear) > SHOWN_COLLINEAR:
+        factors += f" and {len(collinear) - SHOWN_COLLINEAR} more (statistics.json has every vif)"
     log.warning(
         f"Nearly collinear features (variance inflation factor ≥ {VIF_WARNING:g}): {factors}; the standardized "
         f"condition number is {statistics.condition_number_standardized:.3g}. Each is mostly predictable from the "

@@ -287,6 +287,13 @@ CASES = [
     case("train", ["print_config=abc"], ["print_config='abc'", "overrides, full, none"], "print_config"),
     case("train", ["tags=5"], ["tags=5", "a list"], "tags"),
     case("train", ["statistics.ci=1.5"], ["statistics.ci=1.5", "between 0 and 1"], "confidence"),
+    case("train", ["data.path=${nope}"], ["The setting data.path could not be resolved", "'nope' not found"], "${}"),
+    case(
+        "train",
+        ["data.path=${oc.env:LINREG_NO_SUCH_VARIABLE}"],
+        ["data.path could not be resolved", "'LINREG_NO_SUCH_VARIABLE' not found"],
+        "an unset environment variable",
+    ),
     case("train", ["statistics.max_features=0"], ["statistics.max_features=0", "1 or more"], "max features 0"),
     case(
         "train",

@@ -1,6 +1,7 @@
 """Real tables: formats, column roles, types, categories, dates and blanks, in training, eval and predict."""
 
 import bz2
+import decimal
 import gzip
 import lzma
 import zipfile
@@ -17,6 +18,7 @@ from linreg.data import CsvDataModule
 from linreg.errors import ConfigError
 from linreg.evaluate import evaluate
 from linreg.predict import predict
+from linreg.statistics import Solution, fit_statistics
 from linreg.train import summarize
 
 CITIES = {"Lyon": 40_000.0, "Paris": 150_000.0, "Nice": 80_000.0, "Brest": -20_000.0}
@@ -55,6 +57,9 @@ MESSY = (
     "data.missing_indicator=true",
     "data.test_fraction=0.2",
 )
+
+
+UNITS = "w,y\n12.5 kg,3\n13 kg,5\n14.1 kg,7\n15 kg,9\n16 kg,11\n"  # numbers with a unit: each a rare category
 
 
 def module(path, **settings) -> CsvDataModule:
@@ -153,15 +158,63 @@ def test_a_row_id_written_with_thousands_separators_is_pointed_out_too(tmp_path,
         ("a,y\n,2\n,3\n", {}, ["Column a", "blank in every row", "data.exclude=[a]"]),
         ("a,y\n1,2\n2,3\nabc,4\n", {}, ["Column a", "line 4", "'abc'", "data.categorical"]),
         ("d,y\n2024-01-01,2\nsoon,3\n", {"dates": ["d"]}, ["Column d", "not a date", "line 3", "'soon'"]),
+        ("d,y\n2024-01-01,2\n2024-01-02,3\n", {"dates": ["y"]}, ["y are in data.targets and in data.dates"]),
+        (UNITS, {}, ["Column w", "numbers with a unit or symbol (line 2: '12.5 kg')", "data.exclude=[w]"]),
+        (UNITS, {"categorical": ["w"]}, ["No feature of", "each of its feature columns (w) gives none"]),
+        ("x,y\n1,2\n2,3\n3,4,5\n4,5\n", {}, ["line 4 has 3 fields where the header has 2 ('3,4,5')", "Quote"]),
+        ("x,y\n1,2\n2,3\n".encode("utf-16"), {}, ["is UTF-16 text", "save it as UTF-8"]),
+        ("x,y\n1,2\n2,3\n", {"val_fraction": 0.5}, ["The training split has 1 of the table's 2 rows", "at least 2"]),
     ],
 )
 def test_bad_columns_are_named_with_the_fix(tmp_path, content, settings, words):
-    (tmp_path / "t.csv").write_text(content)
-    targets = "price" if "price" in content else "y"
+    (tmp_path / "t.csv").write_bytes(content if isinstance(content, bytes) else content.encode())
+    targets = "price" if "price" in str(content) else "y"
     with pytest.raises(ConfigError) as error:
         module(tmp_path / "t.csv", targets=targets, **settings)
     for word in words:
         assert word in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "values, words",
+    [
+        (pa.array([[1, 2]] * 4), ["Column v", "list<element: int64>", "data.exclude=[v]"]),
+        (pa.array([{"a": 1}] * 4), ["Column v", "struct<a: int64>", "data.exclude=[v]"]),
+        (pa.array([b"\x00\x01"] * 4), ["Column v", "binary", "data.exclude=[v]"]),
+    ],
+)
+def test_parquet_columns_that_cannot_be_numbers_are_named(tmp_path, values, words):
+    pq.write_table(pa.table({"x": [1.0, 2, 3, 4], "v": values, "y": [2.0, 4, 6, 9]}), tmp_path / "t.parquet")
+    with pytest.raises(ConfigError) as error:
+        module(tmp_path / "t.parquet", targets="y")
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_two_parquet_columns_of_one_name_are_named(tmp_path):
+    columns = [pa.array([1.0, 2, 3]), pa.array([5.0, 6, 8]), pa.array([2.0, 4, 7])]
+    pq.write_table(pa.Table.from_arrays(columns, names=["x", "x", "y"]), tmp_path / "t.parquet")
+    with pytest.raises(ConfigError, match="more than one column named 'x'; rename them"):
+        module(tmp_path / "t.parquet", targets="y")
+
+
+def test_odd_but_valid_tables_read_right(tmp_path):
+    """Decimal Parquet columns, a quoted cell longer than Python's csv limit, a feature named like the intercept."""
+    amounts = pa.array([decimal.Decimal(v) for v in ("1.50", "2.25", "3.00", "4.75")], pa.decimal128(5, 2))
+    pq.write_table(pa.table({"amount": amounts, "y": [1.0, 2, 3, 5]}), tmp_path / "d.parquet")
+    assert module(tmp_path / "d.parquet", targets="y").train.features[:, 0].tolist() == [1.5, 2.25, 3.0, 4.75]
+
+    note = "a" * 200_000
+    (tmp_path / "long.csv").write_text("x,note,y\n" + "".join(f'{i},"{note}{i % 2}",{i}\n' for i in range(6)))
+    datamodule = module(tmp_path / "long.csv", targets="y", min_category_count=1)
+    assert datamodule.feature_names == ["x", "note=" + note + "1"]
+
+    (tmp_path / "bias.csv").write_text("x,bias,y\n1,2,3.1\n2,1,4.9\n3,4,7.2\n4,3,9\n5,7,11.1\n6,5,12.8\n")
+    datamodule = module(tmp_path / "bias.csv", targets="y")
+    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
+    solution = Solution.of(datamodule.training_sums.equations.normalized(*normalizers), *normalizers)
+    rows = fit_statistics(solution, datamodule.train, None, 0.95).coefficients
+    assert [row["feature"] for row in rows] == ["x", "bias", "(intercept)"]
 
 
 def test_text_columns_become_one_hot_levels_against_the_most_common(tmp_path):

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -60,12 +60,20 @@ def out_of_memory(error: BaseException) -> bool:
 
 
 def is_explained(error: BaseException) -> bool:
-    return isinstance(error, RunError | OSError | ConfigAttributeError | ConfigKeyError) or out_of_memory(error)
+    settings = ConfigAttributeError | ConfigKeyError | InterpolationResolutionError
+    return isinstance(error, RunError | OSError | settings) or out_of_memory(error)
 
 
 def explanation(error: BaseException) -> str:
     if isinstance(error, RunError):
         return str(error)
+    if isinstance(error, InterpolationResolutionError):  # a ${...} in a setting that does not resolve
+        reason = str(error.msg).splitlines()[0].removeprefix("KeyError raised while resolving interpolation: ")
+        return (
+            f"The setting {error.full_key} could not be resolved: {reason}. A ${{...}} in a setting names another "
+            "setting (${data.batch_size}) or a resolver and what it needs (${oc.env:DATA_DIR}, with that variable "
+            "set); quote it on the command line ('data.path=${oc.env:DATA_DIR}/table.csv')."
+        )
     if isinstance(error, ConfigAttributeError | ConfigKeyError):  # a key the job reads is not in the config
         key = error.full_key or error.key
         return (
@@ -83,6 +91,18 @@ def explanation(error: BaseException) -> str:
     return system_refusal(error)
 
 
+# What report_errors explains (RuntimeError and MemoryError where they are a lack of memory).
+EXPLAINED = (
+    RunError,
+    OSError,
+    MemoryError,
+    RuntimeError,
+    ConfigAttributeError,
+    ConfigKeyError,
+    InterpolationResolutionError,
+)
+
+
 def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
     """Turn a RunError into its message and exit status 1; HYDRA_FULL_ERROR=1 keeps the traceback."""
 
@@ -90,7 +110,7 @@ def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
     def run(cfg: T) -> R:
         try:
             return task(cfg)
-        except (RunError, OSError, MemoryError, RuntimeError, ConfigAttributeError, ConfigKeyError) as error:
+        except EXPLAINED as error:
             exit_explaining(error)
         except Interrupted as stop:  # (the job has said what it saved and how to go on)
             raise SystemExit(stop.exit_status) from None

@@ -15,7 +15,7 @@ Ridge(alpha = n·l2), Lasso(alpha = l1/2), ElasticNet(alpha = l1/2 + l2, l1_rati
 """
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -377,6 +377,12 @@ class TrainingSums:
         mean_x, sd_x, mean_y, sd_y = self.equations.means_and_deviations()
         low, high = self.target_range if of_targets else self.feature_range
         return (mean_y, sd_y, low, high) if of_targets else (mean_x, sd_x, low, high)
+
+
+def intercept_name(feature_names: Sequence[str]) -> str:
+    """The intercept's row in coefficients.csv, the summary and the weights/ curves: `bias`, unless a feature
+    has that name (then R's `(intercept)`), so that no two rows share a name."""
+    return "(intercept)" if "bias" in feature_names else "bias"
 
 
 def solve_training_sums(sums: TrainingSums, features: Normalizer, targets: Normalizer) -> LeastSquares:

@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.tree import Tree
 from torch import Tensor
 
+from linreg.least_squares import intercept_name
 from linreg.runtime import write_atomically
 from linreg.statistics import FitStatistics
 
@@ -76,13 +77,14 @@ def format_equation(weight: Tensor, bias: Tensor, feature_names: Sequence[str], 
 
 def format_weight_table(weight: Tensor, bias: Tensor, feature_names: Sequence[str], target_names: Sequence[str]) -> str:
     """One row per feature (and the bias), one column per target."""
-    width = max(len(name) for name in [*feature_names, "bias"])
+    intercept = intercept_name(feature_names)
+    width = max(len(name) for name in [*feature_names, intercept])
     header = " " * width + "".join(f"{name:>14}" for name in target_names)
     rows = [
         f"{name:<{width}}" + "".join(f"{format_number(w):>14}" for w in column)
         for name, column in zip(feature_names, weight.T.tolist(), strict=True)
     ]
-    rows.append(f"{'bias':<{width}}" + "".join(f"{format_number(b):>14}" for b in bias.tolist()))
+    rows.append(f"{intercept:<{width}}" + "".join(f"{format_number(b):>14}" for b in bias.tolist()))
     return "\n".join([header, *rows])
 
 

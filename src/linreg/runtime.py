@@ -207,4 +207,6 @@ def in_multirun() -> bool:
 
 def command_line_overrides() -> list[str] | None:
     """The overrides the job's config was composed with; None where Hydra did not compose it (the compose API)."""
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+    if not HydraConfig.initialized():
+        return None
+    return OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)  # (as typed: `${...}` unresolved)

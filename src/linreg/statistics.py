@@ -15,7 +15,7 @@ from scipy import stats
 from torch import Tensor
 
 from linreg.data import Table
-from linreg.least_squares import NormalEquations
+from linreg.least_squares import NormalEquations, intercept_name
 from linreg.normalize import CHUNK_ROWS, Normalizer
 from linreg.runtime import write_csv_rows, write_json
 
@@ -169,7 +169,7 @@ def fit_statistics(
     for j, target in enumerate(table.target_names):
         estimates = [*solution.weight[:, j].tolist(), float(solution.bias[j])]
         errors = coefficient_errors(sums, solution, float(sigma2[j]))
-        names = [*table.feature_names, "bias"]
+        names = [*table.feature_names, intercept_name(table.feature_names)]
         for name, estimate, error in zip(names, estimates, errors, strict=True):
             coefficients.append({"target": target, "feature": name, **inference(estimate, error, df_resid, ci)})
         if trained is not None:

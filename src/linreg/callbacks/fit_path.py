@@ -5,7 +5,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 
 from linreg.callbacks.baseline import ComparesWithLeastSquares
 from linreg.config import is_number
-from linreg.least_squares import LeastSquares, NormalEquations
+from linreg.least_squares import LeastSquares, NormalEquations, intercept_name
 from linreg.runtime import logs_this_step
 
 
@@ -77,5 +77,5 @@ def coefficients(pl_module: L.LightningModule) -> dict[str, float]:
     for target, row, intercept in zip(targets, weight.tolist(), bias.tolist(), strict=True):
         prefix = "weights/" if len(targets) == 1 else f"weights/{target}/"
         values |= {f"{prefix}{name}": value for name, value in zip(features, row, strict=True)}
-        values[f"{prefix}bias"] = intercept
+        values[f"{prefix}{intercept_name(features)}"] = intercept
     return values

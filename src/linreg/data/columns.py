@@ -9,6 +9,7 @@ values (lists, numbers, strings), so a checkpoint carries it and predict.py appl
 import difflib
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -80,11 +81,13 @@ def choose_columns(table: pa.Table, settings: ColumnSettings, path: str) -> tupl
         "data.dates": as_list(settings.dates),
     }
     check_names_exist(named, table.column_names, path)
-    both = [c for c in targets if c in named["data.features"]]
-    if both:
-        raise ConfigError(
-            f"Column(s) {', '.join(both)} are in data.targets and in data.features; remove them from data.features."
-        )
+    for key in ("data.features", "data.categorical", "data.dates"):
+        both = [c for c in targets if c in named[key]]
+        if both:
+            raise ConfigError(
+                f"Column(s) {', '.join(both)} are in data.targets and in {key}; a target is the number the model "
+                f"predicts, read as it is: remove {'them' if len(both) > 1 else 'it'} from {key}."
+            )
     kept = named["data.features"] or [c for c in table.column_names if c not in targets]
     features = [c for c in kept if c not in named["data.exclude"]]
     if not features:
@@ -134,6 +137,11 @@ def kind_of(column: pa.ChunkedArray, name: str, settings: ColumnSettings, path: 
         )
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return "number"
+    if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        raise ConfigError(
+            f"Column {name} of {path} holds values of type {kind} (lists, records or bytes), which do not become "
+            f"numbers; leave it out with {hydra_list('data.exclude', [name])}."
+        )
     strings = text_of(column)
     values, bad = text_numbers(strings, settings.text)
     if not bad.any():
@@ -155,7 +163,30 @@ def kind_of(column: pa.ChunkedArray, name: str, settings: ColumnSettings, path: 
         )
     if strings.dropna().str.fullmatch(r"\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T][\d:.]+)?\s*").all():
         return "date"
+    check_no_units(strings, name, path)
     return "category"
+
+
+# A number with a unit or symbol around it: "12.5 kg", "$1,200", "45%", "3.2e3 m/s".
+NUMBER_WITH_UNIT = r"\s*[$€£¥]?\s*[-+]?(\d[\d,]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*([%°$€£¥]|[^\W\d_][^\d]{0,11})?\s*"
+
+
+def check_no_units(strings: pd.Series, name: str, path: str) -> None:
+    """A text column that is numbers with units ("12.5 kg") is refused, naming a cell: as categories its values
+    would each be rare, pooled into one level, and the column silently useless. Columns with few different
+    values ("2dr", "4dr") stay categories."""
+    cells = strings.dropna()
+    with_unit = cells.str.fullmatch(NUMBER_WITH_UNIT)
+    different = cells[with_unit].nunique()
+    if not len(cells) or with_unit.mean() < 0.8 or different <= min(20, len(cells) // 2):
+        return
+    first = int(with_unit.to_numpy().argmax())
+    raise ConfigError(
+        f"Column {name} of {path} holds numbers with a unit or symbol ({describe_row(cells.index[first], path)}: "
+        f"{cells.iloc[first]!r}), which are read only as plain numbers. Write the numbers alone in the file (the "
+        f"unit in the column's name), list the column in data.categorical to treat its values as categories, or "
+        f"leave it out with {hydra_list('data.exclude', [name])}."
+    )
 
 
 def not_numeric(name: str, path: str, strings: pd.Series, bad: np.ndarray, fix: str, first_row: int = 0) -> ConfigError:
@@ -272,7 +303,12 @@ def fit_levels(strings: pd.Series, train_rows, settings: ColumnSettings, name: s
     ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))  # most common first, then by name
     common = [str(level) for level, count in ordered if count >= settings.min_category_count]
     rare = [str(level) for level, count in ordered if count < settings.min_category_count]
-    if not common:  # every level is rare: the grouped "other" is the reference
+    if not common:  # every level is rare: the grouped "other" is the reference, and the column gives no feature
+        log.warning(
+            f"Every value of column {name} occurs in fewer than data.min_category_count={settings.min_category_count}"
+            " training rows, so all are pooled into one level and the column gives no feature; lower "
+            f"data.min_category_count, or leave it out with {hydra_list('data.exclude', [name])}."
+        )
         return {"reference": OTHER_LEVEL, "levels": [], "rare": rare}
     return {"reference": common[0], "levels": common[1:] + ([OTHER_LEVEL] if rare else []), "rare": rare}
 
@@ -476,7 +512,9 @@ def dates_of(column: pa.ChunkedArray, name: str, path: str, first_row: int = 0) 
     else:
         strings = text_of(column).str.strip()
         blank = strings.isna() | strings.str.lower().isin(BLANK_WORDS)
-        moments = pd.to_datetime(strings.where(~blank), errors="coerce", utc=True)
+        with warnings.catch_warnings():  # (that each cell is parsed on its own is the point here)
+            warnings.filterwarnings("ignore", message="Could not infer format")
+            moments = pd.to_datetime(strings.where(~blank), errors="coerce", utc=True)
         bad = (moments.isna() & ~blank).to_numpy()
         if bad.any():
             row = int(bad.argmax())

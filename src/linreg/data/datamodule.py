@@ -221,6 +221,15 @@ class TabularDataModule(L.LightningDataModule):
             for name, value, same in zip(table.target_names, low.tolist(), (low == high).tolist(), strict=True)
             if same
         ]
+        rows = len(table)
+        if rows < 2:
+            held_out = len(self.val) + len(self.test)
+            raise ConfigError(
+                f"The training split has {rows} of the table's {rows + held_out} rows ({held_out} held out for "
+                f"validation and testing: data.val_fraction={settings.val_fraction}, data.test_fraction="
+                f"{settings.test_fraction}); a line needs at least 2. "
+                "Give the table more rows, or hold fewer out (data.val_fraction=0)."
+            )
         if constant:
             raise ConfigError(
                 f"Target column(s) {', '.join(constant)} hold one value in every training row: there is nothing to "
@@ -426,6 +435,11 @@ class CsvDataModule(TabularDataModule):
         positions = split_positions(raw.num_rows, s.val_fraction, s.test_fraction, s.seed, s.folds, None)
         train_rows = None if positions is None else positions[0].numpy()
         self.columns = fit_plan(raw, kinds, targets, settings, train_rows, s.path)
+        if not feature_names(self.columns):
+            raise ConfigError(
+                f"No feature of {s.path} is left to train on: each of its feature columns "
+                f"({', '.join(kinds)}) gives none (see the warnings above)."
+            )
         batches, names = raw.to_batches(), raw.column_names
         del raw  # the batches are now the only copy of the cells: encoding frees each once it is written
         encoded = encode_batches(self.columns, batches, names, s.path)

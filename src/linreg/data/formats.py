@@ -82,30 +82,69 @@ def read_table_file(
     `as_text` columns of a CSV file are kept as written (True: all of them, as predict.py copies them out).
     """
     file = checked_file(path, setting)
+    if not is_parquet(file) and is_utf16(file):
+        raise ConfigError(
+            f'{setting}={path} is UTF-16 text (two bytes a letter, as some spreadsheet programs save "Unicode '
+            'text"); save it as UTF-8 CSV.'
+        )
     try:
         table = read_parquet(file) if is_parquet(file) else read_text(file, text, as_text)
         names = table.column_names  # (Arrow checks that a header is text only here)
     except (pa.ArrowInvalid, UnicodeDecodeError, zipfile.BadZipFile, lzma.LZMAError, OSError, EOFError) as error:
         if "Empty CSV file" in str(error):
             raise ConfigError(f"{setting}={path} is empty; a table needs a header row and rows of values.") from None
+        twice = re.search(r"Multiple matches for FieldRef.Name\((.*?)\)", str(error))
+        if twice:  # (a Parquet file with two columns of one name)
+            raise duplicate_columns(setting, path, [twice.group(1)]) from None
         column = re.search(r"CSV column #(\d+).*invalid UTF8", str(error))
         if column:  # (the columns read as text, as predict.py reads them, meet the bytes here)
             raise not_utf8(setting, path, [f"number {int(column.group(1)) + 1}"]) from None
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         kind = "Parquet" if is_parquet(file) else "CSV"
+        fields = re.search(r"Expected (\d+) columns, got (\d+): (.*)", reason)
+        if fields and (line := line_holding(file, fields.group(3))):
+            expected, got = fields.group(1), fields.group(2)
+            raise ConfigError(
+                f"{setting}={path}: line {line} has {got} fields where the header has {expected} "
+                f"({fields.group(3)[:80]!r}). Quote a cell that holds the separator, or correct the line."
+            ) from None
         raise ConfigError(f"{setting}={path} could not be read as a {kind} file ({reason}).") from None
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise ConfigError(
-            f"{setting}={path} has more than one column named {', '.join(map(repr, duplicates))}; "
-            "rename them in the file so that every column has its own name."
-        )
+        raise duplicate_columns(setting, path, duplicates)
     if table.num_rows == 0:
         raise ConfigError(f"{setting}={path} has a header ({', '.join(names)}) but no rows.")
     undecodable = [field.name for field in table.schema if pa.types.is_binary(field.type) and not is_parquet(file)]
     if undecodable:  # (Arrow keeps a CSV column whose bytes are not UTF-8 as bytes)
         raise not_utf8(setting, path, list(map(repr, undecodable)))
     return table
+
+
+def line_holding(file: Path, row: str) -> int | None:
+    """The number of the file's first line that reads `row` (Arrow's parse errors quote the row, not its line)."""
+    wanted = row.encode()
+    with open_binary(file) as lines:
+        return next((number for number, line in enumerate(lines, 1) if line.rstrip(b"\r\n") == wanted), None)
+
+
+def duplicate_columns(setting: str, path: str, names: list[str]) -> ConfigError:
+    return ConfigError(
+        f"{setting}={path} has more than one column named {', '.join(map(repr, names))}; "
+        "rename them in the file so that every column has its own name."
+    )
+
+
+def is_utf16(file: Path) -> bool:
+    """A byte-order mark of UTF-16, or the zero byte that each of its ASCII letters comes with."""
+    try:
+        with open_binary(file) as stream:
+            start = stream.read(1000)
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError):
+        return False  # (the read that follows says what is wrong)
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    halves = start[0::2], start[1::2]  # (big- and little-endian: one of them all zeros)
+    return len(start) >= 4 and any(half.count(0) >= 0.9 * len(half) for half in halves)
 
 
 def not_utf8(setting: str, path: str, columns: list[str]) -> ConfigError:
@@ -137,10 +176,13 @@ def checked_file(path: str, setting: str) -> Path:
 
 
 def read_parquet(file: Path) -> pa.Table:
-    """One Parquet file, or every .parquet file under a directory read as one table."""
-    if file.is_dir():
-        return pq.ParquetDataset(file).read()
-    return pq.read_table(file)
+    """One Parquet file, or every .parquet file under a directory read as one table; decimal columns as float64
+    (numbers; Arrow would hand them to NumPy as Python objects)."""
+    table = pq.ParquetDataset(file).read() if file.is_dir() else pq.read_table(file)
+    for index, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type):
+            table = table.set_column(index, field.name, table.column(index).cast(pa.float64()))
+    return table
 
 
 def read_text(file: Path, text: TextFormat, as_text: Collection[str] | bool) -> pa.Table:
@@ -199,7 +241,10 @@ def detect_separator(sample: bytes) -> str:
         lines = lines[:-1]  # (the last one may be cut off)
     best, best_fields = ",", 1
     for sep in SEPARATORS:
-        counts = {len(fields) for fields in csv.reader(lines, delimiter=sep) if fields}
+        try:
+            counts = {len(fields) for fields in csv.reader(lines, delimiter=sep) if fields}
+        except csv.Error:  # (a cell longer than Python's csv limit, 128 KiB: Arrow reads it, this guess cannot)
+            continue
         if len(counts) == 1 and (fields := counts.pop()) > best_fields:
             best, best_fields = sep, fields
     return best

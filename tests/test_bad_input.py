@@ -95,6 +95,7 @@ TABLES = {
     "deploy/model.onnx": "the user's own exported model\n",
     "new_taken.csv": "t_u,t_c_predicted\n50,1\n",
     "claimed/.linreg-run": "",
+    "mixed_dir/b.csv": "x,y\n9,18\n",  # beside a .parquet file (the workspace writes it)
     "empty.ckpt": "",
     "text.ckpt": "x,y\n1,2\n",
 }
@@ -119,6 +120,7 @@ def workspace(tmp_path, trained_run, monkeypatch) -> Path:
     (tmp_path / "parts").mkdir()  # a directory of Parquet files whose columns differ
     pd.DataFrame({"x": [1.0, 2, 3], "y": [2.0, 3, 5]}).to_parquet(tmp_path / "parts" / "a.parquet")
     pd.DataFrame({"z": [1.0, 2, 3], "y": [2.0, 3, 5]}).to_parquet(tmp_path / "parts" / "b.parquet")
+    pd.DataFrame({"x": [1.0, 2, 3], "y": [2.0, 3, 5]}).to_parquet(tmp_path / "mixed_dir" / "a.parquet")
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "loop.csv").symlink_to(tmp_path / "loop2.csv")
     (tmp_path / "loop2.csv").symlink_to(tmp_path / "loop.csv")
@@ -134,6 +136,8 @@ def workspace(tmp_path, trained_run, monkeypatch) -> Path:
     weight = real["state_dict"]["net.weight"]
     nan_weights = {**real["state_dict"], "net.weight": torch.full_like(weight, float("nan"))}
     torch.save({**real, "state_dict": nan_weights}, tmp_path / "nan.ckpt")
+    torch.save({key: value for key, value in real.items() if key != "pytorch-lightning_version"}, tmp_path / "old.ckpt")
+    (tmp_path / "zeros.ckpt").write_bytes(bytes(100_000))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -287,6 +291,10 @@ CASES = [
     case("train", ["print_config=abc"], ["print_config='abc'", "overrides, full, none"], "print_config"),
     case("train", ["tags=5"], ["tags=5", "a list"], "tags"),
     case("train", ["statistics.ci=1.5"], ["statistics.ci=1.5", "between 0 and 1"], "confidence"),
+    case("predict", [f"ckpt_path={CHECKPOINT}", "input=new.csv", "output=p.xlsx"], ["writes CSV", "not .xlsx"], "xlsx"),
+    case("train", [*CSV[:1], "data.path=mixed_dir", "data.targets=[y]", *STREAM], ["1 other file(s) (b.csv)"], "mix"),
+    case("train", ["ckpt_path=old.ckpt"], ["not the training state", "(pytorch-lightning_version)"], "no version"),
+    case("eval", ["ckpt_path=zeros.ckpt"], ["zeros.ckpt is not a checkpoint", "not a PyTorch archive"], "zeros"),
     case("train", ["data.path=${nope}"], ["The setting data.path could not be resolved", "'nope' not found"], "${}"),
     case(
         "train",

@@ -58,6 +58,11 @@ def test_predict_writes_the_input_plus_a_prediction_in_original_units(train_with
     expected = run.model(torch.tensor([[21.8], [50.0], [81.9]])).detach()[:, 0]
     torch.testing.assert_close(torch.tensor(written["t_c_predicted"].to_numpy(), dtype=torch.float32), expected)
 
+    for name, read in (("out.parquet", pd.read_parquet), ("out.tsv", lambda path: pd.read_csv(path, sep="\t"))):
+        cfg = job_config("predict", tmp_path, f"input={tmp_path / 'new.csv'}", f"output={tmp_path / name}")
+        again = read(predict(cfg))
+        assert again["t_c_predicted"].astype(float).tolist() == pytest.approx(written["t_c_predicted"].tolist())
+
 
 def test_a_two_target_checkpoint_predicts_two_columns(train_with, tmp_path):
     train_with("experiment=crops_sgd", "trainer.max_epochs=3")

@@ -1,5 +1,7 @@
 """Bad input gets a short message naming the culprit; divergence, kills and interrupted saves lose nothing."""
 
+import errno
+import io
 import json
 import logging
 import os
@@ -19,12 +21,12 @@ from lightning.pytorch.callbacks import Callback
 
 from linreg import runtime
 from linreg.callbacks import BestCheckpoint, LastCheckpoint
-from linreg.errors import ConfigError, Interrupted, report_errors
+from linreg.errors import ConfigError, Interrupted, explanation, report_errors
 from linreg.evaluate import evaluate
 from linreg.fit import fit
 from linreg.predict import predict
-from linreg.runtime import write_json
-from linreg.signals import interruptible
+from linreg.runtime import replaced_atomically, write_json
+from linreg.signals import console_outlives_reader, interruptible
 from linreg.train import train
 
 TRAIN = str(ROOT / "scripts" / "train.py")
@@ -368,3 +370,31 @@ def test_written_files_get_a_new_files_mode_or_that_of_the_file_they_replace(tmp
         os.umask(umask)
     assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o666 & ~runtime.UMASK
     assert kept.stat().st_mode & 0o777 == 0o640 and json.loads(kept.read_text()) == {"a": 2}
+
+
+def test_a_console_that_cannot_write_a_letter_shows_its_code_instead_of_losing_the_message(monkeypatch):
+    console = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")  # (PYTHONIOENCODING=latin-1)
+    monkeypatch.setattr(sys, "stdout", console)
+    with console_outlives_reader():
+        print("t_c = 0.5368·t_u − 17.30, R² 0.99")
+    console.flush()
+    assert console.buffer.getvalue().decode("latin-1") == "t_c = 0.5368·t_u \\u2212 17.30, R² 0.99\n"
+    assert console.errors == "strict"  # (as it was)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"),  # torch.save's
+    ],
+)
+def test_a_full_disk_is_named_by_the_file_being_written_and_the_space_left(tmp_path, failure):
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(OSError) as raised, replaced_atomically(target) as temporary:
+        if isinstance(failure, OSError):
+            failure.filename = str(temporary)  # (as a write names the file it failed on)
+        raise failure
+    message = explanation(raised.value)
+    assert message.startswith(f"{target}: ") and f"MB free on the disk of {target.parent}" in message
+    assert list(target.parent.iterdir()) == []  # (the temporary file is gone)

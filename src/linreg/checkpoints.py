@@ -100,8 +100,14 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+# What Lightning reads from a checkpoint to go on training: without these its resume fails with a KeyError.
+TRAINING_STATE = ("pytorch-lightning_version", "epoch", "global_step", "loops", "optimizer_states")
+
+
 def not_loadable(path: Path, error: Exception) -> ConfigError:
     reason = (str(error).splitlines() or [""])[0]
+    if "weights_only" in reason:  # (torch's advice to load it with code execution allowed is not ours to give)
+        reason = "not a PyTorch archive of plain values"
     why = f"{type(error).__name__}: {reason}" if reason else type(error).__name__
     return ConfigError(
         f"{path} is not a checkpoint this template can load safely ({why}). "
@@ -202,6 +208,8 @@ def resumable_checkpoint(
                 checkpoint = read_checkpoint(path)
             except ConfigError:  # not loadable: not one to resume from
                 continue
+            if any(key not in checkpoint for key in TRAINING_STATE):
+                continue
             if other_columns(checkpoint, datamodule) is not None:
                 continue
             changed = changes(checkpoint, datamodule)
@@ -216,6 +224,13 @@ def resumable_checkpoint(
         )
     path = find_checkpoint(ckpt_path, log_dir)
     checkpoint = read_checkpoint(path)
+    missing = [key for key in TRAINING_STATE if key not in checkpoint]
+    if missing:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} holds weights but not the training state Lightning resumes from "
+            f"({', '.join(missing)}): it was saved with weights only, or changed since. Resume from a run's "
+            "last.ckpt, or leave ckpt_path out to start a new run."
+        )
     reason = other_columns(checkpoint, datamodule)
     if reason is not None:
         raise ConfigError(

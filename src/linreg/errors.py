@@ -1,8 +1,11 @@
 """The exceptions that reach the user as a plain message instead of a traceback."""
 
+import errno
 import functools
+import math
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -44,6 +47,13 @@ class Interrupted(BaseException):
 def system_refusal(error: OSError) -> str:
     """An OSError no setting check foresaw (a full disk, a file removed midway) as a sentence naming the file."""
     where = f"{error.filename}: " if error.filename else ""
+    if error.filename and error.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+        folder = os.path.dirname(os.path.abspath(error.filename))
+        free = shutil.disk_usage(folder).free if os.path.isdir(folder) else math.nan
+        return (
+            f"{where}{error.strerror or error}, with {free / 1e6:,.0f} MB free on the disk of {folder}. Free some "
+            "space there, or write elsewhere (hydra.run.dir, output_dir=, output=), then run again."
+        )
     return (
         f"{where}{error.strerror or error}. The file system refused a read or write; check the paths given "
         "(output_dir, output=, data.path, ckpt_path) and the free space, then run again."

@@ -10,13 +10,14 @@ from omegaconf import DictConfig
 
 from linreg.checkpoints import column_plan, find_checkpoint, load_model
 from linreg.config import PredictSettings, checked
-from linreg.data.formats import describe_row, empty_lines, resolve_path
+from linreg.data.formats import PARQUET_SUFFIXES, describe_row, empty_lines, resolve_path
 from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
 from linreg.model import Regressor
-from linreg.runtime import cannot_write, check_replaceable, write_atomically
+from linreg.runtime import cannot_write, check_replaceable, replaced_atomically, write_atomically
 
 log = logging.getLogger(__name__)
+OUTPUT_SUFFIXES = ("", ".csv", ".txt", ".tsv", *PARQUET_SUFFIXES)
 
 
 def predict(cfg: DictConfig) -> Path:
@@ -30,6 +31,11 @@ def predict(cfg: DictConfig) -> Path:
     path = find_checkpoint(settings.ckpt_path, settings.log_dir)
     read = {"input file": Path(resolve_path(settings.input)), "checkpoint": path}
     check_replaceable("output", output, settings.overwrite, read)
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ConfigError(
+            f"output={output}: predict.py writes CSV (.csv, .txt, or .tsv with tabs) or Parquet (.parquet, .pq), "
+            f"not {output.suffix}; give one of those names."
+        )
     model = load_model(path, trusted=settings.trusted_classes)
     plan = column_plan(model)
     table, raw = read_with_plan(
@@ -50,7 +56,7 @@ def predict(cfg: DictConfig) -> Path:
             cells = np.full(raw.num_rows, np.nan, dtype=np.float32)
             cells[rows] = column.numpy()
             frame[f"{name}_{suffix}"] = cells
-    write_csv(frame, output)
+    write_table(frame, output)
     log.info(f"Predicted {len(frame)} rows of {settings.input} with {path}\nwrote {output}")
     skipped = empty_lines(settings.input)
     if skipped:
@@ -108,9 +114,15 @@ def interval_half_width(model: Regressor, features: torch.Tensor, level: float, 
     return model.intervals.half_width(features, level).float()
 
 
-def write_csv(frame: pd.DataFrame, output: Path) -> None:
-    """The predictions, written atomically (never half a file, never over a file of the user's by accident)."""
+def write_table(frame: pd.DataFrame, output: Path) -> None:
+    """The predictions as the output's name says (Parquet, tab- or comma-separated), written atomically (never
+    half a file, never over a file of the user's by accident)."""
     try:
-        write_atomically(output, lambda file: frame.to_csv(file, index=False))
+        if output.suffix.lower() in PARQUET_SUFFIXES:
+            with replaced_atomically(output) as temporary:
+                frame.to_parquet(temporary, index=False)
+        else:
+            separator = "\t" if output.suffix.lower() == ".tsv" else ","
+            write_atomically(output, lambda file: frame.to_csv(file, index=False, sep=separator))
     except OSError as error:
         raise cannot_write("output", output, error) from None

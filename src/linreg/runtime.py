@@ -2,6 +2,7 @@
 
 import contextlib
 import csv
+import errno
 import json
 import logging
 import os
@@ -174,9 +175,21 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
     try:
         yield temporary
         temporary.replace(path)
+    except (OSError, RuntimeError) as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, RuntimeError) and not failed_torch_write(error):
+            raise
+        # Named by the file it was to become, not by the temporary name; torch's writer says only "unexpected pos".
+        errno_, reason = (error.errno, error.strerror) if isinstance(error, OSError) else (errno.EIO, "write failed")
+        raise OSError(errno_, reason or str(error), str(path)) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def failed_torch_write(error: RuntimeError) -> bool:
+    """torch.save's archive writer failed to write (a full disk): its RuntimeError names its own source."""
+    return "inline_container" in str(error) or "PytorchStreamWriter" in str(error)
 
 
 def write_atomically(path: Path, write: Callable[[TextIO], Any]) -> None:

@@ -8,6 +8,7 @@ with SystemExit, which `lightning_interruptions` names. Outside the fit (reading
 """
 
 import contextlib
+import io
 import logging
 import os
 import shlex
@@ -101,9 +102,13 @@ class OutliveReader:
 
 @contextlib.contextmanager
 def console_outlives_reader() -> Iterator[None]:
-    """sys.stdout and sys.stderr, and the log handlers that write to them (Hydra's console), as OutliveReader.
-    (Lightning's progress bar looks sys.stdout up each time it starts one.)"""
+    """sys.stdout and sys.stderr, and the log handlers that write to them (Hydra's console), as OutliveReader;
+    a letter the console's encoding lacks (− under PYTHONIOENCODING=latin-1) is written as its code (\\u2212)
+    instead of losing the whole message. (Lightning's progress bar looks sys.stdout up each time it starts one.)"""
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+    strict = [s for s in streams.values() if isinstance(s, io.TextIOWrapper) and s.errors == "strict"]
+    for stream in strict:
+        stream.reconfigure(errors="backslashreplace")
     survivors = {name: OutliveReader(stream) for name, stream in streams.items()}
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
     for handler in handlers:
@@ -115,6 +120,8 @@ def console_outlives_reader() -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = streams["stdout"], streams["stderr"]
+        for stream in strict:
+            stream.reconfigure(errors="strict")
         for handler in handlers:
             if isinstance(handler.stream, OutliveReader):
                 handler.setStream(handler.stream.stream)

@@ -170,9 +170,23 @@ def checked_file(path: str, setting: str) -> Path:
                 f"{setting}={path} is a directory without .parquet files; give a CSV or Parquet file, "
                 "or a directory of Parquet files."
             )
+        others = sorted(str(other.relative_to(file)) for other in file.rglob("*") if is_other_file(other, file))
+        if others:  # (Arrow's reader would fail on them, the streamed one pass them by: rows lost unsaid)
+            shown = ", ".join(others[:5]) + (", …" if len(others) > 5 else "")
+            raise ConfigError(
+                f"{setting}={path} is a directory of Parquet files that also holds {len(others)} other file(s) "
+                f"({shown}); its table is its .parquet files. Move the others out, or convert them to Parquet."
+            )
     elif not file.is_file():  # a FIFO, a device, a socket: reading it could wait forever
         raise ConfigError(f"{setting}={path} is not a regular file; give the path of a CSV or Parquet file.")
     return file
+
+
+def is_other_file(path: Path, directory: Path) -> bool:
+    """A file in a Parquet directory that is no Parquet file, and not one Arrow and Spark leave aside by name
+    (`_SUCCESS`, `.part.crc`, `_metadata`: beginning with _ or .)."""
+    hidden = any(part.startswith(("_", ".")) for part in path.relative_to(directory).parts)
+    return path.is_file() and not hidden and path.suffix.lower() not in PARQUET_SUFFIXES
 
 
 def read_parquet(file: Path) -> pa.Table:

@@ -4,9 +4,11 @@ Each case runs `python scripts/<script>.py <overrides>` in this process (the scr
 argument parsing included; no new Python per case) in a folder holding a trained run, good and bad tables,
 crafted checkpoints and files of the user's own. Each ends with exit status 1 and one paragraph naming the
 culprit, without a traceback, and leaves every file outside the job's own directory as it was (the folder is
-hashed before and after).
+hashed before and after). The settings that train.py's settings check refuses are tested on the composed
+config instead (SETTINGS, milliseconds each), a few of them also end to end.
 """
 
+import copy
 import hashlib
 import json
 import logging
@@ -21,6 +23,14 @@ import pandas as pd
 import pytest
 import torch
 from conftest import ROOT, SGD_STEPS
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.file_config_source import FileConfigSource
+from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from linreg.assembly import check_settings
+from linreg.errors import ConfigError
 
 SCRIPTS = ROOT / "scripts"
 RUN = "logs/train/run"  # the trained run in every case's folder
@@ -194,6 +204,9 @@ def run_case(workspace, capsys, monkeypatch):
     # (-m); these are single runs. Saying so halves each case's time; the second composition, which the job
     # gets, is unchanged and raises the same errors.
     monkeypatch.setattr(Hydra, "get_mode", lambda self, config_name, overrides: RunMode.RUN)
+    # The config files do not change between cases: each is parsed once per test process, then copied.
+    for source in (FileConfigSource, ImportlibResourcesConfigSource):
+        monkeypatch.setattr(source, "load_config", parsed_once(source.load_config))
 
     def run(script: str, *overrides: str) -> tuple[int, str, str]:
         job = workspace / "job"
@@ -207,6 +220,21 @@ def run_case(workspace, capsys, monkeypatch):
     return run
 
 
+PARSED_CONFIGS: dict = {}
+
+
+def parsed_once(load_config):
+    """A config source's load_config that reads and parses each file once, and hands out copies."""
+
+    def load(source, config_path: str):
+        key = (type(source), source.path, config_path)
+        if key not in PARSED_CONFIGS:
+            PARSED_CONFIGS[key] = load_config(source, config_path)
+        return copy.deepcopy(PARSED_CONFIGS[key])
+
+    return load
+
+
 def case(script: str, overrides: list[str], words: list[str], name: str, by_hydra: bool = False):
     """One bad input; `by_hydra`: Hydra itself refuses it before the job starts, with its own message."""
     return pytest.param(script, overrides, words, by_hydra, id=f"{script}: {name}")
@@ -215,34 +243,17 @@ def case(script: str, overrides: list[str], words: list[str], name: str, by_hydr
 CASES = [
     # Settings of train.py: types, ranges and combinations
     case("train", ["data.val_fraction=-0.1"], ["data.val_fraction=-0.1", "at least 0"], "negative fraction"),
-    case("train", ["data.val_fraction=0.6", "data.test_fraction=0.4"], ["leaves no training rows"], "no rows left"),
-    case("train", ["data.batch_size=0"], ["data.batch_size=0", "1 or more rows"], "batch of 0"),
-    case("train", ["data.batch_size=0.5"], ["data.batch_size=0.5", "a whole number or null"], "fractional batch"),
-    case("train", ["data.shuffle=maybe"], ["data.shuffle='maybe'", "true or false"], "not a boolean"),
-    case("train", ["data.num_workers=-1"], ["data.num_workers=-1"], "negative workers"),
-    case("train", ["data.normalize=zscore"], ["data.normalize='zscore'", "none, scale, standardize, minmax"], "norm"),
-    case("train", ["data.normalize=scale", "data.scale=0"], ["data.scale=0", "non-zero"], "scale of 0"),
     case("train", ["data.targets=[]"], ["data.targets is empty"], "no targets"),
-    case("train", ["data.features=[]"], ["data.features is empty", "data.features=null"], "no features"),
     case("train", ["data.features=[nope]"], ["'nope' (data.features)", "its columns are: t_u, t_c"], "unknown"),
     case("train", ["data.targets=price"], ["'price' (data.targets)", "its columns are: t_u, t_c"], "one name"),
-    case("train", ["data.targets=[t_c,t_c]"], ["data.targets names t_c more than once"], "a target twice"),
-    case("train", ["data.features=[t_u,t_u]"], ["data.features names t_u more than once"], "a feature twice"),
     case("train", ["data=synthetic", "data.correlation=1"], ["data.correlation=1.0", "below 1"], "correlation"),
     case("train", ["data=synthetic", "data.n_samples=0"], ["data.n_samples=0", "1 or more"], "no samples"),
     case("train", ["data=csv"], ["data.path is required"], "csv without a path"),
     case("train", ["data=crops", "data.val_fraction=0.6", "data.test_fraction=0.3"], ["5 rows", "too few"], "few"),
     case("train", ["trainer.max_epochs=abc"], ["trainer.max_epochs='abc'", "a whole number"], "text epochs"),
-    case("train", ["trainer.max_epochs=0"], ["trainer.max_epochs=0"], "no epochs"),
-    case("train", ["trainer.max_steps=-5"], ["trainer.max_steps=-5", "-1 for no limit"], "negative steps"),
-    case("train", ["trainer.gradient_clip_val=-1"], ["trainer.gradient_clip_val=-1", "0 or more"], "clipping"),
-    case("train", ["trainer.accumulate_grad_batches=0"], ["trainer.accumulate_grad_batches=0"], "accumulate 0"),
-    case("train", ["trainer.check_val_every_n_epoch=0"], ["trainer.check_val_every_n_epoch=0"], "validate every 0"),
     case("train", ["trainer.devices=0"], ["trainer (lightning.pytorch.Trainer) refused", "devices"], "0 devices"),
     case("train", ["trainer.devices=abc"], ["trainer (lightning.pytorch.Trainer) refused", "devices"], "devices"),
     case("train", ["+trainer.foo=1"], ["trainer (lightning.pytorch.Trainer) refused", "'foo'"], "unknown argument"),
-    case("train", ["optimizer.lr=abc"], ["optimizer.lr='abc'", "a number or auto"], "text lr"),
-    case("train", ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "above 0"], "negative lr"),
     case("train", ["optimizer=adam", "optimizer.lr=auto"], ["optimizer.lr=auto", "Adam takes a number"], "auto lr"),
     case("train", ["optimizer=sgd", "optimizer.momentum=1.5"], ["optimizer.momentum=1.5", "below 1"], "momentum"),
     case(
@@ -278,19 +289,12 @@ CASES = [
         ["scheduler.total_steps=null takes the run's length", "trainer.max_epochs"],
         "one cycle without end",
     ),
-    case("train", ["data.scale=1e-45"], ["data.scale=1e-45 is out of range", "1e-38"], "scale beyond float32"),
     case("train", ["model.net._target_=nope.Net"], ["nope.Net is not one of this template's classes"], "untrusted"),
     case("train", ["model.net._target_=nope.Net", "trusted_classes=[nope.Net]"], ["nope.Net names no class"], "no net"),
     case("train", ["model=mlp", "model.net.dropout=1"], ["model.net (linreg.nets.MLP) refused", "dropout"], "mlp"),
-    case("train", ["model.l1=-1"], ["model.l1=-1.0", "0 (no penalty) or more"], "negative l1"),
-    case("train", ["model.l2=abc"], ["model.l2='abc'", "a number"], "text l2"),
     case("train", ["model.l1=0.1"], ["model.l1=0.1", "optimizer=sgd"], "l1 with L-BFGS"),
     case("train", ["+model.foo=1"], ["model (linreg.model.Regressor) refused", "'foo'"], "unknown model key"),
     case("train", ["+model.init.weight=[1,2,3]"], ["model.init.weight has shape [3]", "[1, 1]"], "initial weights"),
-    case("train", ["seed=-1"], ["seed=-1", "from 0 to 4294967295"], "negative seed"),
-    case("train", ["print_config=abc"], ["print_config='abc'", "overrides, full, none"], "print_config"),
-    case("train", ["tags=5"], ["tags=5", "a list"], "tags"),
-    case("train", ["statistics.ci=1.5"], ["statistics.ci=1.5", "between 0 and 1"], "confidence"),
     case("predict", [f"ckpt_path={CHECKPOINT}", "input=new.csv", "output=p.xlsx"], ["writes CSV", "not .xlsx"], "xlsx"),
     case("train", [*CSV[:1], "data.path=mixed_dir", "data.targets=[y]", *STREAM], ["1 other file(s) (b.csv)"], "mix"),
     case("train", ["ckpt_path=old.ckpt"], ["not the training state", "(pytorch-lightning_version)"], "no version"),
@@ -302,14 +306,12 @@ CASES = [
         ["data.path could not be resolved", "'LINREG_NO_SUCH_VARIABLE' not found"],
         "an unset environment variable",
     ),
-    case("train", ["statistics.max_features=0"], ["statistics.max_features=0", "1 or more"], "max features 0"),
     case(
         "train",
         ["data=synthetic", "data.n_samples=8", "data.n_features=9", "statistics.max_features=5"],
         ["9 features", "statistics.max_features=5", "6 training rows are fewer than the 10", "data.exclude"],
         "a table wider than the analysis takes",
     ),
-    case("train", ["convergence.rtol=-1"], ["convergence.rtol=-1.0", "above 0"], "tolerance"),
     case("train", ["callbacks.convergence.stop=2"], ["callbacks.convergence (linreg.callbacks.Converg"], "stop"),
     case("train", ["callbacks.last_checkpoint.interval_seconds=-1"], ["interval_seconds=-1"], "save interval"),
     case("train", ["callbacks.fit_path.max_coefficients=-1"], ["max_coefficients=-1"], "coefficient curves"),
@@ -321,13 +323,8 @@ CASES = [
     case("eval", ["+logger.x=1"], ["logger.x=1", "~logger.x"], "an added logger key"),
     case("train", ["seed=99999999999999999999"], ["seed=99999999999999999999", "4294967295"], "huge seed"),
     case("train", ["optimizer=sgd", "optimizer.lr=inf"], ["optimizer.lr=inf is not a finite number"], "inf lr"),
-    case("train", ["model.l2=inf"], ["model.l2=inf is not a finite number"], "inf penalty"),
-    case("train", ["data.normalize=scale", "data.scale=nan"], ["data.scale=nan is not a finite"], "nan scale"),
-    case("train", ["trainer.gradient_clip_val=inf"], ["trainer.gradient_clip_val=inf"], "inf clipping"),
     case("train", ["data=synthetic", "data.noise=inf"], ["data.noise=inf is not a finite number"], "inf noise"),
     case("train", ["data=synthetic", "data.n_samples=100000000000"], ["ran out of memory", "data.n_samples"], "3 TB"),
-    case("train", ["cv.folds=1"], ["cv.folds=1", "2 or more folds"], "one fold"),
-    case("train", ["cv.folds=abc"], ["cv.folds='abc'", "a whole number"], "text folds"),
     case("train", ["cv.folds=1000"], ["cv.folds=1000", "11"], "more folds than rows"),
     case("train", ["cv.folds=3", "ckpt_path=last"], ["ckpt_path=last resumes one run", "cv.folds=3"], "cv resume"),
     case("train", ["data.val_fraction=0", "optimized_metric=val/r2"], ["optimized_metric=val/r2"], "no val split"),
@@ -357,12 +354,6 @@ CASES = [
     case("train", [*CSV[:1], "data.path=broken.parquet", "data.targets=[y]"], ["as a Parquet file"], "parquet"),
     # A table streamed a row group at a time (data.stream=true)
     case("train", ["data.stream=true"], ["data.stream=true cannot take data.batch_size=null"], "stream, full batch"),
-    case("train", [*STREAM, "data.num_workers=2"], ["cannot take data.num_workers=2"], "stream, workers"),
-    case("train", [*STREAM, "data.impute=mean"], ["cannot take data.impute=mean", "only drop"], "stream, impute"),
-    case("train", [*STREAM, "data.shuffle_buffer=-1"], ["data.shuffle_buffer=-1", "0 or more"], "stream, buffer"),
-    case(
-        "train", [*STREAM, "data.categorical=[t_u]"], ["cannot take data.categorical or data.dates"], "stream, levels"
-    ),
     case("train", [*CSV, *STREAM], ["data.stream=true reads Parquet files", "table.csv"], "stream a CSV"),
     case("train", [*MIXED], ["Column name of", "holds text", "data.exclude=[name]"], "stream text"),
     case("train", [*MIXED, "data.exclude=[name]"], ["blank cell in column gap, row 3", "data.impute=drop"], "blank"),
@@ -464,6 +455,68 @@ CASES += [
     for script, needs in {"train": [], "eval": [], "predict": ["input=new.csv"], "export": []}.items()
     for name, what in UNLOADABLE.items()
 ]
+
+
+def setting(overrides: list[str], words: list[str], name: str):
+    """A bad setting of train.py that its settings check refuses (linreg.assembly.check_settings), tested on the
+    composed config in milliseconds; CASES keep a few of the kind, which show the script's whole path to it."""
+    return pytest.param(overrides, words, id=name)
+
+
+SETTINGS = [
+    setting(["data.val_fraction=0.6", "data.test_fraction=0.4"], ["leaves no training rows"], "no rows left"),
+    setting(["data.batch_size=0"], ["data.batch_size=0", "1 or more rows"], "batch of 0"),
+    setting(["data.batch_size=0.5"], ["data.batch_size=0.5", "a whole number or null"], "fractional batch"),
+    setting(["data.shuffle=maybe"], ["data.shuffle='maybe'", "true or false"], "not a boolean"),
+    setting(["data.num_workers=-1"], ["data.num_workers=-1"], "negative workers"),
+    setting(["data.normalize=zscore"], ["data.normalize='zscore'", "none, scale, standardize, minmax"], "norm"),
+    setting(["data.normalize=scale", "data.scale=0"], ["data.scale=0", "non-zero"], "scale of 0"),
+    setting(["data.features=[]"], ["data.features is empty", "data.features=null"], "no features"),
+    setting(["data.targets=[t_c,t_c]"], ["data.targets names t_c more than once"], "a target twice"),
+    setting(["data.features=[t_u,t_u]"], ["data.features names t_u more than once"], "a feature twice"),
+    setting(["trainer.max_epochs=0"], ["trainer.max_epochs=0"], "no epochs"),
+    setting(["trainer.max_steps=-5"], ["trainer.max_steps=-5", "-1 for no limit"], "negative steps"),
+    setting(["trainer.gradient_clip_val=-1"], ["trainer.gradient_clip_val=-1", "0 or more"], "clipping"),
+    setting(["trainer.accumulate_grad_batches=0"], ["trainer.accumulate_grad_batches=0"], "accumulate 0"),
+    setting(["trainer.check_val_every_n_epoch=0"], ["trainer.check_val_every_n_epoch=0"], "validate every 0"),
+    setting(["optimizer.lr=abc"], ["optimizer.lr='abc'", "a number or auto"], "text lr"),
+    setting(["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "above 0"], "negative lr"),
+    setting(["data.scale=1e-45"], ["data.scale=1e-45 is out of range", "1e-38"], "scale beyond float32"),
+    setting(["model.l1=-1"], ["model.l1=-1.0", "0 (no penalty) or more"], "negative l1"),
+    setting(["model.l2=abc"], ["model.l2='abc'", "a number"], "text l2"),
+    setting(["seed=-1"], ["seed=-1", "from 0 to 4294967295"], "negative seed"),
+    setting(["print_config=abc"], ["print_config='abc'", "overrides, full, none"], "print_config"),
+    setting(["tags=5"], ["tags=5", "a list"], "tags"),
+    setting(["statistics.ci=1.5"], ["statistics.ci=1.5", "between 0 and 1"], "confidence"),
+    setting(["statistics.max_features=0"], ["statistics.max_features=0", "1 or more"], "max features 0"),
+    setting(["convergence.rtol=-1"], ["convergence.rtol=-1.0", "above 0"], "tolerance"),
+    setting(["model.l2=inf"], ["model.l2=inf is not a finite number"], "inf penalty"),
+    setting(["data.normalize=scale", "data.scale=nan"], ["data.scale=nan is not a finite"], "nan scale"),
+    setting(["trainer.gradient_clip_val=inf"], ["trainer.gradient_clip_val=inf"], "inf clipping"),
+    setting(["cv.folds=1"], ["cv.folds=1", "2 or more folds"], "one fold"),
+    setting(["cv.folds=abc"], ["cv.folds='abc'", "a whole number"], "text folds"),
+    setting([*STREAM, "data.num_workers=2"], ["cannot take data.num_workers=2"], "stream, workers"),
+    setting([*STREAM, "data.impute=mean"], ["cannot take data.impute=mean", "only drop"], "stream, impute"),
+    setting([*STREAM, "data.shuffle_buffer=-1"], ["data.shuffle_buffer=-1", "0 or more"], "stream, buffer"),
+    setting([*STREAM, "data.categorical=[t_u]"], ["cannot take data.categorical or data.dates"], "stream, levels"),
+]
+
+
+@pytest.fixture(scope="module")
+def train_config() -> DictConfig:
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        return compose("train", overrides=["output_dir=unused"])
+
+
+@pytest.mark.parametrize("overrides, words", SETTINGS)
+def test_bad_settings_are_refused_by_name_before_anything_runs(train_config, overrides, words):
+    cfg = copy.deepcopy(train_config)
+    for override in OverridesParser.create().parse_overrides(overrides):  # (as the command line gives them)
+        OmegaConf.update(cfg, override.key_or_group, override.value())
+    with pytest.raises(ConfigError) as refused:
+        check_settings(cfg)
+    for word in words:
+        assert word in str(refused.value)
 
 
 @pytest.mark.parametrize("script, overrides, words, by_hydra", CASES)

@@ -7,6 +7,7 @@ from conftest import GRADIENT_STEPS, job_config, requires_gpu, write_parquet_dir
 
 from linreg.data import CsvDataModule
 from linreg.data.stream import Loading, StreamedSplit, Survey, share_of
+from linreg.errors import ConfigError
 from linreg.evaluate import evaluate
 from linreg.least_squares import NormalEquations, TrainingSums, solve_training_sums
 
@@ -56,12 +57,13 @@ def test_every_epoch_streams_each_training_row_once_as_in_memory_also_over_proce
         assert sorted(orders[-1]) == every_row
     assert orders[0] != orders[1] == orders[2]  # a new order each epoch, the same one for the same epoch
 
-    for world_size in (2, 3):
+    for world_size, batch_size in ((2, 66), (3, 66), (2, 65), (3, 64)):  # (also batches the processes share ±1)
         for epoch in (0, 1):
-            ids, sizes = epoch_ids(streamed.train, epoch, world_size, batch_size=66)
+            ids, sizes = epoch_ids(streamed.train, epoch, world_size, batch_size=batch_size)
             assert sorted(ids) == every_row  # disjoint shares, together every row once
             assert len({len(batches) for batches in sizes}) == 1  # the same number of batches: no process waits
-            assert all(size == 66 // world_size for batches in sizes for size in batches[:-1])
+            parts = [batch_size // world_size + (rank < batch_size % world_size) for rank in range(world_size)]
+            assert all(set(batches[:-1]) == {part} for batches, part in zip(sizes, parts, strict=True))
 
 
 def test_a_last_batch_too_small_to_share_is_dropped_as_in_memory():
@@ -69,6 +71,13 @@ def test_a_last_batch_too_small_to_share_is_dropped_as_in_memory():
     assert [share_of(2518, 1257, False, rank, 3) for rank in range(3)] == [(0, 840), (840, 1679), (1679, 2518)]
     assert [share_of(2518, 1257, True, rank, 3) for rank in range(3)] == [(0, 838), (838, 1676), (1676, 2514)]
     assert share_of(2515, 1257, False, 0, 3) == (0, 838)  # 1 row left for 3 processes: dropped
+
+
+def test_a_batch_with_fewer_rows_than_processes_is_refused(parquet_directory):
+    streamed = data_module(parquet_directory, stream=True, batch_size=2)
+    streamed.check_batch_split(2)
+    with pytest.raises(ConfigError, match="data.batch_size=2 is smaller than the 3 processes"):
+        streamed.check_batch_split(3)
 
 
 def test_the_split_holds_each_row_once_and_an_epoch_takes_the_training_rows(parquet_directory):

@@ -67,14 +67,14 @@ def test_an_optuna_search_records_the_best_trial(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(tmp_path, train_with):
-    data = ["data=synthetic", "data.n_samples=4000", "data.n_features=4", "data.noise=0.01", "data.batch_size=256"]
-    data += ["trainer.max_epochs=10"]
+    data = ["data=synthetic", "data.n_samples=2000", "data.n_features=4", "data.noise=0.01", "data.batch_size=256"]
+    data += ["trainer.max_epochs=4"]
     # Mini-batch L-BFGS: its line search evaluates the loss a varying number of times a step, so the ranks must
     # see the same loss (or the gradients' all-reduce hangs), and the same as one process to take its steps.
     _, sweep_dir = sweep(tmp_path, "trainer=ddp_sim", "optimizer=lbfgs", *data)
     single = train_with(*data, "optimizer=lbfgs", f"output_dir={tmp_path / 'single'}")
 
-    _, true_weight, true_bias = make_synthetic(4000, 4, 1, 0.01, seed=42)
+    _, true_weight, true_bias = make_synthetic(2000, 4, 1, 0.01, seed=42)
 
     def error(model: Regressor) -> float:
         weight, bias = model.equation()
@@ -94,11 +94,17 @@ def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(t
     assert not (tmp_path / "logs" / "train").exists()  # no stray run directories from the worker processes
 
 
-@pytest.mark.parametrize("batch_size", ["null", "4"])
-def test_ddp_on_an_odd_number_of_rows_takes_the_steps_of_one_process(train_with, tmp_path, batch_size):
-    # The thermometer's 11 rows: full batches of 6 and 5 rows a process, or batches of 4 (2 and 2) and a last of
-    # 3 (2 and 1).
-    settings = [*GRADIENT_STEPS, "trainer.max_epochs=5", f"data.batch_size={batch_size}", "~logger", "~callbacks.plots"]
+@pytest.mark.parametrize("rows", ["4", "streamed"])
+def test_ddp_on_an_odd_number_of_rows_takes_the_steps_of_one_process(train_with, tmp_path, rows):
+    # The thermometer's 11 rows: in memory, batches of 4 (2 and 2) and a last of 3 (2 and 1); streamed from
+    # Parquet, whole batches of 6 and 5 rows. (Both ways, uneven shares weighted by their rows.)
+    data = [f"data.batch_size={rows}"]
+    if rows == "streamed":
+        table = tmp_path / "thermometer.parquet"
+        pd.read_csv(ROOT / "src" / "linreg" / "datasets" / "thermometer.csv").to_parquet(table)
+        data = ["data=csv", f"data.path={table}", "data.targets=[t_c]", "data.stream=true", "data.val_fraction=0"]
+        data += ["data.batch_size=11"]
+    settings = [*GRADIENT_STEPS, "trainer.max_epochs=5", *data, "~logger", "~callbacks.plots"]
     train_with(*settings, "trainer=ddp_sim", f"output_dir={tmp_path / 'ddp'}")
     single = train_with(*settings, f"output_dir={tmp_path / 'single'}")
 

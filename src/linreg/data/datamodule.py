@@ -324,17 +324,18 @@ class TabularDataModule(L.LightningDataModule):
         )
 
     def check_batch_split(self, world_size: int) -> None:
-        """A streamed table's processes each take an equal share of every training batch (data/stream.py), or this
-        explains why not. (In memory the shares may differ by a row: the model weights each rank's loss.)"""
+        """Every process takes a part of every training batch (in memory and streamed, equal parts ±1 row, whose
+        losses the model weights by their rows), so a batch needs a row for each process."""
         batch_size = self.hparams.batch_size or len(self.train)
-        if isinstance(self.train, StreamedSplit) and batch_size % world_size:
+        if batch_size < world_size:
             setting = (
                 f"data.batch_size={batch_size}"
                 if self.hparams.batch_size
                 else f"data.batch_size=null ({batch_size} rows)"
             )
             raise ConfigError(
-                f"{setting} does not split evenly over {world_size} processes; choose a multiple of {world_size}."
+                f"{setting} is smaller than the {world_size} processes, and each takes a part of every batch; "
+                f"choose data.batch_size={world_size} or more."
             )
 
 

@@ -12,8 +12,8 @@
   are one sequence, and each process takes a contiguous share of it, sized so that every process takes the
   same number of batches and every row is used once (a last global batch with fewer rows than processes is
   dropped, as in memory). Each process's rows pass through a shuffle buffer of data.shuffle_buffer rows (seeded
-  by seed, epoch and rank) and are cut into batches of data.batch_size / processes rows, by a thread ahead of
-  the training step.
+  by seed, epoch and rank) and are cut into batches of its part of data.batch_size (equal parts, ±1 row), by a
+  thread ahead of the training step.
 - **Memory**: the buffer, the row group being read and the batches made ahead; none of it grows with the number
   of rows. On a GPU the batches are made in pinned memory, so Lightning's copy to the device does not block the
   step.
@@ -298,13 +298,21 @@ def batch_count(rows: int, batch_size: int, drop_last: bool, world_size: int) ->
     return full + int(partial >= world_size and not drop_last)
 
 
+def local_batch(batch_size: int, rank: int, world_size: int) -> int:
+    """Process `rank`'s part of a global batch: an equal part, the first batch_size % world_size one row more
+    (the model weights each process's loss by its rows, so the step is one process's)."""
+    return batch_size // world_size + int(rank < batch_size % world_size)
+
+
 def share_of(rows: int, batch_size: int, drop_last: bool, rank: int, world_size: int) -> tuple[int, int]:
-    """Where process `rank`'s rows start and end in the epoch's sequence of `rows` rows: every process gets
-    batch_size / world_size rows for each full batch, and an equal part (±1) of a last, smaller one."""
+    """Where process `rank`'s rows start and end in the epoch's sequence of `rows` rows: every process gets its
+    local_batch of each full batch, and an equal part (±1) of a last, smaller one."""
     full, partial = divmod(rows, batch_size)
     kept = partial if batch_count(rows, batch_size, drop_last, world_size) > full else 0
-    local = batch_size // world_size
-    shares = [full * local + kept // world_size + int(r < kept % world_size) for r in range(world_size)]
+    shares = [
+        full * local_batch(batch_size, r, world_size) + kept // world_size + int(r < kept % world_size)
+        for r in range(world_size)
+    ]
     start = sum(shares[:rank])
     return start, start + shares[rank]
 
@@ -371,7 +379,8 @@ class StreamedSplit:
         if loading.shuffle and loading.buffer_rows:
             seed = np.random.SeedSequence([self.table.seed, epoch, loading.rank]).generate_state(1)[0]
             pieces = shuffled(pieces, loading.buffer_rows, torch.Generator().manual_seed(int(seed)), loading.pin)
-        return made_ahead(in_batches(pieces, loading.batch_size // loading.world_size, loading.pin))
+        local = local_batch(loading.batch_size, loading.rank, loading.world_size)
+        return made_ahead(in_batches(pieces, local, loading.pin))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Shared helpers: compose the real configs in-process (no new Python per test) and run them."""
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.file_config_source import FileConfigSource
+from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -24,6 +27,27 @@ requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a
 # converged: for tests of curves, counts and resuming, which the default L-BFGS would end in one epoch.
 SGD_STEPS = ["optimizer=sgd", "optimizer.lr=0.1", "optimizer.momentum=0"]
 GRADIENT_STEPS = [*SGD_STEPS, "callbacks.convergence.stop=false"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def configs_parsed_once():
+    """Hydra reads and parses every config file again at each composition (a few hundred a test process): the
+    files do not change during the tests, so each is parsed once and handed out as a copy."""
+    parsed: dict = {}
+
+    def once(load_config):
+        def load(source, config_path: str):
+            key = (type(source), source.path, config_path)
+            if key not in parsed:
+                parsed[key] = load_config(source, config_path)
+            return copy.deepcopy(parsed[key])
+
+        return load
+
+    with pytest.MonkeyPatch.context() as patch:
+        for source in (FileConfigSource, ImportlibResourcesConfigSource):
+            patch.setattr(source, "load_config", once(source.load_config))
+        yield
 
 
 class StopAfter(Callback):

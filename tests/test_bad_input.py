@@ -24,8 +24,6 @@ import pytest
 import torch
 from conftest import ROOT, SGD_STEPS
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.file_config_source import FileConfigSource
-from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
@@ -204,9 +202,6 @@ def run_case(workspace, capsys, monkeypatch):
     # (-m); these are single runs. Saying so halves each case's time; the second composition, which the job
     # gets, is unchanged and raises the same errors.
     monkeypatch.setattr(Hydra, "get_mode", lambda self, config_name, overrides: RunMode.RUN)
-    # The config files do not change between cases: each is parsed once per test process, then copied.
-    for source in (FileConfigSource, ImportlibResourcesConfigSource):
-        monkeypatch.setattr(source, "load_config", parsed_once(source.load_config))
 
     def run(script: str, *overrides: str) -> tuple[int, str, str]:
         job = workspace / "job"
@@ -218,21 +213,6 @@ def run_case(workspace, capsys, monkeypatch):
         return status, err, out
 
     return run
-
-
-PARSED_CONFIGS: dict = {}
-
-
-def parsed_once(load_config):
-    """A config source's load_config that reads and parses each file once, and hands out copies."""
-
-    def load(source, config_path: str):
-        key = (type(source), source.path, config_path)
-        if key not in PARSED_CONFIGS:
-            PARSED_CONFIGS[key] = load_config(source, config_path)
-        return copy.deepcopy(PARSED_CONFIGS[key])
-
-    return load
 
 
 def case(script: str, overrides: list[str], words: list[str], name: str, by_hydra: bool = False):

@@ -146,6 +146,10 @@ def workspace(tmp_path, trained_run, monkeypatch) -> Path:
     torch.save({**real, "state_dict": nan_weights}, tmp_path / "nan.ckpt")
     torch.save({key: value for key, value in real.items() if key != "pytorch-lightning_version"}, tmp_path / "old.ckpt")
     (tmp_path / "zeros.ckpt").write_bytes(bytes(100_000))
+    data = real["hyper_parameters"]["data"]
+    crafted_plan = {**data["columns"], "features": [{"column": "t_u", "kind": "category"}]}  # (no levels)
+    crafted = {**real["hyper_parameters"], "data": {**data, "columns": crafted_plan}}
+    torch.save({**real, "hyper_parameters": crafted}, tmp_path / "plan.ckpt")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -277,6 +281,7 @@ CASES = [
     case("train", ["+model.init.weight=[1,2,3]"], ["model.init.weight has shape [3]", "[1, 1]"], "initial weights"),
     case("predict", [f"ckpt_path={CHECKPOINT}", "input=new.csv", "output=p.xlsx"], ["writes CSV", "not .xlsx"], "xlsx"),
     case("train", [*CSV[:1], "data.path=mixed_dir", "data.targets=[y]", *STREAM], ["1 other file(s) (b.csv)"], "mix"),
+    case("predict", ["ckpt_path=plan.ckpt", "input=new.csv"], ["column plan's entry for 't_u' is malformed"], "plan"),
     case("train", ["ckpt_path=old.ckpt"], ["not the training state", "(pytorch-lightning_version)"], "no version"),
     case("eval", ["ckpt_path=zeros.ckpt"], ["zeros.ckpt is not a checkpoint", "not a PyTorch archive"], "zeros"),
     case("train", ["data.path=${nope}"], ["The setting data.path could not be resolved", "'nope' not found"], "${}"),
@@ -583,3 +588,15 @@ def test_a_run_resumed_in_its_own_directory_goes_on_there(workspace, capsys):
 
     assert run_script("train", f"hydra.run.dir={RUN}", *resume) == 0, capsys.readouterr().err
     assert json.loads((workspace / RUN / "status.json").read_text())["epochs"] == 3
+
+
+def test_a_run_is_not_resumed_in_a_directory_with_symbolic_links(workspace, capsys):
+    log = workspace / RUN / "train.log"
+    log.unlink()
+    log.symlink_to(workspace / "notes.txt")  # (the log would append to the user's notes)
+    before = fingerprint(workspace, workspace / "no job directory")
+
+    status = run_script("train", f"hydra.run.dir={RUN}", f"ckpt_path={RUN}")
+    err = capsys.readouterr().err
+    assert status == 1 and "holds symbolic links (train.log); a run writes no file through a link" in err, err
+    assert fingerprint(workspace, workspace / "no job directory") == before

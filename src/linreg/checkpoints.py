@@ -17,7 +17,7 @@ import torch
 
 from linreg.classes import locate, named_classes, untrusted
 from linreg.data import DATA_MODULES, TabularDataModule
-from linreg.data.columns import numeric_plan
+from linreg.data.columns import numeric_plan, plan_fault
 from linreg.errors import ConfigError
 from linreg.model import Regressor
 from linreg.sweeps import is_scored, ranked_jobs
@@ -158,6 +158,9 @@ def load_model(path: Path, checkpoint: dict[str, Any] | None = None, trusted: Se
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as error:
         raise not_loadable(path, error) from None
+    fault = plan_fault(model.data.columns, model.data.feature_names) if model.data.columns is not None else None
+    if fault:
+        raise not_loadable(path, ValueError(fault))
     broken = [
         name for name, value in model.state_dict().items() if value.is_floating_point() and not value.isfinite().all()
     ]

@@ -35,6 +35,12 @@ def claim(directory: Path, ckpt_path: str | None = None) -> None:
     (train.py resuming a run in its own directory) is taken as it is."""
     directory.mkdir(parents=True, exist_ok=True)
     if ckpt_path not in (None, "last", "best") and resumes(directory, Path(ckpt_path)):
+        links = sorted(str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_symlink())
+        if links:  # (the log appends to its file: through a link, into a file elsewhere)
+            raise ConfigError(
+                f"hydra.run.dir={directory} holds symbolic links ({', '.join(links[:5])}); a run writes no file "
+                "through a link. Remove them, or leave hydra.run.dir out to resume into a new directory."
+            )
         return
     held = sorted(path.name for path in directory.iterdir() if path.name != OWNER)
     if held:

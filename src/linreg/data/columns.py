@@ -12,6 +12,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -356,6 +357,44 @@ def feature_names(plan: dict) -> list[str]:
         if entry["indicator"]:
             names.append(f"{name}.missing")
     return names
+
+
+def plan_fault(plan: Any, names: Sequence[str]) -> str | None:
+    """What is wrong with a plan read from a checkpoint (untrusted data), or None: its shape, each entry's
+    values, and the features it gives, which must be the model's `names`."""
+
+    def texts(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+    if not isinstance(plan, dict) or not isinstance(plan.get("features"), list) or not texts(plan.get("targets")):
+        return "the column plan is not a list of features and targets"
+    text = plan.get("text")
+    if not isinstance(text, dict) or not all(
+        text.get(key) is None or (isinstance(text.get(key), str) and len(text[key]) == 1)
+        for key in ("sep", "decimal", "thousands")
+    ):
+        return "the column plan's text format is not single characters"
+    for entry in plan["features"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("column"), str):
+            return "a feature of the column plan has no column name"
+        kind, column = entry.get("kind"), entry["column"]
+        if kind == "category":
+            ok = isinstance(entry.get("reference"), str) and texts(entry.get("levels")) and texts(entry.get("rare"))
+        elif kind in ("number", "boolean", "date"):
+            fill = entry.get("fill")
+            ok = isinstance(entry.get("indicator"), bool) and (
+                fill is None or (isinstance(fill, list) and all(type(value) in (int, float) for value in fill))
+            )
+            if kind == "date":
+                origin = entry.get("origin")
+                ok = ok and isinstance(origin, str) and not pd.isna(pd.to_datetime(origin, errors="coerce"))
+        else:
+            ok = False
+        if not ok:
+            return f"the column plan's entry for {column!r} is malformed"
+    if feature_names(plan) != list(names):
+        return "the column plan does not give the model's features"
+    return None
 
 
 def numeric_plan(features: Sequence[str], targets: Sequence[str]) -> dict:

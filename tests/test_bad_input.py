@@ -600,3 +600,19 @@ def test_a_run_is_not_resumed_in_a_directory_with_symbolic_links(workspace, caps
     err = capsys.readouterr().err
     assert status == 1 and "holds symbolic links (train.log); a run writes no file through a link" in err, err
     assert fingerprint(workspace, workspace / "no job directory") == before
+
+
+def test_a_run_directory_that_cannot_be_made_is_named_by_its_setting(workspace, capsys, monkeypatch):
+    make_directory = Path.mkdir
+
+    def read_only(path, *args, **kwargs):  # (as a folder without write permission answers a user who is not root)
+        if "read-only" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return make_directory(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    status = run_script("train", "hydra.run.dir=read-only/run")
+    err = capsys.readouterr().err
+    assert status == 1 and err.strip() == (
+        "Error: hydra.run.dir=read-only/run cannot be written: Permission denied; choose another hydra.run.dir=."
+    ), err

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from linreg import launchers
 from linreg.errors import ConfigError, exit_explaining
+from linreg.runtime import cannot_write
 
 OWNER = ".linreg-run"  # the empty file by which a run claims its directory
 
@@ -24,9 +25,13 @@ class OwnRunDirectory(Callback):
         if launchers.launcher():
             return
         resumed = config.get("ckpt_path") if config.hydra.job.name == "train" else None  # (the others only read)
+        directory = Path(config.hydra.run.dir)
         try:
-            claim(Path(config.hydra.run.dir), resumed)
-        except (ConfigError, OSError) as error:
+            try:
+                claim(directory, resumed)
+            except OSError as error:  # (a read-only folder: named by the setting that chose it)
+                raise cannot_write("hydra.run.dir", directory, error) from None
+        except ConfigError as error:
             exit_explaining(error)
 
 

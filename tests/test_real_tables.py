@@ -299,6 +299,11 @@ def test_rows_without_a_target_are_left_out_and_counted(tmp_path, caplog):
     assert len(module(tmp_path / "t.csv", targets="y").train) == 3
     assert "Left out 1 of 4 rows" in caplog.text
 
+    # Blank features in those rows alone (penguins: the rows without a measured mass lack the rest too).
+    (tmp_path / "u.csv").write_text("a,b,y\n1,5,1\n,,\n3,7,3\n4,8,4\n,6,\n")
+    assert len(module(tmp_path / "u.csv", targets="y").train) == 3
+    assert "Left out 2 of 5 rows" in caplog.text
+
 
 @pytest.fixture
 def messy_run(train_with, tmp_path):

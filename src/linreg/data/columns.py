@@ -212,14 +212,14 @@ def thousands_hint(strings: pd.Series, text: TextFormat) -> str | None:
 def usable_rows(table: pa.Table, kinds: dict[str, str], targets: list[str], settings: ColumnSettings, path: str):
     """The table without the rows that cannot be trained on: a blank target, or (impute=drop) a blank feature.
 
-    Blanks in other numeric features are an error unless data.impute fills them.
+    Blanks in other numeric features (of rows with a target) are an error unless data.impute fills them.
     """
     keep = np.ones(table.num_rows, dtype=bool)
     no_target = np.zeros_like(keep)
     for name in targets:
         no_target |= blank_cells(table.column(name), "number", settings.text, name, path)
-    blank_features = {
-        name: blank_cells(table.column(name), kind, settings.text, name, path)
+    blank_features = {  # (in the rows that have a target: the others are left out anyway)
+        name: blank_cells(table.column(name), kind, settings.text, name, path) & ~no_target
         for name, kind in kinds.items()
         if kind != "category"
     }

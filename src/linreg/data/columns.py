@@ -147,6 +147,15 @@ def kind_of(column: pa.ChunkedArray, name: str, settings: ColumnSettings, path: 
     values, bad = text_numbers(strings, settings.text)
     if not bad.any():
         return "number"
+    if settings.text.thousands == "," and reads_with_decimal_comma(strings, settings.text):
+        raise not_numeric(  # ("18,0": data.thousands=',' would have read 180, ten times the value)
+            name,
+            path,
+            strings,
+            bad,
+            "Its commas do not separate thousands (groups of three digits); if the comma is the decimal point, set "
+            "\"data.decimal=','\" instead of data.thousands",
+        )
     if (~np.isnan(values)).sum() >= bad.sum():  # mostly numbers: a stray cell, not a text column
         raise not_numeric(
             name,
@@ -156,11 +165,18 @@ def kind_of(column: pa.ChunkedArray, name: str, settings: ColumnSettings, path: 
             f"Correct the cell, list the column in data.categorical to treat it as categories, or leave it out "
             f"with {hydra_list('data.exclude', [name])}",
         )
-    hint = thousands_hint(strings, settings.text)
-    if hint:
+    hint, decimal_comma = thousands_hint(strings, settings.text), reads_with_decimal_comma(strings, settings.text)
+    example = first_text(column)
+    if hint:  # ("1,000" reads both ways: the comma may be the decimal point too)
+        other = ", or, if the comma is the decimal point, \"data.decimal=','\"" if decimal_comma else ""
         raise ConfigError(
-            f"Column {name} of {path} holds numbers written with a thousands separator (e.g. "
-            f"{first_text(column)!r}); set {hint} to read them as numbers."
+            f"Column {name} of {path} holds numbers written with a thousands separator (e.g. {example!r}); set "
+            f"{hint} to read them as numbers{other}."
+        )
+    if decimal_comma:
+        raise ConfigError(
+            f"Column {name} of {path} holds numbers written with a decimal comma (e.g. {example!r}); set "
+            "\"data.decimal=','\" to read them as numbers."
         )
     if strings.dropna().str.fullmatch(r"\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T][\d:.]+)?\s*").all():
         return "date"
@@ -207,6 +223,14 @@ def thousands_hint(strings: pd.Series, text: TextFormat) -> str | None:
             if not text_numbers(strings, TextFormat(decimal=text.decimal, thousands=separator))[1].any():
                 return f"\"data.thousands='{separator}'\""  # (quoted for the shell and for Hydra)
     return None
+
+
+def reads_with_decimal_comma(strings: pd.Series, text: TextFormat) -> bool:
+    """Whether this text column is numbers once a comma is read as the decimal point."""
+    if text.decimal != "." or not strings.str.contains(",", regex=False).any():
+        return False
+    thousands = None if text.thousands == "," else text.thousands
+    return not text_numbers(strings, TextFormat(decimal=",", thousands=thousands))[1].any()
 
 
 def usable_rows(table: pa.Table, kinds: dict[str, str], targets: list[str], settings: ColumnSettings, path: str):
@@ -536,7 +560,11 @@ def text_numbers(strings: pd.Series, text: TextFormat) -> tuple[np.ndarray, np.n
     """Numbers written as text (with data.decimal and data.thousands), NaN for blanks, and the cells that are not."""
     cleaned = strings.str.strip()
     blank = (cleaned.isna() | cleaned.str.lower().isin(BLANK_WORDS)).to_numpy()
-    if text.thousands:
+    if text.thousands:  # (only in groups of three digits: "18,0" is no 180, and never read as one)
+        separator, point = re.escape(text.thousands), re.escape(text.decimal)
+        grouped = rf"[-+]?\d{{1,3}}(?:{separator}\d{{3}})+(?:{point}\d*)?"
+        misplaced = cleaned.str.contains(text.thousands, regex=False) & ~cleaned.str.fullmatch(grouped)
+        cleaned = cleaned.mask(misplaced.fillna(False), "not a number")
         cleaned = cleaned.str.replace(text.thousands, "", regex=False)
     if text.decimal != ".":
         cleaned = cleaned.str.replace(text.decimal, ".", regex=False)

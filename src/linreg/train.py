@@ -83,7 +83,7 @@ def train_into(cfg: DictConfig, output_dir: Path, started: float) -> float:
 
 def record_interruption(stop: Interrupted, cfg: DictConfig, output_dir: Path, started: float) -> None:
     """Say, on the console and in status.json (`status: interrupted`, `resume`), what was saved and how to go on."""
-    last = next((Path(c.dirpath) / "last.ckpt" for c in cfg.get("callbacks", {}).values() if is_last(c)), None)
+    last = next((Path(c.dirpath) / "last.ckpt" for c in (cfg.get("callbacks") or {}).values() if is_last(c)), None)
     resume = resume_command(last) if last and last.is_file() else None
     if resume:
         message = f"{stop} {last} holds the weights then; go on with:\n  {resume}"

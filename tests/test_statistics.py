@@ -1,7 +1,5 @@
 """The least-squares statistics against statsmodels' OLS, the independent reference (a test-only dependency)."""
 
-import warnings
-
 import numpy as np
 import pytest
 import statsmodels.api as sm
@@ -35,10 +33,8 @@ def generated_table(kind: str, rows: int = 300, seed: int = 0) -> Table:
 
 
 def statistics_of(table: Table, val_fraction: float = 0.0, ci: float = 0.95):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the constant column's warning
-        datamodule = InMemoryDataModule(table, val_fraction=val_fraction, normalize_targets=True, seed=3)
-        datamodule.setup("fit")
+    datamodule = InMemoryDataModule(table, val_fraction=val_fraction, normalize_targets=True, seed=3)
+    datamodule.setup("fit")
     trained = (torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
     equations = datamodule.training_sums.equations.normalized(*normalizers)
@@ -126,10 +122,8 @@ def test_a_constant_feature_is_left_to_the_bias_and_the_rest_matches_statsmodels
 @pytest.mark.parametrize("kind", ["plain", "correlated", "constant"])
 def test_prediction_intervals_are_statsmodels_obs_intervals(kind):
     table = generated_table(kind)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        datamodule = InMemoryDataModule(table, val_fraction=0.25, normalize_targets=True, seed=3)
-        datamodule.setup("fit")
+    datamodule = InMemoryDataModule(table, val_fraction=0.25, normalize_targets=True, seed=3)
+    datamodule.setup("fit")
     intervals = PredictionIntervals(4, 2)
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
     intervals.fit(Solution.of(datamodule.training_sums.equations.normalized(*normalizers), *normalizers))

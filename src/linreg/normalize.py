@@ -4,7 +4,7 @@ Keeping the statistics as buffers of a module puts them in every checkpoint, so 
 checkpoint alone turns raw inputs into predictions in original units.
 """
 
-import warnings
+import logging
 from collections.abc import Iterator
 
 import torch
@@ -12,6 +12,8 @@ from torch import Tensor, nn
 
 from linreg.config import NORMALIZATIONS as METHODS
 from linreg.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Rows per piece of a one-pass computation: 64k rows of float64 stay in the CPU cache (measured fastest).
 CHUNK_ROWS = 1 << 16
@@ -49,10 +51,9 @@ class Normalizer(nn.Module):
         constant = (spread == 0) | ((high == low) & (method in ("standardize", "minmax")))
         if constant.any():
             columns = [names[i] if names else str(i) for i in constant.nonzero().flatten().tolist()]
-            warnings.warn(
+            log.warning(  # (a log line, as the template's other warnings: one line, no source path)
                 f"Column(s) {', '.join(columns)} are constant in the training split; data.normalize={method} "
-                "leaves them unscaled instead of dividing by zero. Consider dropping them from data.features.",
-                stacklevel=2,
+                "leaves them unscaled instead of dividing by zero. Consider dropping them from data.features."
             )
             spread = torch.where(constant, torch.ones_like(spread), spread)
         # One multiply-add per batch: scale=0.1 then computes exactly the book's 0.1 * t_u.

@@ -104,6 +104,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 TRAINING_STATE = ("pytorch-lightning_version", "epoch", "global_step", "loops", "optimizer_states")
 
 
+def missing_training_state(checkpoint: dict[str, Any]) -> list[str]:
+    return [key for key in TRAINING_STATE if key not in checkpoint]
+
+
 def not_loadable(path: Path, error: Exception) -> ConfigError:
     reason = (str(error).splitlines() or [""])[0]
     if "weights_only" in reason:  # (torch's advice to load it with code execution allowed is not ours to give)
@@ -211,7 +215,7 @@ def resumable_checkpoint(
                 checkpoint = read_checkpoint(path)
             except ConfigError:  # not loadable: not one to resume from
                 continue
-            if any(key not in checkpoint for key in TRAINING_STATE):
+            if missing_training_state(checkpoint):
                 continue
             if other_columns(checkpoint, datamodule) is not None:
                 continue
@@ -227,7 +231,7 @@ def resumable_checkpoint(
         )
     path = find_checkpoint(ckpt_path, log_dir)
     checkpoint = read_checkpoint(path)
-    missing = [key for key in TRAINING_STATE if key not in checkpoint]
+    missing = missing_training_state(checkpoint)
     if missing:
         raise ConfigError(
             f"ckpt_path={ckpt_path} holds weights but not the training state Lightning resumes from "

@@ -27,12 +27,11 @@ class OwnRunDirectory(Callback):
         resumed = config.get("ckpt_path") if config.hydra.job.name == "train" else None  # (the others only read)
         directory = Path(config.hydra.run.dir)
         try:
-            try:
-                claim(directory, resumed)
-            except OSError as error:  # (a read-only folder: named by the setting that chose it)
-                raise cannot_write("hydra.run.dir", directory, error) from None
+            claim(directory, resumed)
         except ConfigError as error:
             exit_explaining(error)
+        except OSError as error:  # (a read-only folder: named by the setting that chose it)
+            exit_explaining(cannot_write("hydra.run.dir", directory, error))
 
 
 def claim(directory: Path, ckpt_path: str | None = None) -> None:

@@ -83,7 +83,8 @@ def train_into(cfg: DictConfig, output_dir: Path, started: float) -> float:
 
 def record_interruption(stop: Interrupted, cfg: DictConfig, output_dir: Path, started: float) -> None:
     """Say, on the console and in status.json (`status: interrupted`, `resume`), what was saved and how to go on."""
-    last = next((Path(c.dirpath) / "last.ckpt" for c in (cfg.get("callbacks") or {}).values() if is_last(c)), None)
+    saving = (cfg.get("callbacks") or {}).get("last_checkpoint")  # (the config's name for LastCheckpoint)
+    last = Path(saving.dirpath) / "last.ckpt" if saving else None
     resume = resume_command(last) if last and last.is_file() else None
     if resume:
         message = f"{stop} {last} holds the weights then; go on with:\n  {resume}"
@@ -94,10 +95,6 @@ def record_interruption(stop: Interrupted, cfg: DictConfig, output_dir: Path, st
     record_status(output_dir, "interrupted", message, started, extra={"resume": resume})
     if launchers.rank() == 0:
         log.warning(message)
-
-
-def is_last(callback: Any) -> bool:
-    return isinstance(callback, DictConfig) and callback.get("_target_") == "linreg.callbacks.LastCheckpoint"
 
 
 def trained_epochs(trainer: L.Trainer) -> int | None:

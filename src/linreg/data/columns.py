@@ -147,7 +147,8 @@ def kind_of(column: pa.ChunkedArray, name: str, settings: ColumnSettings, path: 
     values, bad = text_numbers(strings, settings.text)
     if not bad.any():
         return "number"
-    if settings.text.thousands == "," and reads_with_decimal_comma(strings, settings.text):
+    decimal_comma = reads_with_decimal_comma(strings, settings.text)
+    if settings.text.thousands == "," and decimal_comma:
         raise not_numeric(  # ("18,0": data.thousands=',' would have read 180, ten times the value)
             name,
             path,
@@ -165,7 +166,7 @@ def kind_of(column: pa.ChunkedArray, name: str, settings: ColumnSettings, path: 
             f"Correct the cell, list the column in data.categorical to treat it as categories, or leave it out "
             f"with {hydra_list('data.exclude', [name])}",
         )
-    hint, decimal_comma = thousands_hint(strings, settings.text), reads_with_decimal_comma(strings, settings.text)
+    hint = thousands_hint(strings, settings.text)
     example = first_text(column)
     if hint:  # ("1,000" reads both ways: the comma may be the decimal point too)
         other = ", or, if the comma is the decimal point, \"data.decimal=','\"" if decimal_comma else ""

@@ -27,6 +27,8 @@ Normalization = enum.Enum("Normalization", {name: name for name in NORMALIZATION
 Interval = enum.Enum("Interval", {name: name for name in ("epoch", "step")})
 Split = enum.Enum("Split", {name: name for name in ("test", "val", "train")})
 Impute = enum.Enum("Impute", {name: name for name in IMPUTATIONS})
+DATE_PARTS = ("days", "year", "month", "weekday")  # what data.date_parts takes from a date
+DatePart = enum.Enum("DatePart", {name: name for name in DATE_PARTS})
 ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("onnx", "torch")})
 ConfigPrint = enum.Enum("ConfigPrint", {name: name for name in ("overrides", "full", "none")})
 
@@ -72,6 +74,7 @@ class DataSettings:
     exclude: list[str] | None = None
     categorical: list[str] | None = None
     dates: list[str] | None = None
+    date_parts: list[DatePart] = field(default_factory=lambda: [DatePart.days, DatePart.month, DatePart.weekday])
     impute: Impute | None = None
     missing_indicator: bool = False
     min_category_count: int = 5
@@ -114,6 +117,10 @@ class DataSettings:
         require(0 <= self.correlation < 1, "data.correlation", self.correlation, "at least 0 and below 1")
         require(self.min_category_count >= 1, "data.min_category_count", self.min_category_count, "1 or more rows")
         require(self.max_categories >= 1, "data.max_categories", self.max_categories, "1 or more levels")
+        parts = [getattr(part, "name", part) for part in self.date_parts]
+        require(
+            0 < len(parts) == len(set(parts)), "data.date_parts", parts, "one or more parts, each once, e.g. [year]"
+        )
         for key in ("sep", "decimal", "thousands"):
             value = getattr(self, key)
             require(value is None or len(value) == 1, f"data.{key}", repr(value), "one character, e.g. ';'")
@@ -299,11 +306,16 @@ class PredictSettings:
     log_dir: str = "logs"
     overwrite: bool = False
     interval: float | None = None
+    sep: str | None = None
+    decimal: str | None = None
     trusted_classes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         level = self.interval
         require(level is None or 0 < level < 1, "interval", level, "a level between 0 and 1, e.g. 0.95, or null")
+        for key in ("sep", "decimal"):
+            value = getattr(self, key)
+            require(value is None or len(value) == 1, key, repr(value), "one character, e.g. ';', or null")
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 import errno
 import functools
+import logging
 import math
 import os
 import re
@@ -128,10 +129,17 @@ def report_errors(task: Callable[[T], R]) -> Callable[[T], R]:
     return run
 
 
-def exit_explaining(error: BaseException) -> None:
+def exit_explaining(error: BaseException, into_log: bool = True) -> None:
     """Print the error's explanation and exit with status 1; re-raise it where it has none, or where
-    HYDRA_FULL_ERROR=1 asks for the traceback. (Called inside an `except` block.)"""
+    HYDRA_FULL_ERROR=1 asks for the traceback. (Called inside an `except` block.) With `into_log`, the run's log
+    file (Hydra's train.log) says it too, so that a failed run's directory tells why it failed."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1" or not is_explained(error):
         raise error
-    print(f"Error: {explanation(error)}", file=sys.stderr)
+    message = f"Error: {explanation(error)}"
+    print(message, file=sys.stderr)
+    if into_log:
+        record = logging.LogRecord(__name__, logging.ERROR, __file__, 0, message, None, None)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
     raise SystemExit(1) from None

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from linreg.checkpoints import column_plan, find_checkpoint, load_model
 from linreg.config import PredictSettings, checked
-from linreg.data.formats import PARQUET_SUFFIXES, describe_row, empty_lines, resolve_path
+from linreg.data.formats import PARQUET_SUFFIXES, TextFormat, describe_row, empty_lines, resolve_path, separator_of
 from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
 from linreg.model import Regressor
@@ -56,7 +56,7 @@ def predict(cfg: DictConfig) -> Path:
             cells = np.full(raw.num_rows, np.nan, dtype=np.float32)
             cells[rows] = column.numpy()
             frame[f"{name}_{suffix}"] = cells
-    write_table(frame, output)
+    write_table(frame, output, *output_marks(settings, plan))
     log.info(f"Predicted {len(frame)} rows of {settings.input} with {path}\nwrote {output}")
     skipped = empty_lines(settings.input)
     if skipped:
@@ -114,15 +114,33 @@ def interval_half_width(model: Regressor, features: torch.Tensor, level: float, 
     return model.intervals.half_width(features, level).float()
 
 
-def write_table(frame: pd.DataFrame, output: Path) -> None:
-    """The predictions as the output's name says (Parquet, tab- or comma-separated), written atomically (never
-    half a file, never over a file of the user's by accident)."""
+def output_marks(settings: PredictSettings, plan: dict) -> tuple[str, str]:
+    """The delimiter and decimal mark of a CSV output: as set (sep=, decimal=), else tabs for .tsv and the
+    input's own (a `;` file with decimal commas gets one back), else `,` and `.`."""
+    text = TextFormat(**plan["text"])
+    if settings.sep:
+        separator = settings.sep
+    elif Path(settings.output).suffix.lower() == ".tsv":
+        separator = "\t"
+    else:
+        separator = separator_of(settings.input, text) or ","
+    decimal = settings.decimal or text.decimal
+    if decimal == separator:
+        raise ConfigError(
+            f"predict.py would write {decimal!r} both between fields and as the decimal mark; set sep= or decimal= "
+            "to another character (e.g. sep=';')."
+        )
+    return separator, decimal
+
+
+def write_table(frame: pd.DataFrame, output: Path, separator: str = ",", decimal: str = ".") -> None:
+    """The predictions as the output's name says (Parquet, or delimited text with `separator` and `decimal`),
+    written atomically (never half a file, never over a file of the user's by accident)."""
     try:
         if output.suffix.lower() in PARQUET_SUFFIXES:
             with replaced_atomically(output) as temporary:
                 frame.to_parquet(temporary, index=False)
         else:
-            separator = "\t" if output.suffix.lower() == ".tsv" else ","
-            write_atomically(output, lambda file: frame.to_csv(file, index=False, sep=separator))
+            write_atomically(output, lambda file: frame.to_csv(file, index=False, sep=separator, decimal=decimal))
     except OSError as error:
         raise cannot_write("output", output, error) from None

@@ -28,10 +28,10 @@ class OwnRunDirectory(Callback):
         directory = Path(config.hydra.run.dir)
         try:
             claim(directory, resumed)
-        except ConfigError as error:
-            exit_explaining(error)
+        except ConfigError as error:  # (not into the log: that would be the other run's train.log)
+            exit_explaining(error, into_log=False)
         except OSError as error:  # (a read-only folder: named by the setting that chose it)
-            exit_explaining(cannot_write("hydra.run.dir", directory, error))
+            exit_explaining(cannot_write("hydra.run.dir", directory, error), into_log=False)
 
 
 def claim(directory: Path, ckpt_path: str | None = None) -> None:
@@ -55,7 +55,7 @@ def claim(directory: Path, ckpt_path: str | None = None) -> None:
             "a directory of its own) or name a new or empty directory."
         )
     try:  # (two runs given one new directory: the first to create the claim takes it)
-        os.close(os.open(directory / OWNER, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        os.close(os.open(directory / OWNER, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # (umask applies)
     except FileExistsError:
         raise ConfigError(
             f"hydra.run.dir={directory} is another run's directory (it was claimed by a run started before this "

@@ -7,10 +7,11 @@ values (lists, numbers, strings), so a checkpoint carries it and predict.py appl
 """
 
 import difflib
+import hashlib
 import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from linreg.config import DATE_PARTS as DATE_PART_CHOICES
 from linreg.data.formats import FALSE_WORDS, TRUE_WORDS, TextFormat, describe_row
 from linreg.errors import ConfigError
 
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 MISSING_LEVEL = "(missing)"  # the level of a blank cell in a categorical column
 OTHER_LEVEL = "other"  # the level that collects the rare ones
-DATE_PARTS = ("days", "month", "weekday")  # days since the earliest training date; 1-12; 0 = Monday
+# The default features of a date: days since the earliest training date, month (1-12), weekday (0 = Monday).
+DATE_PARTS = ("days", "month", "weekday")
 BLANK_WORDS = {"", "na", "n/a", "nan", "null", "none", "-nan", "#n/a"}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 RELEASE_ROWS = 1 << 18  # encoding returns the memory of the rows it has written to the system this often
@@ -44,6 +47,7 @@ class ColumnSettings:
     missing_indicator: bool = False
     min_category_count: int = 5
     max_categories: int = 50
+    date_parts: Sequence[str] = DATE_PARTS
     text: TextFormat = field(default_factory=TextFormat)
 
 
@@ -77,7 +81,7 @@ def choose_columns(table: pa.Table, settings: ColumnSettings, path: str) -> tupl
     named = {
         "data.targets": targets,
         "data.features": as_list(settings.features),
-        "data.exclude": as_list(settings.exclude),
+        "data.exclude": [name for name in as_list(settings.exclude) if not of_column(name, table.column_names)],
         "data.categorical": as_list(settings.categorical),
         "data.dates": as_list(settings.dates),
     }
@@ -106,6 +110,14 @@ def choose_columns(table: pa.Table, settings: ColumnSettings, path: str) -> tupl
     return kinds, targets
 
 
+def of_column(name: str, columns: Sequence[str]) -> str | None:
+    """The column whose encoded feature `name` may be (`Year.month`, `city=Paris`, `area.missing`), or None:
+    data.exclude takes those names too, to leave out one feature of a column."""
+    if name in columns:
+        return None
+    return next((column for column in columns if name.startswith((f"{column}.", f"{column}="))), None)
+
+
 def check_names_exist(named: dict[str, list[str]], columns: list[str], path: str) -> None:
     """Every column a setting names is in the file: one error listing all that are not, with near misses."""
     unknown = [(key, name) for key, names in named.items() for name in names if name not in columns]
@@ -115,10 +127,11 @@ def check_names_exist(named: dict[str, list[str]], columns: list[str], path: str
     for key, name in unknown:
         close = difflib.get_close_matches(name, columns, n=1)
         problems.append(f"{name!r} ({key}{'; did you mean ' + repr(close[0]) + '?' if close else ''})")
+    symbols = [name for name in columns if not re.fullmatch(r"[\w.-]+", name)]
+    example = hydra_list(unknown[0][0], symbols[:1])
+    quoting = f" Names with spaces or symbols need quotes on the command line, e.g. {example}." if symbols else ""
     raise ConfigError(
-        f"Column(s) {', '.join(problems)} are not in {path}; its columns are: {', '.join(columns)}. "
-        "Names with spaces or symbols need quotes on the command line, e.g. "
-        f"{hydra_list('data.targets', ['price (€)'])}."
+        f"Column(s) {', '.join(problems)} are not in {path}; its columns are: {', '.join(columns)}.{quoting}"
     )
 
 
@@ -287,11 +300,68 @@ def fit_plan(
         column = table.column(name)
         entry: dict = {"column": name, "kind": kind}
         if kind == "category":
-            entry |= fit_levels(text_of(column), train_rows, settings, name)
+            entry |= fit_levels(text_of(column), train_rows, settings, name, path)
         else:
             entry |= fit_numbers(column, kind, settings, train_rows, name, path)
         features.append(entry)
-    return {"features": features, "targets": list(targets), "text": asdict(settings.text)}
+    exclude_features(features, [name for name in as_list(settings.exclude) if name not in table.column_names], path)
+    plan = {"features": features, "targets": list(targets), "text": asdict(settings.text)}
+    drop_uninformative(plan, table, train_rows, path)
+    plan["features"] = [entry for entry in features if not set(entry_names(entry)) <= set(entry.get("drop", []))]
+    return plan
+
+
+def exclude_features(entries: list[dict], names: list[str], path: str) -> None:
+    """data.exclude's encoded names (`Year.month`): each one a feature of its column's entry, left out there."""
+    for name in names:
+        entry = next((entry for entry in entries if of_column(name, [entry["column"]])), None)
+        if entry is None:  # (its column is excluded, a target, or not among data.features)
+            raise ConfigError(f"data.exclude names {name!r}, a feature of a column of {path} that is not used.")
+        if name not in entry_names(entry):
+            raise ConfigError(
+                f"data.exclude names {name!r}, which is no feature of column {entry['column']} of {path}; its "
+                f"features are {', '.join(entry_names(entry)) or 'none'}."
+            )
+        entry["drop"] = [*entry.get("drop", []), name]
+
+
+def drop_uninformative(plan: dict, table: pa.Table, train_rows, path: str) -> None:
+    """Leave out the features that are constant in the training rows (a date part that never varies) or that
+    repeat an earlier feature exactly (`rownames` = `Year`), saying so in one line. Either gives least squares
+    no unique answer (the intercept, or the twin, takes its part); the model learns nothing from it."""
+    if (table.num_rows if train_rows is None else len(train_rows)) < 2:
+        return  # (one row: everything is constant, and the split's own check says what is wrong)
+    seen: dict[tuple, str] = {}
+    left_out = []
+    for entry, values in zip(plan["features"], training_values(plan, table, train_rows, path), strict=True):
+        names = entry_names(entry)
+        for name, part in zip(names, values.T, strict=True):
+            if name in entry.get("drop", []):
+                continue
+            known = part[~np.isnan(part)]
+            if len(known) and known.min() == known.max():
+                reason = f"{known[0]:g} in every training row"
+            else:
+                key = (len(part), hashlib.blake2b(np.ascontiguousarray(part).tobytes(), digest_size=16).digest())
+                twin = seen.setdefault(key, name)
+                if twin == name:
+                    continue
+                reason = f"equal to {twin} in every training row; {hydra_list('data.exclude', [twin])} keeps it"
+            entry["drop"] = [*entry.get("drop", []), name]
+            left_out.append(f"{name} ({reason})")
+    if left_out:
+        log.warning(f"Left out feature(s) of {path} that give the model nothing: {'; '.join(left_out)}.")
+
+
+def training_values(plan: dict, table: pa.Table, train_rows, path: str) -> Iterator[np.ndarray]:
+    """Each entry's features in the training rows, as float64 rows × features (one column at a time)."""
+    text, rows = TextFormat(**plan["text"]), None if train_rows is None else pa.array(train_rows)
+    for entry in plan["features"]:
+        column = table.column(entry["column"])
+        column = column if rows is None else column.take(rows)
+        values = np.zeros((len(column), len(entry_names(entry))))
+        encode_entry({**entry, "drop": []}, column, text, path, 0, values, {})
+        yield values
 
 
 def fit_numbers(column: pa.ChunkedArray, kind: str, settings: ColumnSettings, train_rows, name: str, path: str) -> dict:
@@ -301,6 +371,7 @@ def fit_numbers(column: pa.ChunkedArray, kind: str, settings: ColumnSettings, tr
         moments = dates_of(column, name, path)
         origin = moments.iloc[train_rows if train_rows is not None else slice(None)].min()
         entry["origin"] = origin.floor("D").isoformat() if not pd.isna(origin) else "1970-01-01T00:00:00"
+        entry["parts"] = list(settings.date_parts)
     elif kind == "number" and looks_like_row_ids(column, settings.text, name, path):
         log.warning(
             f"Column {name} of {path} looks like a row number (unique, increasing whole numbers) and is used as a "
@@ -309,22 +380,29 @@ def fit_numbers(column: pa.ChunkedArray, kind: str, settings: ColumnSettings, tr
     entry["fill"], entry["indicator"] = None, False
     if settings.impute in (None, "drop") and not settings.missing_indicator:
         return entry  # (nothing to learn from the values: a large numeric table is not converted twice)
-    values = numbers_of(column, kind, settings.text, name, path, origin=entry.get("origin"))
+    values = numbers_of(column, kind, settings.text, name, path, origin=entry.get("origin"), parts=settings.date_parts)
     train_values = values if train_rows is None else values[train_rows]
     entry["fill"] = fill_values(train_values, settings.impute)
     entry["indicator"] = bool(settings.missing_indicator and np.isnan(train_values).any())
     return entry
 
 
-def fit_levels(strings: pd.Series, train_rows, settings: ColumnSettings, name: str) -> dict:
+def fit_levels(strings: pd.Series, train_rows, settings: ColumnSettings, name: str, path: str) -> dict:
     """The levels of a categorical column in the training rows: kept ones, rare ones (→ other), the reference."""
     train = strings if train_rows is None else strings.iloc[train_rows]
     counts = category_cells(train).value_counts()
+    exclude = hydra_list("data.exclude", [name])
+    if len(counts) >= 10 and len(counts) >= 0.9 * len(train):  # (car names, customer ids: nothing to learn)
+        raise ConfigError(
+            f"Column {name} of {path} holds a different value in almost every training row ({len(counts)} in "
+            f"{len(train)}, e.g. {counts.index[0]!r}), as an id or a name does: as categories it gives the model "
+            f"nothing to learn from. Leave it out with {exclude}."
+        )
     if len(counts) > settings.max_categories:
         raise ConfigError(
             f"Column {name} has {len(counts)} different values in the training rows, more than "
             f"data.max_categories={settings.max_categories}: one-hot encoding would add a feature for each. "
-            f"Leave it out with {hydra_list('data.exclude', [name])}, or raise data.max_categories."
+            f"Leave it out with {exclude}, or raise data.max_categories."
         )
     ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))  # most common first, then by name
     common = [str(level) for level, count in ordered if count >= settings.min_category_count]
@@ -332,8 +410,8 @@ def fit_levels(strings: pd.Series, train_rows, settings: ColumnSettings, name: s
     if not common:  # every level is rare: the grouped "other" is the reference, and the column gives no feature
         log.warning(
             f"Every value of column {name} occurs in fewer than data.min_category_count={settings.min_category_count}"
-            " training rows, so all are pooled into one level and the column gives no feature; lower "
-            f"data.min_category_count, or leave it out with {hydra_list('data.exclude', [name])}."
+            " training rows, so all would be pooled into one level: the column gives no feature and is left out. "
+            f"Lower data.min_category_count to keep it, or leave it out with {exclude}."
         )
         return {"reference": OTHER_LEVEL, "levels": [], "rare": rare}
     return {"reference": common[0], "levels": common[1:] + ([OTHER_LEVEL] if rare else []), "rare": rare}
@@ -372,16 +450,16 @@ def looks_like_row_ids(column: pa.ChunkedArray, text: TextFormat, name: str, pat
 
 def feature_names(plan: dict) -> list[str]:
     """The names of the encoded features, as the equation and TensorBoard show them: `city=Lyon`, `sold.days`."""
-    names = []
-    for entry in plan["features"]:
-        name, kind = entry["column"], entry["kind"]
-        if kind == "category":
-            names += [f"{name}={level}" for level in entry["levels"]]
-            continue
-        names += [f"{name}.{part}" for part in DATE_PARTS] if kind == "date" else [name]
-        if entry["indicator"]:
-            names.append(f"{name}.missing")
-    return names
+    return [name for entry in plan["features"] for name in entry_names(entry) if name not in entry.get("drop", [])]
+
+
+def entry_names(entry: dict) -> list[str]:
+    """The features one column's cells become, before any is left out (the plan's `drop`)."""
+    name, kind = entry["column"], entry["kind"]
+    if kind == "category":
+        return [f"{name}={level}" for level in entry["levels"]]
+    names = [f"{name}.{part}" for part in entry.get("parts", DATE_PARTS)] if kind == "date" else [name]
+    return names + ([f"{name}.missing"] if entry["indicator"] else [])
 
 
 def plan_fault(plan: Any, names: Sequence[str]) -> str | None:
@@ -411,10 +489,13 @@ def plan_fault(plan: Any, names: Sequence[str]) -> str | None:
                 fill is None or (isinstance(fill, list) and all(type(value) in (int, float) for value in fill))
             )
             if kind == "date":
-                origin = entry.get("origin")
+                origin, parts = entry.get("origin"), entry.get("parts", DATE_PARTS)
                 ok = ok and isinstance(origin, str) and not pd.isna(pd.to_datetime(origin, errors="coerce"))
+                ok = ok and isinstance(parts, list | tuple) and set(parts) <= set(DATE_PART_CHOICES)
         else:
             ok = False
+        drop = entry.get("drop", [])
+        ok = ok and texts(drop) and set(drop) <= set(entry_names(entry))
         if not ok:
             return f"the column plan's entry for {column!r} is malformed"
     if feature_names(plan) != list(names):
@@ -487,23 +568,37 @@ def encode_rows(
     """Write one batch's features into `out`; returns its rows that hold a blank the plan does not fill."""
     blank, position = np.zeros(len(batch), dtype=bool), 0
     for entry in plan["features"]:
-        name, column = entry["column"], pa.chunked_array([batch.column(entry["column"])])
-        if entry["kind"] == "category":
-            values, counts = encode_levels(text_of(column), entry)
-            for level, count in counts.items():
-                unseen.setdefault(name, {})[level] = unseen.get(name, {}).get(level, 0) + count
-        else:
-            values = numbers_of(column, entry["kind"], text, name, path, first_row, entry.get("origin"))
-            missing = np.isnan(values).any(axis=1) if column.null_count or values.dtype == np.float64 else None
-            if missing is not None and entry["fill"] is not None:
-                values = np.where(np.isnan(values), np.asarray(entry["fill"]), values)
-            elif missing is not None:
-                blank |= missing
-            if entry["indicator"]:
-                marks = np.zeros(len(values), dtype=bool) if missing is None else missing
-                values = np.concatenate([values, marks[:, None]], axis=1)
-        out[:, position : position + values.shape[1]] = values
-        position += values.shape[1]
+        width = len(entry_names(entry)) - len(entry.get("drop", []))
+        column = pa.chunked_array([batch.column(entry["column"])])
+        blank |= encode_entry(entry, column, text, path, first_row, out[:, position : position + width], unseen)
+        position += width
+    return blank
+
+
+def encode_entry(
+    entry: dict, column: pa.ChunkedArray, text: TextFormat, path: str, first_row: int, out: np.ndarray, unseen: dict
+) -> np.ndarray:
+    """Write one column's features (those its entry does not drop) into `out`; returns the rows left blank."""
+    name, blank = entry["column"], np.zeros(len(column), dtype=bool)
+    if entry["kind"] == "category":
+        values, counts = encode_levels(text_of(column), entry)
+        for level, count in counts.items():
+            unseen.setdefault(name, {})[level] = unseen.get(name, {}).get(level, 0) + count
+    else:
+        values = numbers_of(
+            column, entry["kind"], text, name, path, first_row, entry.get("origin"), entry.get("parts", DATE_PARTS)
+        )
+        missing = np.isnan(values).any(axis=1) if column.null_count or values.dtype == np.float64 else None
+        if missing is not None and entry["fill"] is not None:
+            values = np.where(np.isnan(values), np.asarray(entry["fill"]), values)
+        elif missing is not None:
+            blank = missing
+        if entry["indicator"]:
+            marks = np.zeros(len(values), dtype=bool) if missing is None else missing
+            values = np.concatenate([values, marks[:, None]], axis=1)
+    if entry.get("drop"):
+        values = values[:, [name not in entry["drop"] for name in entry_names(entry)]]
+    out[:] = values
     return blank
 
 
@@ -602,12 +697,18 @@ def numbers_of(
     path: str,
     first_row: int = 0,
     origin: str | None = None,
+    parts: Sequence[str] = DATE_PARTS,
 ) -> np.ndarray:
-    """A number, true/false or date column as float64 rows × parts (1, or 3 for dates), NaN for blanks."""
+    """A number, true/false or date column as float64 rows × parts (1, or a date's `parts`), NaN for blanks."""
     if kind == "date":
         moments = dates_of(column, name, path, first_row)
-        days = (moments - pd.Timestamp(origin or "1970-01-01")) / pd.Timedelta(days=1)
-        return np.stack([days, moments.dt.month, moments.dt.day_of_week], axis=1).astype(np.float64)
+        values = {
+            "days": lambda: (moments - pd.Timestamp(origin or "1970-01-01")) / pd.Timedelta(days=1),
+            "year": lambda: moments.dt.year,
+            "month": lambda: moments.dt.month,
+            "weekday": lambda: moments.dt.day_of_week,
+        }
+        return np.stack([values[part]() for part in parts], axis=1).astype(np.float64)
     if is_text(column):
         strings = column.to_pandas()
         if kind == "boolean":

@@ -20,6 +20,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from linreg.config import check_fractions
 from linreg.data.columns import (
+    DATE_PARTS,
     ColumnSettings,
     as_list,
     choose_columns,
@@ -358,6 +359,7 @@ class CsvDataModule(TabularDataModule):
         missing_indicator: bool = False,
         min_category_count: int = 5,
         max_categories: int = 50,
+        date_parts: Sequence[str] = DATE_PARTS,
         sep: str | None = None,
         decimal: str = ".",
         thousands: str | None = None,
@@ -423,6 +425,7 @@ class CsvDataModule(TabularDataModule):
             missing_indicator=s.missing_indicator,
             min_category_count=s.min_category_count,
             max_categories=s.max_categories,
+            date_parts=list(s.date_parts),
             text=TextFormat(s.sep, s.decimal, s.thousands),
         )
 

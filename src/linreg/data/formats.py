@@ -199,11 +199,20 @@ def read_parquet(file: Path) -> pa.Table:
     return table
 
 
+def separator_of(path: str, text: TextFormat) -> str | None:
+    """The delimiter a table file's text is read with (data.sep, or detected); None for Parquet."""
+    file = resolve_path(path)
+    return None if is_parquet(file) else text_separator(file, text, first_bytes(file))
+
+
+def text_separator(file: Path, text: TextFormat, sample: bytes) -> str:
+    return text.sep or ("\t" if ".tsv" in file.suffixes else detect_separator(sample))
+
+
 def read_text(file: Path, text: TextFormat, as_text: Collection[str] | bool) -> pa.Table:
     """A delimited text file: numeric-looking columns read as float32 at once (fallback: Arrow's own types)."""
     sample = first_bytes(file)
-    sep = text.sep or ("\t" if ".tsv" in file.suffixes else detect_separator(sample))
-    parse = pa_csv.ParseOptions(delimiter=sep)
+    parse = pa_csv.ParseOptions(delimiter=text_separator(file, text, sample))
     convert = dict(decimal_point=text.decimal, true_values=TRUE_WORDS, false_values=FALSE_WORDS)
     preview = pa_csv.read_csv(
         io.BytesIO(sample[: sample.rfind(b"\n") + 1] or sample),

@@ -1,0 +1,124 @@
+"""Traits of public tables that tripped a newcomer (issue 29): columns a person would not use as features, dates
+read as years, and outputs in the input's own conventions. Each table is built here."""
+
+import logging
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import job_config
+
+from linreg.data import CsvDataModule
+from linreg.errors import ConfigError, exit_explaining
+from linreg.predict import predict
+from linreg.rundir import OWNER, claim
+from linreg.runtime import UMASK
+
+
+def module(path, **settings) -> CsvDataModule:
+    datamodule = CsvDataModule(path=str(path), **{"val_fraction": 0, **settings})
+    datamodule.setup("fit")
+    return datamodule
+
+
+def longley_like(tmp_path) -> str:
+    """Longley's shape: `rownames` repeats `Year`, and a date column whose month never varies."""
+    rng = np.random.default_rng(0)
+    years = np.arange(1947, 1963)
+    frame = pd.DataFrame(
+        {
+            "rownames": years,
+            "Year": years,
+            "Census": [f"{year}-01-01" for year in years],
+            "GNP": rng.uniform(200, 600, len(years)).round(1),
+            "Employed": rng.uniform(60, 70, len(years)).round(2),
+        }
+    )
+    frame.to_csv(tmp_path / "longley.csv", index=False)
+    return str(tmp_path / "longley.csv")
+
+
+def test_a_repeated_column_and_a_date_part_that_never_varies_are_left_out_in_one_line(tmp_path, caplog):
+    datamodule = module(longley_like(tmp_path), targets="Employed")
+
+    assert datamodule.feature_names == ["rownames", "Census.days", "Census.weekday", "GNP"]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    left_out = [line for line in warnings if line.startswith("Left out feature(s)")]
+    assert len(left_out) == 1 and "\n" not in left_out[0]
+    assert "Year (equal to rownames in every training row; data.exclude=[rownames] keeps it)" in left_out[0]
+    assert "Census.month (1 in every training row)" in left_out[0]
+    features = datamodule.train.features.numpy()
+    assert np.linalg.matrix_rank(np.column_stack([features, np.ones(len(features))])) == 5  # full rank now
+
+    kept = module(longley_like(tmp_path), targets="Employed", exclude=["rownames"])
+    assert kept.feature_names == ["Year", "Census.days", "Census.weekday", "GNP"]
+
+
+def test_a_date_can_be_read_as_its_year_and_one_feature_of_a_column_excluded(tmp_path):
+    path = longley_like(tmp_path)
+    as_year = module(path, targets="Employed", exclude=["rownames", "Year"], date_parts=["year"])
+    assert as_year.feature_names == ["Census.year", "GNP"]
+    assert as_year.train.features[:, 0].tolist() == list(range(1947, 1963))
+
+    one_part = module(path, targets="Employed", exclude=["rownames", "Census.weekday"])
+    assert one_part.feature_names == ["Year", "Census.days", "GNP"]
+
+    with pytest.raises(ConfigError, match=r"'Census\.hour', which is no feature of column Census.*Census\.days"):
+        module(path, targets="Employed", exclude=["Census.hour"])
+    with pytest.raises(ConfigError, match=r"'Censu\.days' \(data\.exclude; did you mean 'Census'\?\)"):
+        module(path, targets="Employed", exclude=["Censu.days"])
+
+
+def test_a_text_id_column_is_refused_with_the_hint_and_the_quoting_hint_only_where_names_need_it(tmp_path):
+    cars = pd.DataFrame({"model": [f"Car {i}" for i in range(32)], "wt": np.linspace(1.5, 5.4, 32)})
+    cars.assign(mpg=30 - 3 * cars["wt"]).to_csv(tmp_path / "cars.csv", index=False)
+    with pytest.raises(ConfigError, match=r"different value in almost every training row \(32 in 32.*data\.exclude"):
+        module(tmp_path / "cars.csv", targets="mpg")
+
+    with pytest.raises(ConfigError) as error:
+        module(tmp_path / "cars.csv", targets="mpg", exclude=["modell"])
+    assert "did you mean 'model'" in str(error.value) and "quotes" not in str(error.value)
+
+
+def test_a_column_of_rare_levels_leaves_the_plan(tmp_path):
+    frame = pd.DataFrame({"x": np.arange(12.0) % 5, "tag": list("abcdefabcdef"), "y": np.arange(12.0)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    datamodule = module(tmp_path / "t.csv", targets="y")
+    assert [entry["column"] for entry in datamodule.columns["features"]] == ["x"]  # predict.py needs no `tag`
+
+
+def test_predict_writes_the_delimiter_and_decimal_mark_of_its_input(train_with, tmp_path):
+    frame = pd.DataFrame({"a": [18.0, 19.5, 21.25, 22.0, 25.5], "y": [36.7, 37.2, 38.9, 39.5, 42.0]})
+    frame.to_csv(tmp_path / "t.csv", sep=";", decimal=",", index=False)
+    train_with("data=csv", f"data.path={tmp_path / 't.csv'}", "data.targets=y", "data.decimal=','")
+
+    def predicted(*settings: str) -> str:
+        name = f"p{len(list(tmp_path.glob('p*.csv')))}.csv"
+        cfg = job_config("predict", tmp_path, f"input={tmp_path / 't.csv'}", f"output={tmp_path / name}", *settings)
+        return predict(cfg).read_text()
+
+    text = predicted()
+    assert text.splitlines()[0] == "a;y;y_predicted" and text.splitlines()[1].startswith("18,0;36,7;3")
+    assert "," in text.splitlines()[1].split(";")[2]
+    assert predicted("sep=','", "decimal=.").splitlines()[1].startswith('"18,0","36,7",36.')  # (cells as written)
+    with pytest.raises(ConfigError, match="both between fields and as the decimal mark"):
+        predicted("sep=','")
+
+
+def test_a_failed_run_says_why_in_its_log_and_claims_its_directory_with_a_plain_files_mode(tmp_path):
+    handler = logging.FileHandler(tmp_path / "train.log")
+    logging.getLogger().addHandler(handler)
+    try:
+        with pytest.raises(SystemExit):
+            try:
+                raise ConfigError("data.path=x.csv is not a file.")
+            except ConfigError as error:
+                exit_explaining(error)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    assert "Error: data.path=x.csv is not a file." in (tmp_path / "train.log").read_text()
+
+    claim(tmp_path / "run")
+    assert stat.S_IMODE((tmp_path / "run" / OWNER).stat().st_mode) == 0o666 & ~UMASK

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import torch
 
+from linreg import serving
 from linreg.checkpoints import column_plan, find_checkpoint, load_model
 from linreg.config import ExportSettings, checked
+from linreg.data.columns import BLANK_WORDS, DATE_PARTS, MISSING_LEVEL, OTHER_LEVEL
+from linreg.data.formats import FALSE_WORDS, TRUE_WORDS
 from linreg.errors import ConfigError
 from linreg.model import Regressor
-from linreg.runtime import check_replaceable, replaced_atomically, writable_directory, write_json
+from linreg.runtime import check_replaceable, replaced_atomically, writable_directory, write_atomically, write_json
 
 log = logging.getLogger(__name__)
 FILES = {"onnx": "model.onnx", "torch": "model.pt2"}
@@ -29,22 +32,29 @@ def export(cfg) -> dict[str, Path]:
     model = load_model(path, trusted=settings.trusted_classes)
     output_dir = writable_directory("output_dir", settings.output_dir)
     formats = list(dict.fromkeys(f.name for f in settings.formats))  # (each once, in the order given)
-    written = {**{name: output_dir / FILES[name] for name in formats}, "description": output_dir / "model.json"}
+    written = {name: output_dir / FILES[name] for name in formats}
+    written |= {"description": output_dir / "model.json", "encoder": output_dir / "serving.py"}
     for file in written.values():  # (all checked before any is written)
         check_replaceable("output_dir", file, settings.overwrite, {"checkpoint": path})
     for export_format in formats:
         with replaced_atomically(written[export_format]) as temporary:
             (save_onnx if export_format == "onnx" else save_program)(model, temporary)
     write_json(written["description"], description(model, path))
+    encoder = Path(serving.__file__).read_text(
+        encoding="utf-8"
+    )  # (the module as it is: numpy and the standard library)
+    write_atomically(written["encoder"], lambda file: file.write(encoder))
     files = "\n".join(f"  {name:<12} {file}" for name, file in written.items())
     log.info(f"Exported {path}:\n{files}")
     return written
 
 
 def description(model: Regressor, checkpoint: Path) -> dict:
-    """What a program that loads the exported model needs to know: the inputs' order and the outputs'."""
+    """What a program that loads the exported model needs to know: the inputs' order and the outputs', and how
+    raw rows become those inputs (`columns`, which serving.py reads)."""
+    plan = column_plan(model)
     plain = {"kind": "number", "fill": None, "indicator": False}
-    encoded = [entry["column"] for entry in column_plan(model)["features"] if entry | plain != entry]
+    encoded = [entry["column"] for entry in plan["features"] if entry | plain != entry]
     return {
         "checkpoint": str(checkpoint),
         "input": {"name": "features", "dtype": "float32", "shape": ["rows", len(model.data.feature_names)]},
@@ -54,7 +64,26 @@ def description(model: Regressor, checkpoint: Path) -> dict:
         # The table's columns that training encoded (text as city=Paris, ..., dates, filled blanks): a program
         # that feeds the exported model encodes them as predict.py does. Empty: the features are the columns.
         "encoded_columns": encoded,
+        "columns": serving_plan(plan),
     }
+
+
+def serving_plan(plan: dict) -> dict:
+    """The checkpoint's column plan with every default written out (date parts, drops: a plan of an older
+    checkpoint leaves them out) and the words the cells are read with, so that serving.py needs nothing else."""
+    entries = [
+        {**entry, "drop": entry.get("drop", [])}
+        | ({"parts": entry.get("parts", DATE_PARTS)} if entry["kind"] == "date" else {})
+        for entry in plan["features"]
+    ]
+    words = {
+        "blank": sorted(BLANK_WORDS),
+        "true": TRUE_WORDS,
+        "false": FALSE_WORDS,
+        "missing_level": MISSING_LEVEL,
+        "other_level": OTHER_LEVEL,
+    }
+    return {**plan, "features": entries, "words": words}
 
 
 def example_rows(model: Regressor) -> tuple[torch.Tensor]:

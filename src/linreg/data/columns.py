@@ -675,9 +675,13 @@ def dates_of(column: pa.ChunkedArray, name: str, path: str, first_row: int = 0) 
     else:
         strings = text_of(column).str.strip()
         blank = strings.isna() | strings.str.lower().isin(BLANK_WORDS)
-        with warnings.catch_warnings():  # (that each cell is parsed on its own is the point here)
-            warnings.filterwarnings("ignore", message="Could not infer format")
-            moments = pd.to_datetime(strings.where(~blank), errors="coerce", utc=True)
+        cells = strings.where(~blank)
+        moments = pd.to_datetime(cells, errors="coerce", utc=True, format="ISO8601")  # (any mix of ISO forms)
+        other = moments.isna() & ~blank
+        if other.any():  # other forms (03/01/2024: month first), each cell read on its own
+            with warnings.catch_warnings():  # (that each cell is parsed on its own is the point here)
+                warnings.filterwarnings("ignore", message="Could not infer format")
+                moments[other] = pd.to_datetime(cells[other], errors="coerce", utc=True)
         bad = (moments.isna() & ~blank).to_numpy()
         if bad.any():
             row = int(bad.argmax())

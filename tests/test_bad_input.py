@@ -227,7 +227,7 @@ def case(script: str, overrides: list[str], words: list[str], name: str, by_hydr
 CASES = [
     # Settings of train.py: types, ranges and combinations
     case("train", ["data.val_fraction=-0.1"], ["data.val_fraction=-0.1", "at least 0"], "negative fraction"),
-    case("train", ["data.targets=[]"], ["data.targets is empty"], "no targets"),
+    case("train", ["data.targets=[]"], ["data.targets is not set", "data.formula"], "no targets"),
     case("train", ["data.features=[nope]"], ["'nope' (data.features)", "its columns are: t_u, t_c"], "unknown"),
     case("train", ["data.targets=price"], ["'price' (data.targets)", "its columns are: t_u, t_c"], "one name"),
     case("train", ["data=synthetic", "data.correlation=1"], ["data.correlation=1.0", "below 1"], "correlation"),

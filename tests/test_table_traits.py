@@ -1,16 +1,23 @@
 """Traits of public tables that tripped a newcomer (issue 29): columns a person would not use as features, dates
 read as years, and outputs in the input's own conventions. Each table is built here."""
 
+import copy
+import importlib.util
+import json
 import logging
 import stat
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import job_config
 
 from linreg.data import CsvDataModule
+from linreg.data.columns import plan_fault
 from linreg.errors import ConfigError, exit_explaining
+from linreg.evaluate import evaluate
+from linreg.export import export
 from linreg.predict import predict
 from linreg.rundir import OWNER, claim
 from linreg.runtime import UMASK
@@ -122,3 +129,89 @@ def test_a_failed_run_says_why_in_its_log_and_claims_its_directory_with_a_plain_
 
     claim(tmp_path / "run")
     assert stat.S_IMODE((tmp_path / "run" / OWNER).stat().st_mode) == 0o666 & ~UMASK
+
+
+def diamonds(n_rows: int = 300) -> pd.DataFrame:
+    """Prices whose log is quadratic in carat, with a level and a slope per cut (Ideal: the most common)."""
+    rng = np.random.default_rng(1)
+    carat = rng.choice(np.arange(2, 20) / 8, n_rows)
+    cut = rng.choice(["Ideal", "Good", "Fair"], n_rows, p=[0.5, 0.3, 0.2])
+    level, slope = pd.Series(cut).map({"Ideal": 0.3, "Good": 0.1, "Fair": 0.0}), pd.Series(cut).map({"Good": -0.1})
+    log_price = 6 + 1.5 * carat - 0.2 * carat**2 + level + slope.fillna(0.2) * carat + rng.normal(0, 0.1, n_rows)
+    return pd.DataFrame({"carat": carat, "cut": cut, "price": np.round(np.exp(log_price))})
+
+
+FORMULA = "np.log(price) ~ carat * cut + I(carat ** 2)"
+
+
+def test_a_formula_fits_what_statsmodels_fits_and_predict_eval_and_export_apply_it_alike(train_with, tmp_path):
+    smf = pytest.importorskip("statsmodels.formula.api")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    frame = diamonds()
+    frame.to_csv(tmp_path / "diamonds.csv", index=False)
+    run = train_with(
+        "data=csv", f"data.path={tmp_path / 'diamonds.csv'}", f"data.formula='{FORMULA}'", "data.val_fraction=0"
+    )
+    assert run.datamodule.target_names == ["np.log(price)"]
+
+    reference = smf.ols("np.log(price) ~ carat * C(cut, Treatment('Ideal')) + I(carat ** 2)", frame).fit().params
+    ours = {row["feature"]: row["estimate"] for row in run.statistics.coefficients}
+    names = {"Intercept": "bias", "C(cut, Treatment('Ideal'))": "cut", "[T.": "=", "]": ""}
+    for name, value in reference.items():
+        for theirs, mine in names.items():
+            name = name.replace(theirs, mine)
+        assert ours[name] == pytest.approx(value, abs=1e-6), name  # (targets are float32: ~2e-7 apart)
+    assert len(ours) == len(reference)
+    tampered = copy.deepcopy(run.datamodule.columns)  # (a checkpoint's formula is looked up, never evaluated)
+    tampered["formula"]["terms"][0][0]["transform"] = "__import__('os').system"
+    assert plan_fault(tampered, run.datamodule.feature_names) == "the column plan's formula is malformed"
+
+    # predict.py: the median price, exp of the predicted log; eval.py: the log scale the model was trained on
+    written = pd.read_csv(predict(job_config("predict", tmp_path, f"input={tmp_path / 'diamonds.csv'}")))
+    with torch.no_grad():
+        log_price = run.model(run.datamodule.train.all_features)[:, 0].double().numpy()
+    np.testing.assert_allclose(written["price_predicted"], np.exp(log_price), rtol=1e-5)
+    metrics = evaluate(job_config("eval", tmp_path, "ckpt_path=last", f"input={tmp_path / 'diamonds.csv'}", "~logger"))
+    assert metrics["test/loss"] == pytest.approx(run.metrics["train/loss"], rel=1e-5)
+
+    files = export(job_config("export", tmp_path, "ckpt_path=last", "formats=[onnx]"))
+    description = json.loads(files["description"].read_text())
+    assert description["targets"] == ["price"]
+    spec = importlib.util.spec_from_file_location("exported_serving", files["encoder"])
+    encoder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(encoder)
+    rows = frame.drop(columns="price").to_dict("records")
+    session = onnxruntime.InferenceSession(files["onnx"])
+    (served,) = session.run(None, {"features": encoder.encode_rows(description, rows)})
+    np.testing.assert_allclose(served[:, 0], written["price_predicted"], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "formula, words",
+    [
+        ("np.log(price) ~ carat - 1", ["leaves out the intercept"]),
+        ("price ~ carat +", ["cannot be read", "insuffient arguments"]),
+        ("price ~ foo(carat)", ["the term foo(carat) is not one this template reads", "I(column ** k)"]),
+        ("price ~ np.log(cut)", ["np.log(cut) takes a column of numbers", "cut is read as a category"]),
+        ("price ~ carats", ["'carats' (data.formula; did you mean 'carat'?)"]),
+        ("np.log(carat) ~ price", []),  # (fine: every carat is positive)
+    ],
+)
+def test_formula_faults_are_one_sentence(tmp_path, formula, words):
+    frame = diamonds(40)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    if not words:
+        assert module(tmp_path / "d.csv", formula=formula).target_names == ["np.log(carat)"]
+        return
+    with pytest.raises(ConfigError) as error:
+        module(tmp_path / "d.csv", formula=formula)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_a_log_target_that_is_not_positive_is_named_by_its_line(tmp_path):
+    frame = diamonds(40)
+    frame.loc[6, "price"] = 0
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(ConfigError, match=r"holds 0 on line 8, where the formula's np\.log\(price\) is undefined"):
+        module(tmp_path / "d.csv", formula="np.log(price) ~ carat")

@@ -75,6 +75,7 @@ class DataSettings:
     categorical: list[str] | None = None
     dates: list[str] | None = None
     date_parts: list[DatePart] = field(default_factory=lambda: [DatePart.days, DatePart.month, DatePart.weekday])
+    formula: str | None = None
     impute: Impute | None = None
     missing_indicator: bool = False
     min_category_count: int = 5
@@ -143,6 +144,7 @@ class DataSettings:
             (f"data.num_workers={self.num_workers} (a thread of its own makes the batches)", self.num_workers > 0),
             (f"data.impute={impute} (only drop: a fill needs the whole column)", impute not in (None, "drop")),
             ("data.categorical or data.dates (encoded from whole columns)", bool(self.categorical or self.dates)),
+            ("data.formula (its terms are computed from encoded columns)", bool(self.formula)),
         ]
         refused = [setting for setting, applies in cannot if applies]
         if refused:

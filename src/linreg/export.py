@@ -5,6 +5,7 @@ of model.json's `features`) and give the targets in raw units: the normalization
 """
 
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -36,9 +37,10 @@ def export(cfg) -> dict[str, Path]:
     written |= {"description": output_dir / "model.json", "encoder": output_dir / "serving.py"}
     for file in written.values():  # (all checked before any is written)
         check_replaceable("output_dir", file, settings.overwrite, {"checkpoint": path})
+    served = Served(model, column_plan(model)).eval()
     for export_format in formats:
         with replaced_atomically(written[export_format]) as temporary:
-            (save_onnx if export_format == "onnx" else save_program)(model, temporary)
+            (save_onnx if export_format == "onnx" else save_program)(served, temporary)
     write_json(written["description"], description(model, path))
     encoder = Path(serving.__file__).read_text(
         encoding="utf-8"
@@ -47,6 +49,33 @@ def export(cfg) -> dict[str, Path]:
     files = "\n".join(f"  {name:<12} {file}" for name, file in written.items())
     log.info(f"Exported {path}:\n{files}")
     return written
+
+
+INVERSES = {  # (serving.TRANSFORMS' inverses, as torch operations that ONNX and torch.export record)
+    "log": torch.exp,
+    "log10": lambda value: torch.pow(10.0, value),
+    "log1p": torch.expm1,
+    "sqrt": lambda value: torch.square(torch.clamp(value, min=0)),
+}
+
+
+class Served(torch.nn.Module):
+    """The model as exported: its predictions in the targets' own units, a formula's transformed target
+    (np.log(price)) transformed back as predict.py does."""
+
+    def __init__(self, model: Regressor, plan: dict) -> None:
+        super().__init__()
+        self.model = model
+        self.data = dataclasses.replace(model.data, target_names=list(plan["targets"]))  # (the outputs' names)
+        targets = (plan.get("formula") or {}).get("targets", [])
+        self.inverses = [INVERSES[target["transform"]] if target["transform"] else None for target in targets]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        predictions = self.model(features)
+        if not any(self.inverses):
+            return predictions
+        columns = [f(column) if f else column for f, column in zip(self.inverses, predictions.unbind(1), strict=True)]
+        return torch.stack(columns, dim=1)
 
 
 def description(model: Regressor, checkpoint: Path) -> dict:
@@ -60,7 +89,7 @@ def description(model: Regressor, checkpoint: Path) -> dict:
         "input": {"name": "features", "dtype": "float32", "shape": ["rows", len(model.data.feature_names)]},
         "features": list(model.data.feature_names),
         "output": {"name": "predictions", "dtype": "float32", "shape": ["rows", len(model.data.target_names)]},
-        "targets": list(model.data.target_names),
+        "targets": list(plan["targets"]),  # (a formula's np.log(price) comes out as price)
         # The table's columns that training encoded (text as city=Paris, ..., dates, filled blanks): a program
         # that feeds the exported model encodes them as predict.py does. Empty: the features are the columns.
         "encoded_columns": encoded,
@@ -86,7 +115,7 @@ def serving_plan(plan: dict) -> dict:
     return {**plan, "features": entries, "words": words}
 
 
-def example_rows(model: Regressor) -> tuple[torch.Tensor]:
+def example_rows(model: "Served") -> tuple[torch.Tensor]:
     """Two rows of features: the graph is traced on them, with the number of rows left free."""
     return (torch.zeros(2, len(model.data.feature_names)),)
 
@@ -95,12 +124,12 @@ def any_rows() -> tuple[dict[int, torch.export.Dim]]:
     return ({0: torch.export.Dim("rows", min=1)},)
 
 
-def save_program(model: Regressor, path: Path) -> None:
+def save_program(model: Served, path: Path) -> None:
     """A torch.export program: `torch.export.load(path).module()(features)`."""
     torch.export.save(torch.export.export(model, example_rows(model), dynamic_shapes=any_rows()), path)
 
 
-def save_onnx(model: Regressor, path: Path) -> None:
+def save_onnx(model: Served, path: Path) -> None:
     """ONNX with a free number of rows, the feature and target names in its metadata."""
     try:
         import onnxscript  # noqa: F401  (torch's ONNX exporter builds the graph with it)

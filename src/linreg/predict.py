@@ -15,6 +15,7 @@ from linreg.data.read import read_with_plan
 from linreg.errors import ConfigError
 from linreg.model import Regressor
 from linreg.runtime import cannot_write, check_replaceable, replaced_atomically, write_atomically
+from linreg.serving import back_transformed
 
 log = logging.getLogger(__name__)
 OUTPUT_SUFFIXES = ("", ".csv", ".txt", ".tsv", *PARQUET_SUFFIXES)
@@ -41,7 +42,7 @@ def predict(cfg: DictConfig) -> Path:
     table, raw = read_with_plan(
         plan, settings.input, "input", with_targets=False, left_out="their predictions are left empty"
     )
-    check_output_names(raw.column_names, model.data.target_names, settings.interval is not None, settings.input)
+    check_output_names(raw.column_names, plan["targets"], settings.interval is not None, settings.input)
     with torch.no_grad():
         predictions = model(table.features)  # normalized inside the model with the checkpoint's own statistics
     rows = np.arange(raw.num_rows) if table.rows is None else table.rows.numpy()
@@ -52,10 +53,12 @@ def predict(cfg: DictConfig) -> Path:
         columns |= {"lower": predictions - half_width, "upper": predictions + half_width}
     frame = raw.to_pandas()
     for suffix, values in columns.items():
-        for name, column in zip(model.data.target_names, values.T, strict=True):
+        values = back_transformed({"columns": plan}, values.numpy())  # (a formula's np.log(price): price)
+        for name, column in zip(plan["targets"], values.T, strict=True):
             cells = np.full(raw.num_rows, np.nan, dtype=np.float32)
-            cells[rows] = column.numpy()
+            cells[rows] = column
             frame[f"{name}_{suffix}"] = cells
+    say_back_transform(plan)
     write_table(frame, output, *output_marks(settings, plan))
     log.info(f"Predicted {len(frame)} rows of {settings.input} with {path}\nwrote {output}")
     skipped = empty_lines(settings.input)
@@ -66,6 +69,16 @@ def predict(cfg: DictConfig) -> Path:
             "reader skips empty lines, so the output has one row for each of the other lines, in their order."
         )
     return output
+
+
+def say_back_transform(plan: dict) -> None:
+    """How a transformed target's predictions came back to its units, where they did."""
+    transformed = [target for target in (plan.get("formula") or {}).get("targets", []) if target["transform"]]
+    for target in transformed:
+        log.info(
+            f"{target['column']}_predicted is {target['name']} predicted, transformed back: the median of "
+            f'{target["column"]} given the features, below its mean (docs/real-tables.md: "Formulas").'
+        )
 
 
 def check_output_names(columns: list[str], targets: list[str], interval: bool, source: str) -> None:

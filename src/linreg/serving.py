@@ -14,6 +14,17 @@ from typing import Any
 import numpy as np
 
 FLOAT32_MAX = 3.4028234663852886e38
+# A date's features unless the plan names others (data.date_parts): days since the earliest training date, month
+# (1-12), weekday (0 = Monday).
+DATE_PARTS = ("days", "month", "weekday")
+# A formula's transforms (data.formula): the function, its inverse (a target's predictions back in its units)
+# and where it is defined. The inverse of a log target's prediction is the median of the target, not its mean.
+TRANSFORMS = {
+    "log": (np.log, np.exp, lambda value: value > 0),
+    "log10": (np.log10, lambda value: np.power(10.0, value), lambda value: value > 0),
+    "log1p": (np.log1p, np.expm1, lambda value: value > -1),
+    "sqrt": (np.sqrt, lambda value: np.square(np.maximum(value, 0)), lambda value: value >= 0),
+}
 
 
 def encode_rows(description: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -21,10 +32,65 @@ def encode_rows(description: Mapping[str, Any], rows: Sequence[Mapping[str, Any]
     order of description["features"]. A blank the model does not fill makes its row NaN, and so its prediction
     (predict.py leaves those empty)."""
     plan = description["columns"]
-    matrix = np.array(
-        [[value for entry in plan["features"] for value in encode_cell(entry, row, plan)] for row in rows]
-    )
+    cells = [[encode_cell(entry, row, plan) for entry in plan["features"]] for row in rows]
+    blocks = {
+        entry["column"]: (kept_names(entry), np.array([row[position] for row in cells]).reshape(len(rows), -1))
+        for position, entry in enumerate(plan["features"])
+    }
+    if plan.get("formula"):
+        matrix = formula_features(plan["formula"], blocks)[1]
+    else:
+        matrix = np.concatenate([values for _, values in blocks.values()], axis=1)
     return matrix.reshape(len(rows), len(description["features"])).astype(np.float32)
+
+
+def back_transformed(description: Mapping[str, Any], predictions: np.ndarray) -> np.ndarray:
+    """Predictions in the targets' own units: the inverse of a formula's target transform (log(price) → price,
+    the median price). model.onnx applies it already; this is for predictions of a model of your own."""
+    formula = description["columns"].get("formula")
+    if not formula:
+        return predictions
+    inverses = [TRANSFORMS[target["transform"]][1] if target["transform"] else None for target in formula["targets"]]
+    return np.stack([f(column) if f else column for f, column in zip(inverses, predictions.T, strict=True)], axis=1)
+
+
+def formula_features(
+    formula: Mapping[str, Any], blocks: Mapping[str, tuple[list[str], np.ndarray]]
+) -> tuple[list[str], np.ndarray]:
+    """A formula's features from each column's encoded ones (`blocks`: column → names, rows × features): each
+    term is the product of its factors, a categorical factor giving one feature per kept level (`carat:cut=Good`),
+    a transformed one a single feature (`np.log(depth)`, `I(carat ** 2)`) of its column's number."""
+    names: list[str] = []
+    columns: list[np.ndarray] = []
+    rows = len(next(iter(blocks.values()))[1]) if blocks else 0
+    for term in formula["terms"]:
+        term_names, term_values = [""], [np.ones(rows)]
+        for factor in term:
+            factor_names, factor_values = factor_features(factor, blocks, rows)
+            term_names = [f"{a}:{b}" if a else b for a in term_names for b in factor_names]
+            term_values = [a * factor_values[:, j] for a in term_values for j in range(factor_values.shape[1])]
+        names += term_names
+        columns += term_values
+    return names, np.stack(columns, axis=1) if columns else np.zeros((rows, 0))
+
+
+def factor_features(
+    factor: Mapping[str, Any], blocks: Mapping[str, tuple[list[str], np.ndarray]], rows: int
+) -> tuple[list[str], np.ndarray]:
+    """A formula factor's names and values: its column's features as encoded, or one number transformed (none
+    where the plan left the column out: its term then gives none either)."""
+    names, values = blocks.get(factor["column"], ([], np.zeros((rows, 0))))
+    if not names or (not factor["transform"] and not factor["power"]):
+        return names, values
+    number = values[:, :1]
+    if factor["power"]:
+        return [factor["name"]], number ** factor["power"]
+    function, _, defined = TRANSFORMS[factor["transform"]]
+    known = number[~np.isnan(number)]
+    outside = known[~defined(known)]
+    if len(outside):
+        raise ValueError(f"{factor['name']} is undefined where {factor['column']} is {outside[0]:g}")
+    return [factor["name"]], function(number)
 
 
 def encode_cell(entry: Mapping[str, Any], row: Mapping[str, Any], plan: Mapping[str, Any]) -> list[float]:
@@ -45,8 +111,13 @@ def encode_cell(entry: Mapping[str, Any], row: Mapping[str, Any], plan: Mapping[
             values = [fill if math.isnan(value) else value for value, fill in zip(values, entry["fill"], strict=True)]
         if entry["indicator"]:
             values = [*values, float(blank)]
-    names = feature_names(entry)
-    return [value for value, feature in zip(values, names, strict=True) if feature not in entry["drop"]]
+    dropped = entry.get("drop", ())
+    return [value for value, feature in zip(values, feature_names(entry), strict=True) if feature not in dropped]
+
+
+def kept_names(entry: Mapping[str, Any]) -> list[str]:
+    """A column's features without those the plan drops (`drop`: constant, repeated or excluded ones)."""
+    return [name for name in feature_names(entry) if name not in entry.get("drop", ())]
 
 
 def feature_names(entry: Mapping[str, Any]) -> list[str]:
@@ -54,7 +125,7 @@ def feature_names(entry: Mapping[str, Any]) -> list[str]:
     name = entry["column"]
     if entry["kind"] == "category":
         return [f"{name}={level}" for level in entry["levels"]]
-    names = [f"{name}.{part}" for part in entry["parts"]] if entry["kind"] == "date" else [name]
+    names = [f"{name}.{part}" for part in entry.get("parts", DATE_PARTS)] if entry["kind"] == "date" else [name]
     return names + ([f"{name}.missing"] if entry["indicator"] else [])
 
 

@@ -22,13 +22,13 @@ import pyarrow as pa
 from linreg.config import DATE_PARTS as DATE_PART_CHOICES
 from linreg.data.formats import FALSE_WORDS, TRUE_WORDS, TextFormat, describe_row
 from linreg.errors import ConfigError
+from linreg.serving import DATE_PARTS, TRANSFORMS, formula_features, kept_names
+from linreg.serving import feature_names as entry_names
 
 log = logging.getLogger(__name__)
 
 MISSING_LEVEL = "(missing)"  # the level of a blank cell in a categorical column
 OTHER_LEVEL = "other"  # the level that collects the rare ones
-# The default features of a date: days since the earliest training date, month (1-12), weekday (0 = Monday).
-DATE_PARTS = ("days", "month", "weekday")
 BLANK_WORDS = {"", "na", "n/a", "nan", "null", "none", "-nan", "#n/a"}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 RELEASE_ROWS = 1 << 18  # encoding returns the memory of the rows it has written to the system this often
@@ -49,6 +49,7 @@ class ColumnSettings:
     max_categories: int = 50
     date_parts: Sequence[str] = DATE_PARTS
     text: TextFormat = field(default_factory=TextFormat)
+    formula: dict | None = None  # data.formula as formulas.read_formula reads it
 
 
 @dataclass
@@ -77,23 +78,29 @@ def choose_columns(table: pa.Table, settings: ColumnSettings, path: str) -> tupl
     """The feature columns with their kind (number, boolean, date, category) and the target columns."""
     targets = as_list(settings.targets)
     if not targets:
-        raise ConfigError("data.targets is empty; name the column(s) to predict, e.g. data.targets=[price].")
-    named = {
-        "data.targets": targets,
-        "data.features": as_list(settings.features),
+        raise ConfigError(
+            "data.targets is not set; name the column(s) to predict, e.g. data.targets=[price], or write the model "
+            "as a formula, e.g. \"data.formula='price ~ area + city'\"."
+        )
+    named = {"data.targets": targets, "data.features": as_list(settings.features)}
+    if settings.formula:  # (the formula names the targets and the features)
+        named = {"data.formula": targets + as_list(settings.features)}
+    named |= {
         "data.exclude": [name for name in as_list(settings.exclude) if not of_column(name, table.column_names)],
         "data.categorical": as_list(settings.categorical),
         "data.dates": as_list(settings.dates),
     }
     check_names_exist(named, table.column_names, path)
-    for key in ("data.features", "data.categorical", "data.dates"):
-        both = [c for c in targets if c in named[key]]
+    roles = {"data.formula's features" if settings.formula else "data.features": as_list(settings.features)}
+    roles |= {key: named[key] for key in ("data.categorical", "data.dates")}
+    for key, names in roles.items():
+        both = [c for c in targets if c in names]
         if both:
             raise ConfigError(
                 f"Column(s) {', '.join(both)} are in data.targets and in {key}; a target is the number the model "
                 f"predicts, read as it is: remove {'them' if len(both) > 1 else 'it'} from {key}."
             )
-    kept = named["data.features"] or [c for c in table.column_names if c not in targets]
+    kept = as_list(settings.features) or [c for c in table.column_names if c not in targets]
     features = [c for c in kept if c not in named["data.exclude"]]
     if not features:
         raise ConfigError(
@@ -307,8 +314,23 @@ def fit_plan(
     exclude_features(features, [name for name in as_list(settings.exclude) if name not in table.column_names], path)
     plan = {"features": features, "targets": list(targets), "text": asdict(settings.text)}
     drop_uninformative(plan, table, train_rows, path)
-    plan["features"] = [entry for entry in features if not set(entry_names(entry)) <= set(entry.get("drop", []))]
+    plan["features"] = [entry for entry in features if kept_names(entry)]
+    if settings.formula:
+        plan["formula"] = {key: settings.formula[key] for key in ("text", "targets", "terms")}
+        check_formula_kinds(plan, kinds)
     return plan
+
+
+def check_formula_kinds(plan: dict, kinds: dict[str, str]) -> None:
+    """A transform or power in data.formula takes a column of numbers (or true/false)."""
+    for term in plan["formula"]["terms"]:
+        for factor in term:
+            kind = kinds[factor["column"]]
+            if (factor["transform"] or factor["power"]) and kind not in ("number", "boolean"):
+                raise ConfigError(
+                    f"data.formula={plan['formula']['text']!r}: {factor['name']} takes a column of numbers, and "
+                    f"{factor['column']} is read as a {kind}."
+                )
 
 
 def exclude_features(entries: list[dict], names: list[str], path: str) -> None:
@@ -449,17 +471,19 @@ def looks_like_row_ids(column: pa.ChunkedArray, text: TextFormat, name: str, pat
 
 
 def feature_names(plan: dict) -> list[str]:
-    """The names of the encoded features, as the equation and TensorBoard show them: `city=Lyon`, `sold.days`."""
-    return [name for entry in plan["features"] for name in entry_names(entry) if name not in entry.get("drop", [])]
+    """The names of the encoded features, as the equation and TensorBoard show them: `city=Lyon`, `sold.days`
+    (and a formula's terms: `carat:cut=Good`, `I(carat ** 2)`)."""
+    if plan.get("formula"):
+        blocks = {
+            entry["column"]: (kept_names(entry), np.zeros((0, len(kept_names(entry))))) for entry in plan["features"]
+        }
+        return formula_features(plan["formula"], blocks)[0]
+    return [name for entry in plan["features"] for name in kept_names(entry)]
 
 
-def entry_names(entry: dict) -> list[str]:
-    """The features one column's cells become, before any is left out (the plan's `drop`)."""
-    name, kind = entry["column"], entry["kind"]
-    if kind == "category":
-        return [f"{name}={level}" for level in entry["levels"]]
-    names = [f"{name}.{part}" for part in entry.get("parts", DATE_PARTS)] if kind == "date" else [name]
-    return names + ([f"{name}.missing"] if entry["indicator"] else [])
+def target_names(plan: dict) -> list[str]:
+    """The targets as the model predicts them: a formula's `np.log(price)`, else the target columns."""
+    return [target["name"] for target in plan["formula"]["targets"]] if plan.get("formula") else list(plan["targets"])
 
 
 def plan_fault(plan: Any, names: Sequence[str]) -> str | None:
@@ -498,9 +522,35 @@ def plan_fault(plan: Any, names: Sequence[str]) -> str | None:
         ok = ok and texts(drop) and set(drop) <= set(entry_names(entry))
         if not ok:
             return f"the column plan's entry for {column!r} is malformed"
+    if "formula" in plan and formula_fault(plan["formula"], plan["targets"]):
+        return "the column plan's formula is malformed"
     if feature_names(plan) != list(names):
         return "the column plan does not give the model's features"
     return None
+
+
+def formula_fault(formula: Any, targets: list[str]) -> bool:
+    """Whether a checkpoint's formula is other than read_formula's plain values: text, the plan's `targets` and
+    terms of factors naming a column, a known transform or a power (never evaluated: these are only looked up)."""
+
+    def factor_ok(factor: Any) -> bool:
+        return (
+            isinstance(factor, dict)
+            and isinstance(factor.get("name"), str)
+            and isinstance(factor.get("column"), str)
+            and factor.get("transform") in (None, *TRANSFORMS)
+            and (factor.get("power") is None or (type(factor["power"]) is int and factor["power"] >= 1))
+        )
+
+    return not (
+        isinstance(formula, dict)
+        and isinstance(formula.get("text"), str)
+        and isinstance(formula.get("targets"), list)
+        and all(factor_ok(target) for target in formula["targets"])
+        and [target["column"] for target in formula["targets"]] == targets
+        and isinstance(formula.get("terms"), list)
+        and all(isinstance(term, list) and all(factor_ok(f) for f in term) for term in formula["terms"])
+    )
 
 
 def numeric_plan(features: Sequence[str], targets: Sequence[str]) -> dict:
@@ -546,7 +596,10 @@ def encode_batches(
         if targets is not None:
             for position, name in enumerate(plan["targets"]):
                 column = pa.chunked_array([batch.column(name)])
-                targets[rows, position : position + 1] = numbers_of(column, "number", text, name, path, start)
+                values = numbers_of(column, "number", text, name, path, start)
+                if plan.get("formula"):
+                    values = transformed_target(plan["formula"]["targets"][position], values, path, start)
+                targets[rows, position : position + 1] = values
         start += len(batch)
         del batch
         if start - released > RELEASE_ROWS:  # hand the freed batches' memory back before more rows are written
@@ -554,6 +607,23 @@ def encode_batches(
             released = start
     report_unseen(unseen, path)
     return Encoded(features, targets, blank)
+
+
+def transformed_target(target: dict, values: np.ndarray, path: str, first_row: int) -> np.ndarray:
+    """A target column as the formula transforms it (np.log(price)); a value outside the transform's domain is
+    an error naming its line."""
+    if not target["transform"]:
+        return values
+    function, _, defined = TRANSFORMS[target["transform"]]
+    outside = ~np.isnan(values) & ~defined(np.nan_to_num(values, nan=1.0))
+    if outside.any():
+        row = int(outside.argmax())
+        raise ConfigError(
+            f"Column {target['column']} of {path} holds {values[row, 0]:g} on {describe_row(first_row + row, path)}, "
+            f"where the formula's {target['name']} is undefined; leave such rows out of the file, or change the "
+            "transform (np.log1p takes zeros)."
+        )
+    return function(values)
 
 
 def encode_rows(
@@ -565,13 +635,26 @@ def encode_rows(
     out: np.ndarray,
     unseen: dict[str, dict],
 ) -> np.ndarray:
-    """Write one batch's features into `out`; returns its rows that hold a blank the plan does not fill."""
+    """Write one batch's features into `out`; returns its rows that hold a blank the plan does not fill.
+    With a formula, each column's features are encoded first, then its terms computed from them."""
+    formula = plan.get("formula")
+    widths = [len(kept_names(entry)) for entry in plan["features"]]
+    target = np.empty((len(batch), sum(widths))) if formula else out
     blank, position = np.zeros(len(batch), dtype=bool), 0
-    for entry in plan["features"]:
-        width = len(entry_names(entry)) - len(entry.get("drop", []))
+    for entry, width in zip(plan["features"], widths, strict=True):
         column = pa.chunked_array([batch.column(entry["column"])])
-        blank |= encode_entry(entry, column, text, path, first_row, out[:, position : position + width], unseen)
+        blank |= encode_entry(entry, column, text, path, first_row, target[:, position : position + width], unseen)
         position += width
+    if formula:
+        starts = np.cumsum([0, *widths])
+        blocks = {
+            entry["column"]: (kept_names(entry), target[:, start : start + width])
+            for entry, start, width in zip(plan["features"], starts[:-1], widths, strict=True)
+        }
+        try:
+            out[:] = formula_features(formula, blocks)[1]
+        except ValueError as error:
+            raise ConfigError(f"data.formula={formula['text']!r} on {path}: {error}; leave those rows out.") from None
     return blank
 
 

@@ -28,9 +28,11 @@ from linreg.data.columns import (
     feature_names,
     fit_plan,
     numeric_plan,
+    target_names,
     usable_rows,
 )
 from linreg.data.formats import TextFormat, checked_file, is_parquet, read_table_file, resolve_path
+from linreg.data.formulas import read_formula
 from linreg.data.read import Table, make_synthetic
 from linreg.data.stream import (
     EpochBatches,
@@ -350,7 +352,7 @@ class CsvDataModule(TabularDataModule):
     def __init__(
         self,
         path: str,
-        targets: str | Sequence[str],
+        targets: str | Sequence[str] | None = None,
         features: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         categorical: str | Sequence[str] | None = None,
@@ -360,6 +362,7 @@ class CsvDataModule(TabularDataModule):
         min_category_count: int = 5,
         max_categories: int = 50,
         date_parts: Sequence[str] = DATE_PARTS,
+        formula: str | None = None,
         sep: str | None = None,
         decimal: str = ".",
         thousands: str | None = None,
@@ -415,11 +418,16 @@ class CsvDataModule(TabularDataModule):
 
     def column_settings(self) -> ColumnSettings:
         s = self.hparams
+        formula = read_formula(s.formula) if s.formula else None
+        targets, features = as_list(s.targets), as_list(s.features) or None
+        if formula:
+            targets, features = formula_columns(formula, targets, features)
         return ColumnSettings(
-            targets=as_list(s.targets),
-            features=as_list(s.features) or None,
+            targets=targets,
+            features=features,
+            formula=formula,
             exclude=as_list(s.exclude),
-            categorical=as_list(s.categorical),
+            categorical=as_list(s.categorical) + (formula["categorical"] if formula else []),
             dates=as_list(s.dates),
             impute=s.impute,
             missing_indicator=s.missing_indicator,
@@ -451,8 +459,26 @@ class CsvDataModule(TabularDataModule):
             torch.from_numpy(encoded.features),
             torch.from_numpy(encoded.targets),
             feature_names(self.columns),
-            targets,
+            target_names(self.columns),
         )
+
+
+def formula_columns(formula: dict, targets: list[str], features: list[str] | None) -> tuple[list[str], list[str]]:
+    """The target and feature columns data.formula names (data.targets may repeat its targets; data.features
+    must be left to it)."""
+    named = [target["column"] for target in formula["targets"]]
+    if targets and targets != named:
+        raise ConfigError(
+            f"data.targets={targets} and data.formula={formula['text']!r} name different targets ({', '.join(named)}); "
+            "the formula names them: leave data.targets out (data.targets=null)."
+        )
+    if features:
+        raise ConfigError(
+            f"data.features and data.formula={formula['text']!r} both name the features; the formula's terms are "
+            "the features: leave data.features out (data.features=null), or data.formula (data.formula=null)."
+        )
+    columns = [factor["column"] for term in formula["terms"] for factor in term]
+    return named, list(dict.fromkeys(columns))
 
 
 class SyntheticDataModule(TabularDataModule):

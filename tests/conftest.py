@@ -1,5 +1,11 @@
 """Shared helpers: compose the real configs in-process (no new Python per test) and run them."""
 
+import os
+
+# One thread per test process (and the processes tests start): the suite runs a process per core already, and
+# more threads than cores only wait on each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import copy
 import subprocess
 import sys

@@ -11,6 +11,7 @@ from conftest import events_of, job_config, sweep, write_parquet_directory
 
 from linreg.errors import ConfigError
 from linreg.evaluate import evaluate
+from linreg.model import Regressor
 from linreg.predict import predict
 from linreg.train import summarize, train
 
@@ -74,8 +75,14 @@ def test_an_mlp_cross_validates_resumes_and_trains_streamed_and_on_simulated_ddp
     )
     assert streamed.model.linear is None and streamed.trainer.current_epoch == 3
 
-    spawned = train_with(*MLP, "trainer=ddp_sim", "~logger", "~callbacks.plots", f"output_dir={tmp_path / 'ddp'}")
-    assert spawned.model.linear is None and (tmp_path / "ddp" / "checkpoints" / "last.ckpt").is_file()
+    # Two processes on batches of 7 (shares of 4 and 3; the epoch's last batch of 3, 2 and 1) take the steps of one.
+    odd = [*MLP, "data.batch_size=7", "~logger", "~callbacks.plots"]
+    single = train_with(*odd, f"output_dir={tmp_path / 'single'}")
+    train_with(*odd, "trainer=ddp_sim", f"output_dir={tmp_path / 'ddp'}")
+    spawned = Regressor.load_from_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.ckpt")
+    assert spawned.linear is None
+    for name, value in single.model.net.state_dict().items():
+        torch.testing.assert_close(spawned.net.state_dict()[name], value, atol=1e-5, rtol=1e-5)
 
 
 def test_resuming_with_another_net_is_one_sentence(train_with, tmp_path):

@@ -94,16 +94,13 @@ def test_ddp_on_two_cpu_processes_in_a_sweep_trains_the_weights_of_one_process(t
     assert not (tmp_path / "logs" / "train").exists()  # no stray run directories from the worker processes
 
 
-@pytest.mark.parametrize("rows", ["4", "streamed"])
-def test_ddp_on_an_odd_number_of_rows_takes_the_steps_of_one_process(train_with, tmp_path, rows):
-    # The thermometer's 11 rows: in memory, batches of 4 (2 and 2) and a last of 3 (2 and 1); streamed from
-    # Parquet, whole batches of 6 and 5 rows. (Both ways, uneven shares weighted by their rows.)
-    data = [f"data.batch_size={rows}"]
-    if rows == "streamed":
-        table = tmp_path / "thermometer.parquet"
-        pd.read_csv(ROOT / "src" / "linreg" / "datasets" / "thermometer.csv").to_parquet(table)
-        data = ["data=csv", f"data.path={table}", "data.targets=[t_c]", "data.stream=true", "data.val_fraction=0"]
-        data += ["data.batch_size=11"]
+def test_ddp_on_an_odd_number_of_streamed_rows_takes_the_steps_of_one_process(train_with, tmp_path):
+    # The thermometer's 11 rows streamed from Parquet: whole batches of 6 and 5 rows, each weighted by its rows.
+    # (In memory, an odd split: tests/test_any_model.py's MLP on two processes.)
+    table = tmp_path / "thermometer.parquet"
+    pd.read_csv(ROOT / "src" / "linreg" / "datasets" / "thermometer.csv").to_parquet(table)
+    data = ["data=csv", f"data.path={table}", "data.targets=[t_c]", "data.stream=true", "data.val_fraction=0"]
+    data += ["data.batch_size=11"]
     settings = [*GRADIENT_STEPS, "trainer.max_epochs=5", *data, "~logger", "~callbacks.plots"]
     train_with(*settings, "trainer=ddp_sim", f"output_dir={tmp_path / 'ddp'}")
     single = train_with(*settings, f"output_dir={tmp_path / 'single'}")

@@ -115,7 +115,8 @@ def test_synthetic_data_recovers_the_true_weights(train_with):
         "data.noise=0.01",
         "data.batch_size=64",
         "optimizer=adam",
-        "trainer.max_epochs=30",
+        "optimizer.lr=0.05",
+        "trainer.max_epochs=10",
         "~logger",
     )
 

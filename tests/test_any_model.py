@@ -7,7 +7,7 @@ import textwrap
 import pandas as pd
 import pytest
 import torch
-from conftest import events_of, job_config, sweep, write_parquet_directory
+from conftest import events_of, job_config, write_parquet_directory
 
 from linreg.errors import ConfigError
 from linreg.evaluate import evaluate
@@ -89,15 +89,6 @@ def test_resuming_with_another_net_is_one_sentence(train_with, tmp_path):
     train_with(*MLP, "~logger", "~callbacks.plots", f"output_dir={tmp_path / 'mlp'}")
     with pytest.raises(ConfigError, match="The checkpoint's net is .*MLP.*resume with the model="):
         train_with(*TABLE, f"ckpt_path={tmp_path / 'mlp'}", "trainer.max_epochs=5")
-
-
-@pytest.mark.slow
-def test_a_sweep_of_two_mlp_jobs(tmp_path):
-    _, sweep_dir = sweep(tmp_path, *MLP, "optimizer.lr=0.01,0.05", "~callbacks.plots", "callbacks.progress_bar=null")
-
-    statuses = [json.loads(path.read_text()) for path in sorted(sweep_dir.glob("*/status.json"))]
-    assert [status["status"] for status in statuses] == ["ok", "ok"]
-    assert all(status["converged"] is None and "val/loss" in status["metrics"] for status in statuses)
 
 
 @pytest.fixture

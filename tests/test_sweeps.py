@@ -56,13 +56,20 @@ def test_a_grid_in_parallel_jobs_goes_on_past_diverging_jobs_and_ends_with_a_sum
 
 
 @pytest.mark.slow
-def test_an_optuna_search_records_the_best_trial(tmp_path):
-    result, sweep_dir = sweep(tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=3", "trainer.max_epochs=20")
+def test_an_optuna_search_of_an_mlp_records_the_best_trial(tmp_path):
+    # Any model sweeps: a small MLP, whose jobs record their metrics and no verdict against least squares.
+    mlp = ["model=mlp", "model.net.hidden=[8]"]
+    result, sweep_dir = sweep(
+        tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=3", "trainer.max_epochs=20", *mlp
+    )
 
     best = (sweep_dir / "optimization_results.yaml").read_text()
     assert "best_params" in best and "optimizer.lr" in best and "best_value" in best
     assert len(pd.read_csv(sweep_dir / "summary.csv")) == 3
     assert "Best parameters" in result.stdout
+    statuses = [json.loads(path.read_text()) for path in sorted(sweep_dir.glob("*/status.json"))]
+    assert len(statuses) == 3 and all(status["converged"] is None for status in statuses)
+    assert any(status["status"] == "ok" and "val/loss" in status["metrics"] for status in statuses)
 
 
 @pytest.mark.slow

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.file_config_source import FileConfigSource
-from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
+from hydra._internal.sources_registry import SourcesRegistry
+from hydra.core.plugins import Plugins
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -38,7 +38,8 @@ GRADIENT_STEPS = [*SGD_STEPS, "callbacks.convergence.stop=false"]
 @pytest.fixture(scope="session", autouse=True)
 def configs_parsed_once():
     """Hydra reads and parses every config file again at each composition (a few hundred a test process): the
-    files do not change during the tests, so each is parsed once and handed out as a copy."""
+    files do not change during the tests, so each is parsed once and handed out as a copy. (The classes to patch
+    are those in Hydra's registry of config sources: its plugin scan loads the modules anew.)"""
     parsed: dict = {}
 
     def once(load_config):
@@ -50,8 +51,10 @@ def configs_parsed_once():
 
         return load
 
+    Plugins.instance()  # (scans the plugins, registering the config source classes)
+    sources = [source for source in SourcesRegistry.instance().types.values() if source.scheme() in ("file", "pkg")]
     with pytest.MonkeyPatch.context() as patch:
-        for source in (FileConfigSource, ImportlibResourcesConfigSource):
+        for source in sources:
             patch.setattr(source, "load_config", once(source.load_config))
         yield
 

@@ -17,10 +17,11 @@ from linreg.data import CsvDataModule
 from linreg.data.columns import plan_fault
 from linreg.errors import ConfigError, exit_explaining
 from linreg.evaluate import evaluate
-from linreg.export import export
+from linreg.export import export, serving_plan
 from linreg.predict import predict
 from linreg.rundir import OWNER, claim
 from linreg.runtime import UMASK
+from linreg.serving import encode_rows
 
 
 def module(path, **settings) -> CsvDataModule:
@@ -215,3 +216,18 @@ def test_a_log_target_that_is_not_positive_is_named_by_its_line(tmp_path):
     frame.to_csv(tmp_path / "d.csv", index=False)
     with pytest.raises(ConfigError, match=r"holds 0 on line 8, where the formula's np\.log\(price\) is undefined"):
         module(tmp_path / "d.csv", formula="np.log(price) ~ carat")
+
+
+def test_features_left_out_stay_out_in_predict_and_in_served_rows(train_with, tmp_path):
+    path = longley_like(tmp_path)
+    data = ["data=csv", f"data.path={path}", "data.targets=Employed", "data.val_fraction=0"]
+    run = train_with(*data, "trainer.max_epochs=3", "~logger")
+    assert run.datamodule.columns["drop"] == ["Year", "Census.month"]
+
+    written = pd.read_csv(predict(job_config("predict", tmp_path, f"input={path}")))
+    with torch.no_grad():
+        expected = run.model(run.datamodule.train.all_features)[:, 0].numpy()
+    np.testing.assert_allclose(written["Employed_predicted"], expected, rtol=1e-6)
+    description = {"features": run.datamodule.feature_names, "columns": serving_plan(run.datamodule.columns)}
+    rows = pd.read_csv(path, dtype=str).to_dict("records")
+    np.testing.assert_array_equal(encode_rows(description, rows), run.datamodule.train.all_features.numpy())

@@ -37,11 +37,26 @@ def encode_rows(description: Mapping[str, Any], rows: Sequence[Mapping[str, Any]
         entry["column"]: (kept_names(entry), np.array([row[position] for row in cells]).reshape(len(rows), -1))
         for position, entry in enumerate(plan["features"])
     }
-    if plan.get("formula"):
-        matrix = formula_features(plan["formula"], blocks)[1]
-    else:
-        matrix = np.concatenate([values for _, values in blocks.values()], axis=1)
+    matrix = plan_features(plan, blocks)[1]
     return matrix.reshape(len(rows), len(description["features"])).astype(np.float32)
+
+
+def plan_features(
+    plan: Mapping[str, Any], blocks: Mapping[str, tuple[list[str], np.ndarray]]
+) -> tuple[list[str], np.ndarray]:
+    """The model's features from each column's encoded ones: a formula's terms, or the columns' features side by
+    side; without those the plan leaves out (`drop`: constant or repeated in the training rows)."""
+    if plan.get("formula"):
+        names, values = formula_features(plan["formula"], blocks)
+    else:
+        names = [name for block_names, _ in blocks.values() for name in block_names]
+        rows = len(next(iter(blocks.values()))[1]) if blocks else 0
+        values = np.concatenate([block for _, block in blocks.values()], axis=1) if blocks else np.zeros((rows, 0))
+    dropped = set(plan.get("drop", ()))
+    if dropped:
+        kept = [position for position, name in enumerate(names) if name not in dropped]
+        names, values = [names[position] for position in kept], values[:, kept]
+    return names, values
 
 
 def back_transformed(description: Mapping[str, Any], predictions: np.ndarray) -> np.ndarray:

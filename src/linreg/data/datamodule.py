@@ -27,6 +27,7 @@ from linreg.data.columns import (
     encode_batches,
     feature_names,
     fit_plan,
+    leave_out_uninformative,
     numeric_plan,
     target_names,
     usable_rows,
@@ -447,16 +448,17 @@ class CsvDataModule(TabularDataModule):
         positions = split_positions(raw.num_rows, s.val_fraction, s.test_fraction, s.seed, s.folds, None)
         train_rows = None if positions is None else positions[0].numpy()
         self.columns = fit_plan(raw, kinds, targets, settings, train_rows, s.path)
+        batches, names = raw.to_batches(), raw.column_names
+        del raw  # the batches are now the only copy of the cells: encoding frees each once it is written
+        encoded = encode_batches(self.columns, batches, names, s.path)
+        features = leave_out_uninformative(self.columns, encoded.features, train_rows, s.path)
         if not feature_names(self.columns):
             raise ConfigError(
                 f"No feature of {s.path} is left to train on: each of its feature columns "
                 f"({', '.join(kinds)}) gives none (see the warnings above)."
             )
-        batches, names = raw.to_batches(), raw.column_names
-        del raw  # the batches are now the only copy of the cells: encoding frees each once it is written
-        encoded = encode_batches(self.columns, batches, names, s.path)
         return Table(
-            torch.from_numpy(encoded.features),
+            torch.from_numpy(features),
             torch.from_numpy(encoded.targets),
             feature_names(self.columns),
             target_names(self.columns),

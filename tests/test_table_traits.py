@@ -210,6 +210,15 @@ def test_formula_faults_are_one_sentence(tmp_path, formula, words):
         assert word in str(error.value)
 
 
+def test_a_formula_column_left_out_by_data_exclude_is_named(tmp_path):
+    diamonds(40).to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(ConfigError, match="uses column cut, which data.exclude leaves out"):
+        module(tmp_path / "d.csv", formula="price ~ carat + cut", exclude=["cut"])
+    partly = module(tmp_path / "d.csv", formula="price ~ carat * cut", exclude=["cut=Fair"])
+    (level,) = [name for name in partly.feature_names if name.startswith("cut=")]  # (the reference has none)
+    assert partly.feature_names == ["carat", level, f"carat:{level}"] and level != "cut=Fair"
+
+
 def test_a_log_target_that_is_not_positive_is_named_by_its_line(tmp_path):
     frame = diamonds(40)
     frame.loc[6, "price"] = 0

@@ -322,12 +322,18 @@ def fit_plan(
 
 def check_formula_kinds(plan: dict, kinds: dict[str, str]) -> None:
     """A transform or power in data.formula takes a column of numbers (or true/false)."""
+    text = plan["formula"]["text"]
     for term in plan["formula"]["terms"]:
         for factor in term:
-            kind = kinds[factor["column"]]
+            kind = kinds.get(factor["column"])
+            if kind is None:
+                raise ConfigError(
+                    f"data.formula={text!r} uses column {factor['column']}, which data.exclude leaves out; take it "
+                    "out of one of them."
+                )
             if (factor["transform"] or factor["power"]) and kind not in ("number", "boolean"):
                 raise ConfigError(
-                    f"data.formula={plan['formula']['text']!r}: {factor['name']} takes a column of numbers, and "
+                    f"data.formula={text!r}: {factor['name']} takes a column of numbers, and "
                     f"{factor['column']} is read as a {kind}."
                 )
 

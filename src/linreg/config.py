@@ -27,8 +27,8 @@ Normalization = enum.Enum("Normalization", {name: name for name in NORMALIZATION
 Interval = enum.Enum("Interval", {name: name for name in ("epoch", "step")})
 Split = enum.Enum("Split", {name: name for name in ("test", "val", "train")})
 Impute = enum.Enum("Impute", {name: name for name in IMPUTATIONS})
-DATE_PARTS = ("days", "year", "month", "weekday")  # what data.date_parts takes from a date
-DatePart = enum.Enum("DatePart", {name: name for name in DATE_PARTS})
+DATE_PART_CHOICES = ("days", "year", "month", "weekday")  # what data.date_parts takes from a date
+DatePart = enum.Enum("DatePart", {name: name for name in DATE_PART_CHOICES})
 ExportFormat = enum.Enum("ExportFormat", {name: name for name in ("onnx", "torch")})
 ConfigPrint = enum.Enum("ConfigPrint", {name: name for name in ("overrides", "full", "none")})
 

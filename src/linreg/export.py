@@ -42,9 +42,7 @@ def export(cfg) -> dict[str, Path]:
         with replaced_atomically(written[export_format]) as temporary:
             (save_onnx if export_format == "onnx" else save_program)(served, temporary)
     write_json(written["description"], description(model, path))
-    encoder = Path(serving.__file__).read_text(
-        encoding="utf-8"
-    )  # (the module as it is: numpy and the standard library)
+    encoder = Path(serving.__file__).read_text(encoding="utf-8")  # (as it is: numpy and the standard library)
     write_atomically(written["encoder"], lambda file: file.write(encoder))
     files = "\n".join(f"  {name:<12} {file}" for name, file in written.items())
     log.info(f"Exported {path}:\n{files}")
@@ -115,7 +113,7 @@ def serving_plan(plan: dict) -> dict:
     return {**plan, "features": entries, "words": words}
 
 
-def example_rows(model: "Served") -> tuple[torch.Tensor]:
+def example_rows(model: Served) -> tuple[torch.Tensor]:
     """Two rows of features: the graph is traced on them, with the number of rows left free."""
     return (torch.zeros(2, len(model.data.feature_names)),)
 

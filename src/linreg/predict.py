@@ -53,7 +53,7 @@ def predict(cfg: DictConfig) -> Path:
         columns |= {"lower": predictions - half_width, "upper": predictions + half_width}
     frame = raw.to_pandas()
     for suffix, values in columns.items():
-        values = back_transformed({"columns": plan}, values.numpy())  # (a formula's np.log(price): price)
+        values = back_transformed(plan, values.numpy())  # (a formula's np.log(price): price)
         for name, column in zip(plan["targets"], values.T, strict=True):
             cells = np.full(raw.num_rows, np.nan, dtype=np.float32)
             cells[rows] = column

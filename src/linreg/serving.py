@@ -59,10 +59,11 @@ def plan_features(
     return names, values
 
 
-def back_transformed(description: Mapping[str, Any], predictions: np.ndarray) -> np.ndarray:
-    """Predictions in the targets' own units: the inverse of a formula's target transform (log(price) → price,
-    the median price). model.onnx applies it already; this is for predictions of a model of your own."""
-    formula = description["columns"].get("formula")
+def back_transformed(plan: Mapping[str, Any], predictions: np.ndarray) -> np.ndarray:
+    """Predictions in the targets' own units, from the column plan (model.json's `columns`): the inverse of a
+    formula's target transform (log(price) → price, the median price). model.onnx applies it already; this is
+    for predictions of a model of your own."""
+    formula = plan.get("formula")
     if not formula:
         return predictions
     inverses = [TRANSFORMS[target["transform"]][1] if target["transform"] else None for target in formula["targets"]]

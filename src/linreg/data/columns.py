@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from linreg.config import DATE_PARTS as DATE_PART_CHOICES
+from linreg.config import DATE_PART_CHOICES
 from linreg.data.formats import FALSE_WORDS, TRUE_WORDS, TextFormat, describe_row
 from linreg.errors import ConfigError
 from linreg.serving import DATE_PARTS, TRANSFORMS, kept_names, plan_features
@@ -671,23 +671,23 @@ def encode_rows(
     With a formula, each column's features are encoded first, then its terms computed from them."""
     whole = plan.get("formula") or plan.get("drop")  # (else each column's features go straight into `out`)
     widths = [len(kept_names(entry)) for entry in plan["features"]]
-    target = np.empty((len(batch), sum(widths))) if whole else out  # (float64: a formula multiplies them)
+    encoded = np.empty((len(batch), sum(widths))) if whole else out  # (float64: a formula multiplies them)
     blank, position = np.zeros(len(batch), dtype=bool), 0
     for entry, width in zip(plan["features"], widths, strict=True):
         column = pa.chunked_array([batch.column(entry["column"])])
-        blank |= encode_entry(entry, column, text, path, first_row, target[:, position : position + width], unseen)
+        blank |= encode_entry(entry, column, text, path, first_row, encoded[:, position : position + width], unseen)
         position += width
     if whole:
         starts = np.cumsum([0, *widths])
         blocks = {
-            entry["column"]: (kept_names(entry), target[:, start : start + width])
+            entry["column"]: (kept_names(entry), encoded[:, start : start + width])
             for entry, start, width in zip(plan["features"], starts[:-1], widths, strict=True)
         }
         try:
             out[:] = plan_features(plan, blocks)[1]
-        except ValueError as error:
-            text = plan["formula"]["text"]
-            raise ConfigError(f"data.formula={text!r} on {path}: {error}; leave those rows out.") from None
+        except ValueError as error:  # (a formula's transform outside its domain)
+            formula = plan["formula"]["text"]
+            raise ConfigError(f"data.formula={formula!r} on {path}: {error}; leave those rows out.") from None
     return blank
 
 

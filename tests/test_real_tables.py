@@ -217,8 +217,7 @@ def test_odd_but_valid_tables_read_right(tmp_path):
 
     (tmp_path / "bias.csv").write_text("x,bias,y\n1,2,3.1\n2,1,4.9\n3,4,7.2\n4,3,9\n5,7,11.1\n6,5,12.8\n")
     datamodule = module(tmp_path / "bias.csv", targets="y")
-    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
-    solution = Solution.of(datamodule.training_sums.equations.normalized(*normalizers), *normalizers)
+    solution = Solution.of(datamodule.training_sums.equations, datamodule.train)
     rows = fit_statistics(solution, datamodule.train, None, 0.95).coefficients
     assert [row["feature"] for row in rows] == ["x", "bias", "(intercept)"]
 

@@ -36,9 +36,8 @@ def statistics_of(table: Table, val_fraction: float = 0.0, ci: float = 0.95):
     datamodule = InMemoryDataModule(table, val_fraction=val_fraction, normalize_targets=True, seed=3)
     datamodule.setup("fit")
     trained = (torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
-    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
-    equations = datamodule.training_sums.equations.normalized(*normalizers)
-    return fit_statistics(Solution.of(equations, *normalizers), datamodule.train, trained, ci), datamodule.train
+    solution = Solution.of(datamodule.training_sums.equations, datamodule.train)
+    return fit_statistics(solution, datamodule.train, trained, ci), datamodule.train
 
 
 def training_rows(train: Table) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +105,8 @@ def test_a_constant_feature_is_left_to_the_bias_and_the_rest_matches_statsmodels
         for feature, k in (("a", 0), ("b", 1), ("d", 2), ("bias", 3)):
             assert rows[feature]["estimate"] == pytest.approx(ols.params[k], rel=RTOL)
             assert rows[feature]["std_error"] == pytest.approx(ols.bse[k], rel=RTOL)
-        assert rows["c"]["estimate"] == 0 and np.isnan(rows["c"]["std_error"]) and np.isnan(rows["c"]["p_value"])
+        assert all(np.isnan(rows["c"][key]) for key in ("estimate", "std_error", "p_value"))  # (R's NA)
+        assert statistics.aliased == {"c": "constant in the training rows"}
         fit = statistics.targets[target]
         assert (fit.df_model, fit.r2, fit.aic) == (
             ols.df_model,
@@ -125,8 +125,7 @@ def test_prediction_intervals_are_statsmodels_obs_intervals(kind):
     datamodule = InMemoryDataModule(table, val_fraction=0.25, normalize_targets=True, seed=3)
     datamodule.setup("fit")
     intervals = PredictionIntervals(4, 2)
-    normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
-    intervals.fit(Solution.of(datamodule.training_sums.equations.normalized(*normalizers), *normalizers))
+    intervals.fit(Solution.of(datamodule.training_sums.equations, datamodule.train))
     x, y = training_rows(datamodule.train)
     new_rows = datamodule.val.features  # rows the fit has not seen
     half_width = intervals.half_width(new_rows, 0.9).numpy()

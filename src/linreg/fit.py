@@ -81,7 +81,7 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
     model = build_model(cfg, datamodule, least_squares)
     if checkpoint is not None:
         check_same_training(checkpoint, model)
-    solution = Solution.of(least_squares.train_equations, *normalizers)
+    solution = Solution.of(datamodule.training_sums.equations, datamodule.train)
     model.intervals.fit(solution)
     for callback in trainer.callbacks:
         if isinstance(callback, ComparesWithLeastSquares):

@@ -75,15 +75,16 @@ def normalized_chunks(
 
 @dataclass
 class NormalEquations:
-    """The sums of one split that every linear fit's MSE on it depends on.
+    """The sums of one split that every linear fit on it depends on, kept as the triangular factor R of its rows.
 
-    Rows are shifted by `shift_x`/`shift_y` (the first chunk's means) before they are summed: the normal
-    equations of raw columns far from zero (temperatures around 80, say) would lose digits otherwise.
+    The rows [x − shift_x, 1, y − shift_y] are decomposed a chunk at a time (Householder QR of R stacked on the
+    next chunk: a tall-skinny QR), so RᵀR holds the normal equations (`gram`, `cross`, `target_squares`) while R
+    itself solves least squares without squaring the columns' condition number. Two such factors merge exactly
+    (stacked and decomposed again): across row groups, chunks and processes. The shifts (the first chunk's means)
+    keep columns far from zero (temperatures around 80, say) from coupling to the bias.
     """
 
-    gram: Tensor  # (features + 1)²: [x − shift_x, 1]ᵀ[x − shift_x, 1]
-    cross: Tensor  # (features + 1) × targets: [x − shift_x, 1]ᵀ(y − shift_y)
-    target_squares: Tensor  # per target: Σ (y − shift_y)²
+    triangle: Tensor  # (features + 1 + targets)², upper triangular: R of [x − shift_x, 1, y − shift_y]
     rows: int
     shift_x: Tensor
     shift_y: Tensor
@@ -105,88 +106,91 @@ class NormalEquations:
     def gather(
         cls, chunks: Iterable[tuple[Tensor, Tensor]], n_features: int, n_targets: int, shifts: tuple | None = None
     ) -> "NormalEquations":
-        """The equations of the rows of (features, targets) chunks in float64, shifted by `shifts` (by default
-        the first chunk's means)."""
-        gram = torch.zeros(n_features + 1, n_features + 1, dtype=torch.float64)
-        cross = torch.zeros(n_features + 1, n_targets, dtype=torch.float64)
-        target_squares = torch.zeros(n_targets, dtype=torch.float64)
-        rows = 0
+        """The factor of the rows of (features, targets) chunks in float64, shifted by `shifts` (by default the
+        first chunk's means)."""
+        size = n_features + 1 + n_targets
+        triangle, rows = torch.zeros(size, size, dtype=torch.float64), 0
         for x, y in chunks:
             if shifts is None:
                 shifts = x.mean(0), y.mean(0)
-            design = torch.cat([x - shifts[0], torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
-            y = y - shifts[1]
-            gram += design.T @ design
-            cross += design.T @ y
-            target_squares += (y * y).sum(0)
+            ones = torch.ones(len(x), 1, dtype=torch.float64)
+            triangle = triangular_factor(torch.cat([triangle, torch.cat([x - shifts[0], ones, y - shifts[1]], 1)]))
             rows += len(x)
-        return cls(gram, cross, target_squares, rows, *shifts)
+        if shifts is None:  # (no rows at all)
+            shifts = torch.zeros(n_features, dtype=torch.float64), torch.zeros(n_targets, dtype=torch.float64)
+        return cls(triangle, rows, *shifts)
+
+    @property
+    def products(self) -> Tensor:
+        """RᵀR: the cross-products of [x − shift_x, 1, y − shift_y]."""
+        return self.triangle.T @ self.triangle
+
+    @property
+    def gram(self) -> Tensor:
+        """[x − shift_x, 1]ᵀ[x − shift_x, 1]."""
+        end = len(self.shift_x) + 1
+        return self.products[:end, :end]
+
+    @property
+    def cross(self) -> Tensor:
+        """[x − shift_x, 1]ᵀ(y − shift_y): (features + 1) × targets."""
+        end = len(self.shift_x) + 1
+        return self.products[:end, end:]
+
+    @property
+    def target_squares(self) -> Tensor:
+        """Σ (y − shift_y)² per target."""
+        return self.triangle[:, len(self.shift_x) + 1 :].square().sum(0)
 
     def normalized(self, features: Normalizer, targets: Normalizer) -> "NormalEquations":
-        """These equations of raw columns as those of the normalized columns, without another pass:
-        (x − shift)·factor = (x·factor + offset) − (shift·factor + offset), so every sum is only rescaled."""
+        """This factor of raw columns as that of the normalized columns, without another pass:
+        (x − shift)·factor = (x·factor + offset) − (shift·factor + offset), so each column is only rescaled
+        (and a rescaled triangle's columns are still a triangle's)."""
         fx, ox, fy, oy = (t.double().cpu() for t in (features.factor, features.offset, targets.factor, targets.offset))
-        scale = torch.cat([fx, torch.ones(1, dtype=torch.float64)])  # (the bias column of ones stays)
-        return NormalEquations(
-            self.gram * scale[:, None] * scale[None, :],
-            self.cross * scale[:, None] * fy[None, :],
-            self.target_squares * fy * fy,
-            self.rows,
-            self.shift_x * fx + ox,
-            self.shift_y * fy + oy,
-        )
+        scale = torch.cat([fx, torch.ones(1, dtype=torch.float64), fy])  # (the bias column of ones stays)
+        return NormalEquations(self.triangle * scale, self.rows, self.shift_x * fx + ox, self.shift_y * fy + oy)
 
     def shifted(self, shift_x: Tensor, shift_y: Tensor) -> "NormalEquations":
-        """The same rows' equations about other shifts, exactly: with d = old − new shift, [x − new, 1] is
-        [x − old, 1]·M (M the identity with d in its last row) and y − new is (y − old) + d_y."""
-        d_x, d_y = self.shift_x - shift_x, self.shift_y - shift_y
-        move = torch.eye(len(self.gram), dtype=torch.float64)
-        move[-1, :-1] = d_x
-        sums_y = self.cross[-1]  # Σ (y − old shift)
-        return NormalEquations(
-            move.T @ self.gram @ move,
-            move.T @ (self.cross + torch.outer(self.gram[:, -1], d_y)),
-            self.target_squares + 2 * d_y * sums_y + self.rows * d_y * d_y,
-            self.rows,
-            shift_x,
-            shift_y,
-        )
+        """The same rows' factor about other shifts, exactly: with d = old − new shift, [x − new, 1, y − new] is
+        [x − old, 1, y − old]·M (M the identity with d in the bias column's row), decomposed again."""
+        move = torch.eye(len(self.triangle), dtype=torch.float64)
+        bias = len(self.shift_x)
+        move[bias, :bias] = self.shift_x - shift_x
+        move[bias, bias + 1 :] = self.shift_y - shift_y
+        return NormalEquations(triangular_factor(self.triangle @ move), self.rows, shift_x, shift_y)
 
     def absorb(self, other: "NormalEquations") -> None:
         """Add the rows of `other` (gathered apart: by another process, or from another row group) to these
         equations, in place, about these shifts."""
         moved = other.shifted(self.shift_x, self.shift_y)
-        self.gram += moved.gram
-        self.cross += moved.cross
-        self.target_squares += moved.target_squares
+        self.triangle = triangular_factor(torch.cat([self.triangle, moved.triangle]))
         self.rows += moved.rows
 
     @staticmethod
     def combined(parts: "list[NormalEquations]") -> "NormalEquations":
         """The equations of all the parts' rows together, about the first part's shifts."""
         first = parts[0]
-        whole = NormalEquations(
-            first.gram.clone(),
-            first.cross.clone(),
-            first.target_squares.clone(),
-            first.rows,
-            first.shift_x,
-            first.shift_y,
-        )
+        whole = NormalEquations(first.triangle.clone(), first.rows, first.shift_x, first.shift_y)
         for part in parts[1:]:
             whole.absorb(part)
         return whole
 
+    def intercept_first(self) -> Tensor:
+        """R of [1, x − shift_x, y − shift_y]: its first row holds each column's sum over ±√rows, and the rest is
+        the triangle of the columns minus their means (centred without the cancellation of Σx² − (Σx)²/n)."""
+        bias = len(self.shift_x)
+        return triangular_factor(self.triangle[:, [bias, *range(bias), *range(bias + 1, len(self.triangle))]])
+
     def means_and_deviations(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Each feature's and target's mean and standard deviation (over the rows, as numpy's std)."""
-        sums_x, sums_y = self.gram[-1, :-1], self.cross[-1]  # Σ (x − shift_x), Σ (y − shift_y)
-        variance_x = (self.gram.diagonal()[:-1] - sums_x * sums_x / self.rows) / self.rows
-        variance_y = (self.target_squares - sums_y * sums_y / self.rows) / self.rows
+        first, features = self.intercept_first(), len(self.shift_x)
+        means = first[0, 1:] / first[0, 0]  # (of the shifted columns)
+        deviations = (first[1:, 1:].square().sum(0) / self.rows).sqrt()
         return (
-            self.shift_x + sums_x / self.rows,
-            variance_x.clamp_min(0).sqrt(),
-            self.shift_y + sums_y / self.rows,
-            variance_y.clamp_min(0).sqrt(),
+            self.shift_x + means[:features],
+            deviations[:features],
+            self.shift_y + means[features:],
+            deviations[features:],
         )
 
     def coefficients(self, weight: Tensor, bias: Tensor) -> Tensor:
@@ -212,17 +216,15 @@ class NormalEquations:
     def loss(self, weight: Tensor, bias: Tensor) -> float:
         """The MSE (normalized space, mean over rows and targets) of these weights on the split."""
         solution = self.coefficients(weight, bias)
-        squared_error = (
-            self.target_squares - 2 * (solution * self.cross).sum(0) + (solution * (self.gram @ solution)).sum(0)
-        )
-        return float(squared_error.sum()) / (self.rows * len(self.target_squares))
+        targets = solution.shape[1]  # ‖[x − shift, 1, y − shift]·[−solution; I]‖² = ‖R·[−solution; I]‖²
+        residuals = self.triangle @ torch.cat([-solution, torch.eye(targets, dtype=torch.float64)])
+        return float(residuals.square().sum()) / (self.rows * targets)
 
     def centered(self) -> tuple[Tensor, Tensor]:
         """XᵀX and Xᵀy of the columns minus their means: the normal equations of the weights, the bias solved."""
-        sums_x = self.gram[:-1, -1]  # Σ (x − shift_x)
-        gram = self.gram[:-1, :-1] - torch.outer(sums_x, sums_x) / self.rows
-        cross = self.cross[:-1] - torch.outer(sums_x, self.cross[-1]) / self.rows
-        return gram, cross
+        centred = self.intercept_first()[1:, 1:]
+        products, features = centred.T @ centred, len(self.shift_x)
+        return products[:features, :features], products[:features, features:]
 
     def with_bias(self, weight: Tensor) -> tuple[Tensor, Tensor]:
         """The weights (features × targets, centered problem) with the bias that is best for them."""
@@ -232,9 +234,13 @@ class NormalEquations:
 
     def constant_loss(self) -> float:
         """The MSE of the best constant prediction (each target's mean): the targets' variance."""
-        sums = self.cross[-1]  # Σ (y − shift_y), from the bias column of ones
-        squared_error = self.target_squares - sums * sums / self.rows
-        return float(squared_error.sum()) / (self.rows * len(self.target_squares))
+        targets = self.intercept_first()[1:, len(self.shift_x) + 1 :]  # (centred)
+        return float(targets.square().sum()) / (self.rows * targets.shape[1])
+
+
+def triangular_factor(rows: Tensor) -> Tensor:
+    """R of the QR decomposition of `rows` (at least as many rows as columns): RᵀR = rowsᵀrows."""
+    return torch.linalg.qr(rows, mode="r").R
 
 
 def weights_only(size: int) -> Tensor:
@@ -392,8 +398,10 @@ def solve_training_sums(sums: TrainingSums, features: Normalizer, targets: Norma
 
 
 def solve(equations: NormalEquations) -> LeastSquares:
-    """The least-squares fit of these normal equations."""
-    solution = torch.linalg.lstsq(equations.gram, equations.cross).solution  # also copes with collinear columns
+    """The least-squares fit of these equations: R₁₁·solution = R₁₂ of their triangle (no normal equations)."""
+    bias = len(equations.shift_x)
+    triangle = equations.triangle  # (lstsq also copes with collinear columns)
+    solution = torch.linalg.lstsq(triangle[: bias + 1, : bias + 1], triangle[: bias + 1, bias + 1 :]).solution
     weight = solution[:-1].T.contiguous()
     bias = solution[-1] + equations.shift_y - weight @ equations.shift_x
     return LeastSquares(weight, bias, equations.loss(weight, bias), equations)

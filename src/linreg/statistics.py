@@ -1,26 +1,39 @@
 """What an analyst reads off a least-squares fit, per target, in original units: the statistics of statsmodels'
 `OLS(y, add_constant(X)).fit().summary()`, from the training split.
 
-The coefficient table, R², F, the likelihood and the condition numbers come from the normal equations every
-run gathers anyway (one pass, summed a chunk at a time); the residual diagnostics take a second pass in file
-order with the solution known. Neither pass needs the table in memory at once.
+Everything comes from the triangular factor R of the training rows [1, x, y] (least_squares.NormalEquations: a
+QR decomposition gathered a chunk at a time in float64), never from normal equations, which square the columns'
+condition number. The columns are walked in order and one that is a linear combination of those before it is
+named and left out (ALIAS_TOLERANCE), as R's `lm` does; the others are solved by back substitution. Where the
+rows as written are at hand (Table.as_written: small tables keep them in float64), one step of iterative
+refinement follows, its residuals summed in extended precision: the estimates then carry the digits the data
+carries (the NIST StRD linear least-squares suite is the yardstick, docs/statistics.md). The residual diagnostics
+take a second pass in file order with the solution known. Neither pass needs the table in memory at once.
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from scipy import stats
 from torch import Tensor
 
 from linreg.data import Table
-from linreg.least_squares import NormalEquations, intercept_name
-from linreg.normalize import CHUNK_ROWS, Normalizer
+from linreg.least_squares import NormalEquations, Rows, intercept_name, triangular_factor
+from linreg.normalize import CHUNK_ROWS
 from linreg.runtime import write_csv_rows, write_json
 
 # Collinearity worth a warning: a feature this much better explained by the others than by chance.
 VIF_WARNING = 10.0
+# A feature whose part outside the span of the columns before it (the intercept, then the features in order) is at
+# most this fraction of its length is aliased: a linear combination of them, left out of the fit. R's `lm` uses
+# 1e-7, which also leaves out the tenth power of NIST's Filip, a column NIST certifies as identified.
+ALIAS_TOLERANCE = 1e-9
+# A target whose least-squares residuals are at most this fraction of its spread about its mean is fitted exactly:
+# what remains is the rounding of float64 arithmetic, and the residual variance is 0.
+EXACT_FIT = 1e-13
 
 
 @dataclass
@@ -35,54 +48,120 @@ class CenteredSums:
     target_scatter: Tensor  # targets: Σ (y − ȳ)²
 
     @classmethod
-    def of(cls, equations: NormalEquations, features: Normalizer, targets: Normalizer) -> "CenteredSums":
-        """From the normal equations of the normalized, shifted columns: centre exactly, then undo the scales."""
-        n, d = equations.rows, len(equations.gram) - 1
-        x_sums, y_sums = equations.gram[:d, d], equations.cross[d]
-        scatter = equations.gram[:d, :d] - torch.outer(x_sums, x_sums) / n
-        cross = equations.cross[:d] - torch.outer(x_sums, y_sums) / n
-        target_scatter = equations.target_squares - y_sums * y_sums / n
-        fx, ox = features.factor.double().cpu(), features.offset.double().cpu()
-        fy, oy = targets.factor.double().cpu(), targets.offset.double().cpu()
+    def of(cls, design: Tensor, rows: int, features: int) -> "CenteredSums":
+        """From R of [1, x, y]: its first row holds the sums over ±√rows, the rest is the triangle of the centred
+        columns (so Σ (y − ȳ)² is a sum of squares, without cancellation)."""
+        centred = design[1:, 1:]
+        products = centred.T @ centred
+        means = design[0, 1:] / design[0, 0]
         return cls(
-            rows=n,
-            feature_means=(equations.shift_x + x_sums / n - ox) / fx,
-            target_means=(equations.shift_y + y_sums / n - oy) / fy,
-            scatter=scatter / torch.outer(fx, fx),
-            cross=cross / torch.outer(fx, fy),
-            target_scatter=target_scatter / (fy * fy),
+            rows=rows,
+            feature_means=means[:features],
+            target_means=means[features:],
+            scatter=products[:features, :features],
+            cross=products[:features, features:],
+            target_scatter=centred[:, features:].square().sum(0),
         )
+
+
+def raw_design(equations: NormalEquations) -> Tensor:
+    """R of the rows as they are, intercept first: [1, x, y] (the equations keep [x − shift, 1, y − shift])."""
+    unshift = torch.eye(len(equations.triangle), dtype=torch.float64)
+    bias = len(equations.shift_x)
+    unshift[bias, :bias], unshift[bias, bias + 1 :] = equations.shift_x, equations.shift_y
+    order = [bias, *range(bias), *range(bias + 1, len(equations.triangle))]
+    return triangular_factor((equations.triangle @ unshift)[:, order])
+
+
+@dataclass
+class Identified:
+    """The design's columns that least squares can tell apart, and what each of the others is a combination of."""
+
+    kept: list[int]  # design columns (0: the intercept, j: feature j − 1)
+    triangle: Tensor  # R of [the kept columns, y]
+    aliased: dict[int, str] = field(default_factory=dict)  # feature index → why it is left out
+
+
+def identify(design: Tensor, feature_names: list[str]) -> Identified:
+    """Walk the columns in order; one whose own part (|R_jj|) is within ALIAS_TOLERANCE of nothing, against its
+    length, is a combination of those kept before it: named, and removed from the triangle."""
+    names = ["the intercept", *feature_names]
+    kept, aliased, triangle, position = [], {}, design, 0
+    for column in range(len(names)):
+        length = float(triangle[: position + 1, position].norm())
+        if abs(float(triangle[position, position])) > ALIAS_TOLERANCE * length:
+            kept.append(column)
+            position += 1
+            continue
+        if length == 0:
+            aliased[column - 1] = "0 in every training row"
+        else:
+            parts = torch.linalg.solve_triangular(
+                triangle[:position, :position], triangle[:position, position : position + 1], upper=True
+            )[:, 0]
+            lengths = triangle[:position, :position].norm(dim=0)
+            terms = [(kept[k], float(parts[k])) for k in range(position) if abs(parts[k]) * lengths[k] > 1e-6 * length]
+            aliased[column - 1] = combination(names, terms)
+        triangle = triangular_factor(torch.cat([triangle[:, :position], triangle[:, position + 1 :]], dim=1))
+    return Identified(kept, triangle, aliased)
+
+
+def combination(names: list[str], terms: list[tuple[int, float]]) -> str:
+    """How an aliased column is made of others, in words: a copy, a multiple, or a linear combination."""
+    if len(terms) == 1 and terms[0][0] == 0:
+        return "constant in the training rows"
+    if len(terms) == 1:
+        column, factor = terms[0]
+        return f"equal to {names[column]}" if factor == 1 else f"{factor:.6g} × {names[column]} (an exact multiple)"
+    return f"a linear combination of {', '.join(names[column] for column, _ in terms)}"
 
 
 @dataclass
 class Solution:
-    """The least-squares fit of the centred sums, with what its uncertainty needs: computed once a run, for the
+    """The least-squares fit of the training rows, with what its uncertainty needs: computed once a run, for the
     statistics and for the prediction intervals the checkpoints keep."""
 
     sums: CenteredSums
-    weight: Tensor  # features × targets, original units
+    weight: Tensor  # features × targets, original units (0 for an aliased feature)
     bias: Tensor  # targets
-    inverse_scatter: Tensor  # the pseudo-inverse of the features' scatter
-    rank: int  # of the features' scatter: the degrees of freedom of the model besides the intercept
-    residual_squares: Tensor  # targets: Σ residual²
+    inverse_scatter: Tensor  # the inverse scatter of the identified features (0 in an aliased one's row, column)
+    bias_factor: float  # Var(bias) / σ²: 1/n + x̄ᵀ S⁻¹ x̄
+    rank: int  # identified features: the degrees of freedom of the model besides the intercept
+    residual_squares: Tensor  # targets: Σ residual² (0 where the fit is exact)
+    aliased: dict[str, str] = field(default_factory=dict)  # feature → what it is a linear combination of
 
     @classmethod
-    def of(cls, equations: NormalEquations, features: Normalizer, targets: Normalizer) -> "Solution":
-        """Solved on the correlation scale (unit diagonal) for accuracy; constant columns get weight 0."""
-        sums = CenteredSums.of(equations, features, targets)
-        spread = sums.scatter.diagonal().sqrt()
-        scale = torch.where(spread > 0, 1 / spread, torch.zeros_like(spread))
-        correlation = sums.scatter * torch.outer(scale, scale)
-        inverse = torch.linalg.pinv(correlation, hermitian=True, rtol=1e-10)
-        rank = int(torch.linalg.matrix_rank(correlation, hermitian=True, rtol=1e-10))
-        inverse_scatter = inverse * torch.outer(scale, scale)
-        weight = inverse_scatter @ sums.cross
-        bias = sums.target_means - sums.feature_means @ weight
-        # Σ e² = Σ (y − ȳ)² − 2 wᵀSxy + wᵀSxx w: exact for any weights, not only the optimum.
-        residual_squares = (
-            sums.target_scatter - 2 * (weight * sums.cross).sum(0) + (weight * (sums.scatter @ weight)).sum(0)
+    def of(cls, equations: NormalEquations, rows: Rows) -> "Solution":
+        """Solve the raw training equations by back substitution on the identified columns; refine once against
+        `rows` where they are the rows as written."""
+        features = len(equations.shift_x)
+        design = raw_design(equations)
+        identified = identify(design, rows.feature_names)
+        kept, triangle = identified.kept, identified.triangle
+        k = len(kept)
+        coefficients = torch.linalg.solve_triangular(triangle[:k, :k], triangle[:k, k:], upper=True)
+        residual_squares = triangle[k:, k:].square().sum(0)
+        if getattr(rows, "as_written", None) is not None:
+            coefficients, residual_squares = refined(coefficients, triangle[:k, :k], kept, rows)
+        sums = CenteredSums.of(design, equations.rows, features)
+        residual_squares = torch.where(
+            residual_squares.sqrt() <= EXACT_FIT * sums.target_scatter.sqrt(), 0.0, residual_squares
         )
-        return cls(sums, weight, bias, inverse_scatter, rank, residual_squares.clamp_min(0))
+        weight = torch.zeros(features, coefficients.shape[1], dtype=torch.float64)
+        bias = coefficients[0] if kept[0] == 0 else torch.zeros(coefficients.shape[1], dtype=torch.float64)
+        feature_rows = [position for position, column in enumerate(kept) if column > 0]
+        weight[[kept[p] - 1 for p in feature_rows]] = coefficients[feature_rows]
+        # (AᵀA)⁻¹ = R⁻¹R⁻ᵀ of the identified columns; its feature block is the inverse of the centred scatter.
+        inverse_r = torch.linalg.solve_triangular(triangle[:k, :k], torch.eye(k, dtype=torch.float64), upper=True)
+        unscaled = inverse_r @ inverse_r.T
+        inverse_scatter = torch.zeros(features, features, dtype=torch.float64)
+        where = torch.tensor([kept[p] - 1 for p in feature_rows], dtype=torch.long)
+        inverse_scatter[where[:, None], where[None, :]] = unscaled[feature_rows][:, feature_rows]
+        names = rows.feature_names
+        aliased = {names[index]: why for index, why in identified.aliased.items()}
+        return cls(
+            sums, weight, bias, inverse_scatter, float(unscaled[0, 0]), len(feature_rows), residual_squares, aliased
+        )
 
     @property
     def df_resid(self) -> int:
@@ -94,6 +173,31 @@ class Solution:
         if self.df_resid > 0:
             return self.residual_squares / self.df_resid
         return torch.full_like(self.residual_squares, math.nan)
+
+
+def refined(coefficients: Tensor, triangle: Tensor, kept: list[int], rows: Rows) -> tuple[Tensor, Tensor]:
+    """One step of iterative refinement (corrected semi-normal equations): the residuals r of the rows as written
+    and Aᵀr summed in extended precision (numpy's longdouble), then δ = R⁻¹R⁻ᵀAᵀr, and Σ (r − Aδ)² = Σ r² − δᵀAᵀr.
+    The triangle's rounding then costs digits only once, not in the answer too."""
+    extended = np.longdouble
+    solution = coefficients.numpy().astype(extended)
+    gradient = np.zeros(solution.shape, dtype=extended)
+    squares = np.zeros(solution.shape[1], dtype=extended)
+    features = [column - 1 for column in kept if column > 0]
+    for x, y in rows.chunks(CHUNK_ROWS):
+        columns = x.numpy()[:, features].astype(extended)
+        if kept[0] == 0:
+            columns = np.concatenate([np.ones((len(columns), 1), dtype=extended), columns], axis=1)
+        residuals = y.numpy().astype(extended) - columns @ solution
+        gradient += columns.T @ residuals
+        squares += (residuals * residuals).sum(0)
+    step = torch.from_numpy(gradient.astype(np.float64))
+    step = torch.linalg.solve_triangular(
+        triangle, torch.linalg.solve_triangular(triangle.T, step, upper=False), upper=True
+    )
+    improved = solution + step.numpy().astype(extended)
+    remaining = squares - (step.numpy().astype(extended) * gradient).sum(0)
+    return torch.from_numpy(improved.astype(np.float64)), torch.from_numpy(np.maximum(remaining, 0).astype(np.float64))
 
 
 @dataclass
@@ -130,6 +234,7 @@ class FitStatistics:
     condition_number: float  # statsmodels' own: of [1, X] in original units (scale-dependent)
     condition_number_standardized: float  # of the features' correlation matrix: collinearity alone
     vif: dict[str, float]  # variance inflation factor per feature
+    aliased: dict[str, str] = field(default_factory=dict)  # feature → the columns it is a combination of
 
     def collinear(self) -> list[str]:
         return [name for name, value in self.vif.items() if value >= VIF_WARNING]
@@ -141,6 +246,7 @@ class FitStatistics:
             "condition_number": self.condition_number,
             "condition_number_standardized": self.condition_number_standardized,
             "vif": self.vif,
+            "aliased": self.aliased,
             "targets": {name: asdict(value) for name, value in self.targets.items()},
         }
         write_json(directory / "statistics.json", finite(record))
@@ -167,8 +273,14 @@ def fit_statistics(
     moments = residual_moments(table, solution)
     coefficients, per_target = [], {}
     for j, target in enumerate(table.target_names):
-        estimates = [*solution.weight[:, j].tolist(), float(solution.bias[j])]
-        errors = coefficient_errors(sums, solution, float(sigma2[j]))
+        estimates = [
+            *(
+                math.nan if name in solution.aliased else value
+                for name, value in zip(table.feature_names, solution.weight[:, j].tolist(), strict=True)
+            ),
+            float(solution.bias[j]),
+        ]
+        errors = coefficient_errors(solution, table.feature_names, float(sigma2[j]))
         names = [*table.feature_names, intercept_name(table.feature_names)]
         for name, estimate, error in zip(names, estimates, errors, strict=True):
             coefficients.append({"target": target, "feature": name, **inference(estimate, error, df_resid, ci)})
@@ -190,17 +302,16 @@ def fit_statistics(
         condition_number=raw_condition_number(sums),
         condition_number_standardized=standardized,
         vif=dict(zip(table.feature_names, vif, strict=True)),
+        aliased=dict(solution.aliased),
     )
 
 
-def coefficient_errors(sums: CenteredSums, solution: Solution, sigma2: float) -> list[float]:
-    """Standard errors of the weights, then of the bias: σ²·(XᵀX)⁺ of the centred design, and for the bias
-    σ²·(1/n + x̄ᵀ S⁺ x̄). A constant column's weight is not identifiable (the bias carries it): NaN."""
-    variances = sigma2 * solution.inverse_scatter.diagonal()
-    bias_variance = sigma2 * (1 / sums.rows + sums.feature_means @ solution.inverse_scatter @ sums.feature_means)
-    identifiable = sums.scatter.diagonal() > 0
-    errors = torch.where(identifiable, variances.clamp_min(0).sqrt(), torch.full_like(variances, math.nan))
-    return [*errors.tolist(), math.sqrt(max(float(bias_variance), 0.0))]
+def coefficient_errors(solution: Solution, names: list[str], sigma2: float) -> list[float]:
+    """Standard errors of the weights, then of the bias: σ²·(AᵀA)⁻¹ of the identified columns [1, x]. An aliased
+    feature's weight is not identifiable (the columns it combines carry it): NaN, as R's NA."""
+    errors = (sigma2 * solution.inverse_scatter.diagonal()).clamp_min(0).sqrt().tolist()
+    errors = [math.nan if name in solution.aliased else error for name, error in zip(names, errors, strict=True)]
+    return [*errors, math.sqrt(max(sigma2 * solution.bias_factor, 0.0))]
 
 
 def inference(estimate: float, std_error: float, df_resid: int, ci: float) -> dict[str, float]:
@@ -301,7 +412,8 @@ def collinearity(sums: CenteredSums) -> tuple[float, list[float]]:
     factor 1 / (1 − R²) of it regressed on the others (statsmodels' `variance_inflation_factor` with a constant):
     the diagonal of the inverse correlation matrix."""
     spread = sums.scatter.diagonal().sqrt()
-    varying = spread > 0
+    length = (sums.scatter.diagonal() + sums.rows * sums.feature_means.square()).sqrt()
+    varying = spread > ALIAS_TOLERANCE * length  # (a constant column's spread is rounding)
     vif = torch.full_like(spread, math.nan)
     if not varying.any():
         return math.nan, vif.tolist()

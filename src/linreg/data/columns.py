@@ -54,7 +54,8 @@ class ColumnSettings:
 
 @dataclass
 class Encoded:
-    """A table as float32 features (rows × expanded features) and targets; `blank` marks rows left unfilled."""
+    """A table as float32 (or float64) features (rows × expanded features) and targets; `blank` marks rows left
+    unfilled."""
 
     features: np.ndarray
     targets: np.ndarray | None
@@ -388,8 +389,9 @@ def column_summaries(features: np.ndarray, train_rows) -> tuple[np.ndarray, np.n
     """Each column's lowest, highest value and (float32) sum over the training rows, a block of rows at a time in
     the rows' order (gathering them in the split's shuffled order would cost more than the sums). The sums only
     tell columns apart: equal columns have equal ones. torch's reductions take half numpy's time here."""
-    columns = features.shape[1]
-    low, high, total = torch.full((columns,), np.inf), torch.full((columns,), -np.inf), torch.zeros(columns)
+    columns, dtype = features.shape[1], torch.from_numpy(features[:0]).dtype
+    low, high = torch.full((columns,), np.inf, dtype=dtype), torch.full((columns,), -np.inf, dtype=dtype)
+    total = torch.zeros(columns, dtype=dtype)
     training = None
     if train_rows is not None:
         training = np.zeros(len(features), dtype=bool)
@@ -430,7 +432,7 @@ def fit_numbers(column: pa.ChunkedArray, kind: str, settings: ColumnSettings, tr
         entry["parts"] = list(settings.date_parts)
     elif kind == "number" and looks_like_row_ids(column, settings.text, name, path):
         log.warning(
-            f"Column {name} of {path} looks like a row number (unique, increasing whole numbers) and is used as a "
+            f"Column {name} of {path} looks like a row number (whole numbers rising by the same step) and is used as a "
             f"feature; leave it out with {hydra_list('data.exclude', [name])} unless it measures something."
         )
     entry["fill"], entry["indicator"] = None, False
@@ -494,12 +496,14 @@ def fill_values(values: np.ndarray, impute: str | None) -> list[float] | None:
 
 
 def looks_like_row_ids(column: pa.ChunkedArray, text: TextFormat, name: str, path: str) -> bool:
-    """Unique, increasing whole numbers without blanks (the first thousand rows decide most columns at once)."""
+    """Whole numbers rising by the same step without blanks (the first thousand rows decide most columns at once):
+    1, 2, 3, …; not the squares 0, 1, 4, 9 of a polynomial's column."""
     if len(column) < 3 or column.null_count:
         return False
     for part in (column.slice(0, 1000), column):
         values = numbers_of(part, "number", text, name, path)[:, 0] if is_text(part) else part.to_numpy()
-        if not (np.all(values == np.round(values)) and np.all(np.diff(values) > 0)):
+        steps = np.diff(values)
+        if not (np.all(values == np.round(values)) and steps[0] > 0 and np.all(steps == steps[0])):
             return False
     return True
 
@@ -602,7 +606,12 @@ def encode(plan: dict, table: pa.Table, path: str, with_targets: bool = True) ->
 
 
 def encode_batches(
-    plan: dict, batches: list[pa.RecordBatch], column_names: list[str], path: str, with_targets: bool = True
+    plan: dict,
+    batches: list[pa.RecordBatch],
+    column_names: list[str],
+    path: str,
+    with_targets: bool = True,
+    dtype: type = np.float32,
 ) -> Encoded:
     """`encode`, a batch of rows at a time, releasing each batch of `batches` once it is written.
 
@@ -617,8 +626,8 @@ def encode_batches(
         path,
     )
     n_rows = sum(len(batch) for batch in batches)
-    features = np.empty((n_rows, len(feature_names(plan))), dtype=np.float32)
-    targets = np.empty((n_rows, len(plan["targets"])), dtype=np.float32) if with_targets else None
+    features = np.empty((n_rows, len(feature_names(plan))), dtype=dtype)
+    targets = np.empty((n_rows, len(plan["targets"])), dtype=dtype) if with_targets else None
     blank, unseen, start, text = np.zeros(n_rows, dtype=bool), {}, 0, TextFormat(**plan["text"])
     released = 0
     while batches:

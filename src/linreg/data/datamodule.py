@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
@@ -34,7 +35,7 @@ from linreg.data.columns import (
 )
 from linreg.data.formats import TextFormat, checked_file, is_parquet, read_table_file, resolve_path
 from linreg.data.formulas import read_formula
-from linreg.data.read import Table, make_synthetic
+from linreg.data.read import PRECISE_CELLS, Table, make_synthetic, warn_of_float32_rounding
 from linreg.data.stream import (
     EpochBatches,
     GroupOrder,
@@ -449,20 +450,21 @@ class CsvDataModule(TabularDataModule):
         train_rows = None if positions is None else positions[0].numpy()
         self.columns = fit_plan(raw, kinds, targets, settings, train_rows, s.path)
         batches, names = raw.to_batches(), raw.column_names
+        precise = raw.num_rows * (len(feature_names(self.columns)) + len(targets)) <= PRECISE_CELLS
         del raw  # the batches are now the only copy of the cells: encoding frees each once it is written
-        encoded = encode_batches(self.columns, batches, names, s.path)
+        encoded = encode_batches(self.columns, batches, names, s.path, dtype=np.float64 if precise else np.float32)
         features = leave_out_uninformative(self.columns, encoded.features, train_rows, s.path)
         if not feature_names(self.columns):
             raise ConfigError(
                 f"No feature of {s.path} is left to train on: each of its feature columns "
                 f"({', '.join(kinds)}) gives none (see the warnings above)."
             )
-        return Table(
-            torch.from_numpy(features),
-            torch.from_numpy(encoded.targets),
-            feature_names(self.columns),
-            target_names(self.columns),
-        )
+        columns = torch.from_numpy(features), torch.from_numpy(encoded.targets)
+        table = Table(*(c.float() for c in columns), feature_names(self.columns), target_names(self.columns))
+        if precise:
+            table.as_written = columns
+            warn_of_float32_rounding(table, train_rows, s.path)
+        return table
 
 
 def formula_columns(formula: dict, targets: list[str], features: list[str] | None) -> tuple[list[str], list[str]]:

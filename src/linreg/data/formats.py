@@ -1,8 +1,9 @@
 """Table files in, Arrow tables out: CSV and TSV (plain or compressed) and Parquet, read with pyarrow.
 
 Arrow's readers are multi-threaded and typed: numbers, booleans, dates and text arrive as such, blank
-cells as nulls. Columns that look numeric in the first megabyte are read as float32 straight away,
-so a large numeric table never exists in memory at twice its training size.
+cells as nulls. Columns that look numeric in the first megabyte are read as numbers straight away: float64
+in a file of up to PRECISE_BYTES (the statistics then use the values as written, data.Table), float32 in a larger
+one, so that a large numeric table never exists in memory at twice its training size.
 """
 
 import csv
@@ -29,6 +30,7 @@ SEPARATORS = ",;\t|"
 TRUE_WORDS = ["true", "True", "TRUE", "yes", "Yes", "YES"]
 FALSE_WORDS = ["false", "False", "FALSE", "no", "No", "NO"]
 SAMPLE_BYTES = 1 << 20
+PRECISE_BYTES = 32 << 20  # text files up to this size are read in float64 (larger ones in float32)
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ def text_separator(file: Path, text: TextFormat, sample: bytes) -> str:
 
 
 def read_text(file: Path, text: TextFormat, as_text: Collection[str] | bool) -> pa.Table:
-    """A delimited text file: numeric-looking columns read as float32 at once (fallback: Arrow's own types)."""
+    """A delimited text file: numeric-looking columns read as numbers at once (fallback: Arrow's own types)."""
     sample = first_bytes(file)
     parse = pa_csv.ParseOptions(delimiter=text_separator(file, text, sample))
     convert = dict(decimal_point=text.decimal, true_values=TRUE_WORDS, false_values=FALSE_WORDS)
@@ -220,8 +222,9 @@ def read_text(file: Path, text: TextFormat, as_text: Collection[str] | bool) -> 
         convert_options=pa_csv.ConvertOptions(**convert),
     )
     text_types = {name: pa.string() for name in (preview.column_names if as_text is True else as_text)}
+    number = pa.float64() if file.stat().st_size <= PRECISE_BYTES else pa.float32()
     numeric = {
-        field.name: pa.float32()
+        field.name: number
         for field in preview.schema
         if (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)) and field.name not in text_types
     }

@@ -1,4 +1,8 @@
-"""A `Table` of float32 tensors: a file encoded as a plan says (columns.py), or generated rows."""
+"""A `Table` of float32 tensors: a file encoded as a plan says (columns.py), or generated rows.
+
+Training reads float32. A small table (up to PRECISE_CELLS values) also keeps its columns in float64 as the file
+wrote them, and its passes for sums read those: the statistics then carry the data's own digits.
+"""
 
 import hashlib
 import logging
@@ -17,6 +21,11 @@ from linreg.normalize import CHUNK_ROWS, Normalizer, row_chunks
 
 log = logging.getLogger(__name__)
 
+PRECISE_CELLS = 1 << 22  # tables of up to this many values keep a float64 copy (32 MiB) for the statistics
+# Training's float32 copy is worth a warning where it changes a whole number, or moves a value by more than this
+# fraction of its column's spread (a timestamp in seconds, say).
+ROUNDING_WARNING = 1e-6
+
 
 @dataclass
 class Table:
@@ -31,6 +40,7 @@ class Table:
     feature_names: list[str]
     target_names: list[str]
     rows: Tensor | None = None
+    as_written: tuple[Tensor, Tensor] | None = None  # the columns in float64 as the file holds them (small tables)
 
     @property
     def features(self) -> Tensor:
@@ -57,8 +67,11 @@ class Table:
         """The rows a piece at a time, in file order, as float64 on the CPU: one pass for sums that must not
         copy a big table (the streamed splits of stream.py offer the same pass)."""
         rows = None if self.rows is None else self.rows.sort().values
+        features, targets = self.as_written or (self.all_features, self.all_targets)
+        if rows is not None:
+            rows = rows.to(features.device)
         for index in row_chunks(len(self), rows, chunk_rows):
-            yield self.all_features[index].double().cpu(), self.all_targets[index].double().cpu()
+            yield features[index].double().cpu(), targets[index].double().cpu()
 
     def digest(self) -> str:
         """A fingerprint of every value of the table's columns and of which rows it takes: any change to the file
@@ -80,6 +93,31 @@ class Table:
         if len(self) <= limit:
             return self
         return self.select(torch.randperm(len(self), generator=torch.Generator().manual_seed(0))[:limit])
+
+
+def warn_of_float32_rounding(table: Table, train_rows: np.ndarray | None, path: str) -> None:
+    """Name the columns whose float32 copy, which training reads, loses digits of the training rows as written."""
+    rows = slice(None) if train_rows is None else torch.as_tensor(train_rows)
+    columns = (
+        (table.feature_names, table.as_written[0], table.all_features),
+        (table.target_names, table.as_written[1], table.all_targets),
+    )
+    rounded = []
+    for names, written, copy in columns:
+        written, error = written[rows], (copy[rows].double() - written[rows]).abs().amax(0)
+        whole = (written == written.round()).all(0)
+        loses = (whole & (error > 0)) | (error > ROUNDING_WARNING * written.std(0, correction=0))
+        rounded += [
+            f"{name} (by up to {e:.3g})"
+            for name, e, lost in zip(names, error.tolist(), loses.tolist(), strict=True)
+            if lost
+        ]
+    if rounded:
+        log.warning(
+            f"Training reads {path} in float32 (7 significant digits; whole numbers exact up to 2²⁴), which rounds "
+            f"{', '.join(rounded)}. The least-squares statistics use the values as written, in float64; the trained "
+            "equation can only come as close to them as float32 allows."
+        )
 
 
 def read_with_plan(plan: dict, path: str, setting: str, with_targets: bool, left_out: str) -> tuple[Table, pa.Table]:

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -128,17 +129,18 @@ class StreamedTable:
                 )
         return cls(str(path), groups, chosen, list(targets), *split, drop_blank)
 
-    def read(self, number: int) -> tuple[Tensor, Tensor, np.ndarray, np.ndarray]:
+    def read(self, number: int, as_written: bool = False) -> tuple[Tensor, Tensor, np.ndarray, np.ndarray]:
         """Group `number`'s usable rows: features, targets, each row's split (0 train, 1 val, 2 test) and the
-        uniform draw it came from."""
+        uniform draw it came from. Float32 for training; float64 `as_written` for the passes that gather sums."""
         group = self.groups[number]
         columns = [*self.feature_names, *self.target_names]
         # Opened for each group: an open Parquet reader keeps buffers (about 20 MB) of what it read last.
         with pq.ParquetFile(group.file) as file:
             cells = file.read_row_group(group.index, columns=columns)
-        values = np.empty((cells.num_rows, len(columns)), dtype=np.float32)
+        dtype = pa.float64() if as_written else pa.float32()
+        values = np.empty((cells.num_rows, len(columns)), dtype=dtype.to_pandas_dtype())
         for j, column in enumerate(cells.columns):
-            values[:, j] = column.cast(pa.float32()).to_numpy()  # (a blank cell becomes NaN)
+            values[:, j] = column.cast(dtype).to_numpy()  # (a blank cell becomes NaN)
         draws = np.random.default_rng([self.seed, number]).random(group.rows)
         parts = (draws >= 1 - self.val_fraction - self.test_fraction).astype(np.int8) + (
             draws >= 1 - self.test_fraction
@@ -197,7 +199,7 @@ class RowSample:
             draws, features, targets = draws[smallest], features[smallest], targets[smallest]
         keep = torch.cat([self.draws, draws]).argsort()[:limit]
         for kept, offered in ((self.draws, draws), (self.features, features), (self.targets, targets)):
-            kept.copy_(torch.cat([kept, offered])[keep])
+            kept.copy_(torch.cat([kept, offered.to(kept.dtype)])[keep])
 
     @classmethod
     def merged(cls, samples: Sequence["RowSample"]) -> "RowSample":
@@ -229,7 +231,9 @@ class Survey:
 
         def training_rows() -> Iterator[tuple[Tensor, Tensor]]:
             numbers = range(rank, len(table.groups), world_size)
-            for number, (x, y, parts, draws) in zip(numbers, read_ahead(table.read, numbers), strict=True):
+            for number, (x, y, parts, draws) in zip(
+                numbers, read_ahead(partial(table.read, as_written=True), numbers), strict=True
+            ):
                 counts[number] = np.bincount(parts, minlength=3)
                 group_sums[number] = torch.cat([x.double().sum(0), y.double().sum(0)]).numpy()
                 for part in np.flatnonzero(counts[number]):
@@ -338,14 +342,14 @@ class StreamedSplit:
     def __len__(self) -> int:
         return int(self.group_rows.sum())
 
-    def rows_of(self, number: int) -> tuple[Tensor, Tensor]:
-        x, y, parts, _ = self.table.read(number)
+    def rows_of(self, number: int, as_written: bool = False) -> tuple[Tensor, Tensor]:
+        x, y, parts, _ = self.table.read(number, as_written)
         return of_part((x, y), parts, self.part)
 
     def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[Tensor, Tensor]]:
         """Its rows in file order as float64, in pieces of at most `chunk_rows` rows (one pass for sums)."""
         for number in np.flatnonzero(self.group_rows):
-            yield from in_float64_pieces(*self.rows_of(int(number)), chunk_rows)
+            yield from in_float64_pieces(*self.rows_of(int(number), as_written=True), chunk_rows)
 
     def equations(
         self, features: Normalizer, targets: Normalizer, shifts: tuple[Tensor, Tensor] | None = None

@@ -70,6 +70,7 @@ def format_equation(weight: Tensor, bias: Tensor, feature_names: Sequence[str], 
     lines = []
     for target, row, intercept in zip(target_names, weight.tolist(), bias.tolist(), strict=True):
         terms = [(w, f"·{name}") for w, name in zip(row, feature_names, strict=True)] + [(intercept, "")]
+        terms = [(w, name) for w, name in terms if not math.isnan(w)]  # (an aliased feature has no coefficient)
         text = "".join(f"{' − ' if w < 0 else ' + '}{format_number(abs(w))}{name}" for w, name in terms)
         lines.append(f"{target} = " + ("−" + text[3:] if text.startswith(" − ") else text[3:]))
     return "\n".join(lines)
@@ -81,7 +82,7 @@ def format_weight_table(weight: Tensor, bias: Tensor, feature_names: Sequence[st
     width = max(len(name) for name in [*feature_names, intercept])
     header = " " * width + "".join(f"{name:>14}" for name in target_names)
     rows = [
-        f"{name:<{width}}" + "".join(f"{format_number(w):>14}" for w in column)
+        f"{name:<{width}}" + "".join(f"{'aliased' if math.isnan(w) else format_number(w):>14}" for w in column)
         for name, column in zip(feature_names, weight.T.tolist(), strict=True)
     ]
     rows.append(f"{intercept:<{width}}" + "".join(f"{format_number(b):>14}" for b in bias.tolist()))

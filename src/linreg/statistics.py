@@ -237,7 +237,16 @@ class FitStatistics:
     aliased: dict[str, str] = field(default_factory=dict)  # feature → the columns it is a combination of
 
     def collinear(self) -> list[str]:
-        return [name for name, value in self.vif.items() if value >= VIF_WARNING]
+        """Features nearly predictable from the others (aliased ones, exactly predictable, are named apart)."""
+        return [name for name, value in self.vif.items() if value >= VIF_WARNING and name not in self.aliased]
+
+    def equation(self) -> tuple[Tensor, Tensor]:
+        """The estimates of coefficients.csv as weights (targets × features; NaN where aliased) and biases."""
+        estimates = {(row["target"], row["feature"]): row["estimate"] for row in self.coefficients}
+        intercept = intercept_name(self.feature_names)
+        weight = [[estimates[target, name] for name in self.feature_names] for target in self.target_names]
+        bias = [estimates.get((target, intercept), 0.0) for target in self.target_names]
+        return torch.tensor(weight, dtype=torch.float64), torch.tensor(bias, dtype=torch.float64)
 
     def save(self, directory: Path) -> None:
         """coefficients.csv and statistics.json in the run directory (an empty cell or null: not defined)."""
@@ -292,7 +301,8 @@ def fit_statistics(
         per_target[target] = fit_summary(
             n, rank, float(solution.residual_squares[j]), float(sums.target_scatter[j]), moments[j]
         )
-    standardized, vif = collinearity(sums)
+    identified = torch.tensor([name not in solution.aliased for name in table.feature_names], dtype=torch.bool)
+    standardized, vif = collinearity(sums, identified)
     return FitStatistics(
         feature_names=list(table.feature_names),
         target_names=list(table.target_names),
@@ -407,18 +417,20 @@ def raw_condition_number(sums: CenteredSums) -> float:
     return math.sqrt(float(eigenvalues[-1] / eigenvalues[0])) if eigenvalues[0] > 0 else math.inf
 
 
-def collinearity(sums: CenteredSums) -> tuple[float, list[float]]:
-    """The condition number of the features' correlation matrix and each feature's variance inflation
+def collinearity(sums: CenteredSums, identified: Tensor) -> tuple[float, list[float]]:
+    """The condition number of the identified features' correlation matrix and each one's variance inflation
     factor 1 / (1 − R²) of it regressed on the others (statsmodels' `variance_inflation_factor` with a constant):
-    the diagonal of the inverse correlation matrix."""
+    the diagonal of the inverse correlation matrix. An aliased feature's is infinite, a constant one's NaN."""
     spread = sums.scatter.diagonal().sqrt()
     length = (sums.scatter.diagonal() + sums.rows * sums.feature_means.square()).sqrt()
     varying = spread > ALIAS_TOLERANCE * length  # (a constant column's spread is rounding)
-    vif = torch.full_like(spread, math.nan)
-    if not varying.any():
+    vif = torch.where(varying, math.inf, math.nan).double()
+    if not identified.any():
         return math.nan, vif.tolist()
-    correlation = sums.scatter[varying][:, varying] / torch.outer(spread[varying], spread[varying])
+    correlation = sums.scatter[identified][:, identified] / torch.outer(spread[identified], spread[identified])
     eigenvalues = torch.linalg.eigvalsh(correlation)
     condition = math.sqrt(float(eigenvalues[-1] / eigenvalues[0])) if eigenvalues[0] > 0 else math.inf
-    vif[varying] = torch.linalg.pinv(correlation, hermitian=True).diagonal() if math.isfinite(condition) else math.inf
+    vif[identified] = (
+        torch.linalg.pinv(correlation, hermitian=True).diagonal() if math.isfinite(condition) else math.inf
+    )
     return condition, vif.tolist()

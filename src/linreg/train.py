@@ -165,6 +165,13 @@ def record_status(
 
 def warn_of_collinearity(statistics: FitStatistics) -> None:
     """Name the features whose separate coefficients the table cannot pin down."""
+    if statistics.aliased:
+        named = "; ".join(f"{name} is {why}" for name, why in statistics.aliased.items())
+        log.warning(
+            f"Least squares cannot tell some features from the others: {named}. They get no coefficient (empty "
+            "cells in coefficients.csv, as R's NA) and the degrees of freedom count the others; leave them out "
+            f"(data.exclude=[{','.join(statistics.aliased)}]) to fit the same model without them."
+        )
     collinear = statistics.collinear()
     if not collinear:
         return
@@ -183,7 +190,11 @@ def summarize(run: FittedRun, output_dir: Path, statistics_table: bool = True) -
     """The end-of-run summary; without `statistics_table` (a sweep's job: one of many on the console) the
     least-squares table is only pointed to (coefficients.csv, statistics.json)."""
     names = run.datamodule.feature_names, run.datamodule.target_names
-    least_squares = run.least_squares.equation(run.model.feature_normalizer, run.model.target_normalizer)
+    least_squares = (  # (the unpenalized one as coefficients.csv has it: the statistics' own solution)
+        run.statistics.equation()
+        if run.least_squares.name == "least squares"
+        else run.least_squares.equation(run.model.feature_normalizer, run.model.target_normalizer)
+    )
     equations = {"trained": format_equation(*run.model.equation(), *names)} if run.model.linear is not None else {}
     equations[run.least_squares.name] = format_equation(*least_squares, *names)
     metrics = {k: v for k, v in run.metrics.items() if k != "train/converged"}  # the verdict says it in words

@@ -119,20 +119,23 @@ def test_a_constant_feature_is_left_to_the_bias_and_the_rest_matches_statsmodels
     assert np.isnan(statistics.vif["c"])
 
 
-@pytest.mark.parametrize("kind", ["plain", "correlated", "constant"])
+@pytest.mark.parametrize("kind", ["plain", "correlated", "constant", "origin"])
 def test_prediction_intervals_are_statsmodels_obs_intervals(kind):
     table = generated_table(kind)
     datamodule = InMemoryDataModule(table, val_fraction=0.25, normalize_targets=True, seed=3)
     datamodule.setup("fit")
     intervals = PredictionIntervals(4, 2)
-    intervals.fit(Solution.of(datamodule.training_sums.equations, datamodule.train))
+    intervals.fit(Solution.of(datamodule.training_sums.equations, datamodule.train, intercept=kind != "origin"))
     x, y = training_rows(datamodule.train)
     new_rows = datamodule.val.features  # rows the fit has not seen
     half_width = intervals.half_width(new_rows, 0.9).numpy()
 
     keep = [0, 1, 3] if kind == "constant" else [0, 1, 2, 3]  # (statsmodels: the constant column is the intercept)
     for j in range(2):
-        ols = sm.OLS(y[:, j], sm.add_constant(x[:, keep], prepend=False)).fit()
-        exog = sm.add_constant(new_rows.double().numpy()[:, keep], prepend=False, has_constant="add")
+        if kind == "origin":  # a model without an intercept (model.net.bias=false): y ~ 0 + x
+            ols, exog = sm.OLS(y[:, j], x).fit(), new_rows.double().numpy()
+        else:
+            ols = sm.OLS(y[:, j], sm.add_constant(x[:, keep], prepend=False)).fit()
+            exog = sm.add_constant(new_rows.double().numpy()[:, keep], prepend=False, has_constant="add")
         frame = ols.get_prediction(exog).summary_frame(alpha=0.1)
         np.testing.assert_allclose(half_width[:, j], (frame.obs_ci_upper - frame.obs_ci_lower) / 2, rtol=RTOL)

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from linreg import launchers
 from linreg.assembly import (
@@ -70,6 +70,9 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
             trainer.strategy.setup_environment()  # survey is shared out among them (data/stream.py)
         datamodule.setup("fit")
     check_width(cfg, datamodule)
+    intercept = fits_intercept(cfg)
+    if not intercept:  # a line through the origin: normalizations that keep 0 at 0
+        datamodule.fit_normalization(centered=False)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resume_from = checkpoint = None
     if cfg.get("ckpt_path"):  # (before the model: a resume with allow_changed_data takes the checkpoint's scale)
@@ -77,11 +80,11 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
     # The run's exact fit, once (from the sums the data's one pass gathered), for the callbacks and reports
     # that compare with it; and its uncertainty: the checkpoints keep what predict.py's intervals need.
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
-    least_squares = solve_training_sums(datamodule.training_sums, *normalizers)
+    least_squares = solve_training_sums(datamodule.training_sums, *normalizers, intercept)
     model = build_model(cfg, datamodule, least_squares)
     if checkpoint is not None:
         check_same_training(checkpoint, model)
-    solution = Solution.of(datamodule.training_sums.equations, datamodule.train)
+    solution = Solution.of(datamodule.training_sums.equations, datamodule.train, intercept)
     model.intervals.fit(solution)
     for callback in trainer.callbacks:
         if isinstance(callback, ComparesWithLeastSquares):
@@ -116,6 +119,12 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
     return FittedRun(model, datamodule, trainer, metrics, optimum, verdict, statistics)
 
 
+def fits_intercept(cfg: DictConfig) -> bool:
+    """Whether the model has an intercept: all but a linear net built without a bias (model.net.bias=false)."""
+    linear = OmegaConf.select(cfg, "model.net._target_") == "torch.nn.Linear"
+    return not linear or OmegaConf.select(cfg, "model.net.bias", default=True) is not False
+
+
 def convergence_verdict(
     cfg: DictConfig, trainer: L.Trainer, model: Regressor, datamodule: TabularDataModule, fitted: LeastSquares
 ) -> Verdict:
@@ -125,7 +134,7 @@ def convergence_verdict(
         return Verdict(None, cfg.convergence.rtol, why_none=not_linear(model, datamodule, trainer, fitted))
     if trainer.overfit_batches:
         return Verdict(None, cfg.convergence.rtol, why_none="trainer.overfit_batches trains on a few batches only")
-    gap = least_squares.gap(model.net.weight, model.net.bias) if model.loss_is_mse else None
+    gap = least_squares.gap(*model.linear_map()) if model.loss_is_mse else None
     stop = next((c for c in trainer.callbacks if isinstance(c, ConvergenceStop)), None)
     optimizer = trainer.optimizers[0] if trainer.optimizers else None  # (none here under ddp_spawn)
     facts = TrainingFacts(

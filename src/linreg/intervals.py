@@ -3,6 +3,7 @@
 A leaf (torch and scipy only): the model holds it, and importing the model must not import the data code.
 """
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -30,10 +31,11 @@ class PredictionIntervals(nn.Module):
         self.register_buffer("df_resid", torch.zeros((), dtype=torch.float64))
 
     def fit(self, solution: "Solution") -> None:
+        """A model through the origin keeps x̄ = 0, S its XᵀX, and rows = ∞: its leverage has no 1/n term."""
         self.feature_means.copy_(solution.sums.feature_means)
         self.inverse_scatter.copy_(solution.inverse_scatter)
         self.residual_variance.copy_(solution.residual_variance)
-        self.rows.fill_(solution.sums.rows)
+        self.rows.fill_(solution.sums.rows if solution.intercept else math.inf)
         self.df_resid.fill_(solution.df_resid)
 
     def half_width(self, features: Tensor, level: float) -> Tensor:

@@ -181,6 +181,12 @@ class NormalEquations:
         bias = len(self.shift_x)
         return triangular_factor(self.triangle[:, [bias, *range(bias), *range(bias + 1, len(self.triangle))]])
 
+    def through_origin(self) -> Tensor:
+        """R of [x, y] as they are (unshifted, without the column of ones): a model without an intercept's."""
+        features = len(self.shift_x)
+        unshifted = self.shifted(torch.zeros_like(self.shift_x), torch.zeros_like(self.shift_y)).triangle
+        return triangular_factor(torch.cat([unshifted[:, :features], unshifted[:, features + 1 :]], dim=1))
+
     def means_and_deviations(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Each feature's and target's mean and standard deviation (over the rows, as numpy's std)."""
         first, features = self.intercept_first(), len(self.shift_x)
@@ -199,7 +205,7 @@ class NormalEquations:
         intercept = bias + weight @ self.shift_x - self.shift_y
         return torch.cat([weight.T, intercept[None]], dim=0)
 
-    def curvatures(self, l2: float = 0.0) -> tuple[float, float]:
+    def curvatures(self, l2: float = 0.0, intercept: bool = True) -> tuple[float, float]:
         """The largest and the smallest non-zero eigenvalue of the MSE's Hessian (plus that of an `l2` penalty) in
         the model's weights and bias: 2·([x, 1]ᵀ[x, 1] / rows + l2 on the weights) / targets of the normalized
         columns, unshifted (columns far from zero couple the bias to the weights). Zero ones (a constant or
@@ -209,6 +215,8 @@ class NormalEquations:
         unshift = torch.eye(len(self.gram), dtype=torch.float64)
         unshift[-1, :-1] = self.shift_x  # [x − shift, 1] · unshift = [x, 1]
         hessian = unshift.T @ self.gram @ unshift / self.rows + l2 * torch.diag(weights_only(len(self.gram)))
+        if not intercept:  # (no bias to move: the weights' block alone)
+            hessian = hessian[:-1, :-1]
         eigenvalues = torch.linalg.eigvalsh(hessian) * 2 / len(self.target_squares)
         largest = float(eigenvalues[-1])
         return largest, float(eigenvalues[eigenvalues > 1e-12 * largest].min())
@@ -243,6 +251,10 @@ def triangular_factor(rows: Tensor) -> Tensor:
     return torch.linalg.qr(rows, mode="r").R
 
 
+def no_bias(equations: NormalEquations) -> Tensor:
+    return torch.zeros(len(equations.shift_y), dtype=torch.float64)
+
+
 def weights_only(size: int) -> Tensor:
     """The diagonal of the penalties' Hessian pattern: 1 for each weight, 0 for the bias (the last column)."""
     pattern = torch.ones(size, dtype=torch.float64)
@@ -261,6 +273,7 @@ class LeastSquares:
     train_equations: NormalEquations
     l1: float = 0.0
     l2: float = 0.0
+    intercept: bool = True  # False: a line through the origin (model.net.bias=false), its bias 0
     penalized_fits: dict = field(default_factory=dict, repr=False, compare=False)  # (l1, l2): LeastSquares
 
     @property
@@ -280,8 +293,8 @@ class LeastSquares:
         if not l1 and not l2:
             return self
         if (l1, l2) not in self.penalized_fits:
-            weight, bias = penalized_fit(self.train_equations, l1, l2)
-            optimum = LeastSquares(weight, bias, 0.0, self.train_equations, l1, l2)
+            weight, bias = penalized_fit(self.train_equations, l1, l2, self.intercept)
+            optimum = LeastSquares(weight, bias, 0.0, self.train_equations, l1, l2, self.intercept)
             optimum.train_loss = optimum.objective(weight, bias)
             self.penalized_fits[(l1, l2)] = optimum
         return self.penalized_fits[(l1, l2)]
@@ -311,7 +324,7 @@ class LeastSquares:
     def step_size(self) -> float:
         """The learning rate `optimizer.lr=auto` gives with a momentum of your choice: 1 / the largest
         curvature L of the training MSE, the longest step that shrinks every direction (the classic 1/L)."""
-        return 1.0 / self.train_equations.curvatures(self.l2)[0]
+        return 1.0 / self.train_equations.curvatures(self.l2, self.intercept)[0]
 
     def heavy_ball(self) -> tuple[float, float]:
         """`optimizer.lr=auto` with `optimizer.momentum=auto`: Polyak's heavy ball, the fastest fixed lr and
@@ -319,7 +332,7 @@ class LeastSquares:
         lr = 4 / (√L + √μ)², momentum = ((√L − √μ) / (√L + √μ))². The gap then shrinks by about
         ((√κ − 1) / (√κ + 1))² a step, κ = L / μ: a condition number of 100 takes tens of full-batch epochs.
         """
-        largest, smallest = (math.sqrt(c) for c in self.train_equations.curvatures(self.l2))
+        largest, smallest = (math.sqrt(c) for c in self.train_equations.curvatures(self.l2, self.intercept))
         return 4 / (largest + smallest) ** 2, ((largest - smallest) / (largest + smallest)) ** 2
 
     def equation(self, features: Normalizer, targets: Normalizer) -> tuple[Tensor, Tensor]:
@@ -391,31 +404,46 @@ def intercept_name(feature_names: Sequence[str]) -> str:
     return "(intercept)" if "bias" in feature_names else "bias"
 
 
-def solve_training_sums(sums: TrainingSums, features: Normalizer, targets: Normalizer) -> LeastSquares:
+def solve_training_sums(
+    sums: TrainingSums, features: Normalizer, targets: Normalizer, intercept: bool = True
+) -> LeastSquares:
     """The training split's least squares in the normalized space the model trains in, from the sums of the one
     pass that also gave the normalization's statistics: no second pass over the rows."""
-    return solve(sums.equations.normalized(features, targets))
+    return solve(sums.equations.normalized(features, targets), intercept)
 
 
-def solve(equations: NormalEquations) -> LeastSquares:
-    """The least-squares fit of these equations: R₁₁·solution = R₁₂ of their triangle (no normal equations)."""
-    bias = len(equations.shift_x)
-    triangle = equations.triangle  # (lstsq also copes with collinear columns)
-    solution = torch.linalg.lstsq(triangle[: bias + 1, : bias + 1], triangle[: bias + 1, bias + 1 :]).solution
-    weight = solution[:-1].T.contiguous()
-    bias = solution[-1] + equations.shift_y - weight @ equations.shift_x
-    return LeastSquares(weight, bias, equations.loss(weight, bias), equations)
+def solve(equations: NormalEquations, intercept: bool = True) -> LeastSquares:
+    """The least-squares fit of these equations: R₁₁·solution = R₁₂ of their triangle (no normal equations);
+    without an `intercept`, of the triangle of the unshifted columns, the bias 0."""
+    features = len(equations.shift_x)
+    if intercept:
+        triangle, columns = equations.triangle, features + 1
+    else:
+        triangle, columns = equations.through_origin(), features
+    # (lstsq also copes with collinear columns)
+    solution = torch.linalg.lstsq(triangle[:columns, :columns], triangle[:columns, columns:]).solution
+    weight = solution[:features].T.contiguous()
+    if intercept:
+        bias = solution[-1] + equations.shift_y - weight @ equations.shift_x
+    else:
+        bias = no_bias(equations)
+    return LeastSquares(weight, bias, equations.loss(weight, bias), equations, intercept=intercept)
 
 
-def penalized_fit(equations: NormalEquations, l1: float, l2: float) -> tuple[Tensor, Tensor]:
+def penalized_fit(equations: NormalEquations, l1: float, l2: float, intercept: bool = True) -> tuple[Tensor, Tensor]:
     """The weights and bias that minimize the penalized objective on `equations`' split, exactly: ridge in
     closed form, with l1 by cyclic coordinate descent on the centered normal equations (the objective is convex;
     each coordinate's minimum is a soft threshold), to COORDINATE_TOLERANCE."""
-    gram, cross = equations.centered()
+    if intercept:
+        gram, cross = equations.centered()
+    else:
+        triangle, features = equations.through_origin(), len(equations.shift_x)
+        products = triangle.T @ triangle
+        gram, cross = products[:features, :features], products[:features, features:]
     rows = equations.rows
     if not l1:
         weight = torch.linalg.solve(gram + rows * l2 * torch.eye(len(gram), dtype=torch.float64), cross)
-        return equations.with_bias(weight)
+        return equations.with_bias(weight) if intercept else (weight.T.contiguous(), no_bias(equations))
     # Per coordinate j: minimize (1/n)(C_jj·w_j² − 2·ρ_j·w_j) + l2·w_j² + l1·|w_j|, ρ_j = c_j − Σ_k≠j C_jk·w_k.
     weight = torch.zeros_like(cross)
     diagonal = 2 * gram.diagonal() / rows + 2 * l2
@@ -430,4 +458,4 @@ def penalized_fit(equations: NormalEquations, l1: float, l2: float) -> tuple[Ten
             weight[j] = new
         if largest_move <= COORDINATE_TOLERANCE * max(float(weight.abs().max()), 1.0):
             break
-    return equations.with_bias(weight)
+    return equations.with_bias(weight) if intercept else (weight.T.contiguous(), no_bias(equations))

@@ -174,7 +174,7 @@ class Regressor(L.LightningModule):
         """Start from given values (the book starts at w=1, b=0) instead of PyTorch's random ones."""
         with torch.no_grad():
             for parameter, value, key in ((self.net.weight, weight, "weight"), (self.net.bias, bias, "bias")):
-                if value is None:
+                if value is None or parameter is None:  # (no bias: model.net.bias=false)
                     continue
                 value = torch.as_tensor(value, dtype=parameter.dtype)
                 try:
@@ -337,8 +337,14 @@ class Regressor(L.LightningModule):
             make_scheduler = functools.partial(make_scheduler, total_steps=int(steps))
         return make_scheduler(optimizer)
 
+    def linear_map(self) -> tuple[Tensor, Tensor]:
+        """A linear net's weight and bias in the normalized space (a zero bias for one through the origin,
+        model.net.bias=false)."""
+        bias = self.net.bias if self.net.bias is not None else self.net.weight.new_zeros(self.net.out_features)
+        return self.net.weight, bias
+
     def equation(self) -> tuple[Tensor, Tensor]:
         """A linear net's weights (targets × features) and biases that map raw features straight to raw targets."""
         if self.linear is None:
             raise ConfigError(f"model.net is {self.net_name}, not one linear layer: it has no equation.")
-        return to_original_units(self.net.weight, self.net.bias, self.feature_normalizer, self.target_normalizer)
+        return to_original_units(*self.linear_map(), self.feature_normalizer, self.target_normalizer)

@@ -33,9 +33,11 @@ class Normalizer(nn.Module):
         statistics: tuple[Tensor, Tensor, Tensor, Tensor],
         scale: float = 1.0,
         names: list[str] | None = None,
+        centered: bool = True,
     ) -> None:
         """Set the map from the training split's `statistics`: each column's mean, standard deviation, lowest and
-        highest value (least_squares.TrainingSums gathers them in its one pass over the rows)."""
+        highest value (least_squares.TrainingSums gathers them in its one pass over the rows). Not `centered`
+        (a linear net without a bias: a line through the origin), the map only rescales, so that 0 stays 0."""
         if method not in METHODS:
             raise ConfigError(f"data.normalize={method!r} is not a normalization; choose one of {', '.join(METHODS)}.")
         n_columns = self.factor.numel()
@@ -56,6 +58,8 @@ class Normalizer(nn.Module):
                 "leaves them unscaled instead of dividing by zero. Consider dropping them from data.features."
             )
             spread = torch.where(constant, torch.ones_like(spread), spread)
+        if not centered:
+            center = torch.zeros(n_columns)
         # One multiply-add per batch: scale=0.1 then computes exactly the book's 0.1 * t_u.
         factor = 1.0 / spread if method != "scale" else torch.full_like(spread, scale)
         self.factor.copy_(factor)

@@ -63,29 +63,35 @@ def format_statistics(statistics: FitStatistics, max_rows: int = 30) -> str:
     return "\n".join(lines)
 
 
-def format_equation(weight: Tensor, bias: Tensor, feature_names: Sequence[str], target_names: Sequence[str]) -> str:
-    """`t_c = 0.5368·t_u − 17.30` per target for a few features; a weight table for many."""
+def format_equation(
+    weight: Tensor, bias: Tensor, feature_names: Sequence[str], target_names: Sequence[str], intercept: bool = True
+) -> str:
+    """`t_c = 0.5368·t_u − 17.30` per target for a few features; a weight table for many. Without an `intercept`
+    (a line through the origin) the bias is left out."""
     if len(feature_names) > 4:
-        return format_weight_table(weight, bias, feature_names, target_names)
+        return format_weight_table(weight, bias, feature_names, target_names, intercept)
     lines = []
-    for target, row, intercept in zip(target_names, weight.tolist(), bias.tolist(), strict=True):
-        terms = [(w, f"·{name}") for w, name in zip(row, feature_names, strict=True)] + [(intercept, "")]
+    for target, row, constant in zip(target_names, weight.tolist(), bias.tolist(), strict=True):
+        terms = [(w, f"·{name}") for w, name in zip(row, feature_names, strict=True)] + [(constant, "")] * intercept
         terms = [(w, name) for w, name in terms if not math.isnan(w)]  # (an aliased feature has no coefficient)
         text = "".join(f"{' − ' if w < 0 else ' + '}{format_number(abs(w))}{name}" for w, name in terms)
         lines.append(f"{target} = " + ("−" + text[3:] if text.startswith(" − ") else text[3:]))
     return "\n".join(lines)
 
 
-def format_weight_table(weight: Tensor, bias: Tensor, feature_names: Sequence[str], target_names: Sequence[str]) -> str:
+def format_weight_table(
+    weight: Tensor, bias: Tensor, feature_names: Sequence[str], target_names: Sequence[str], intercept: bool = True
+) -> str:
     """One row per feature (and the bias), one column per target."""
-    intercept = intercept_name(feature_names)
-    width = max(len(name) for name in [*feature_names, intercept])
+    bias_name = intercept_name(feature_names)
+    width = max(len(name) for name in [*feature_names, bias_name])
     header = " " * width + "".join(f"{name:>14}" for name in target_names)
     rows = [
         f"{name:<{width}}" + "".join(f"{'aliased' if math.isnan(w) else format_number(w):>14}" for w in column)
         for name, column in zip(feature_names, weight.T.tolist(), strict=True)
     ]
-    rows.append(f"{intercept:<{width}}" + "".join(f"{format_number(b):>14}" for b in bias.tolist()))
+    if intercept:
+        rows.append(f"{bias_name:<{width}}" + "".join(f"{format_number(b):>14}" for b in bias.tolist()))
     return "\n".join([header, *rows])
 
 

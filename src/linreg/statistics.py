@@ -38,7 +38,8 @@ EXACT_FIT = 1e-13
 
 @dataclass
 class CenteredSums:
-    """The training split's sums about the column means, in original units (float64)."""
+    """The training split's sums about the column means, in original units (float64); for a model without an
+    intercept, about 0 (the means 0), as R and NIST take its R²."""
 
     rows: int
     feature_means: Tensor  # features
@@ -46,14 +47,15 @@ class CenteredSums:
     scatter: Tensor  # features²: Σ (x − x̄)(x − x̄)ᵀ
     cross: Tensor  # features × targets: Σ (x − x̄)(y − ȳ)ᵀ
     target_scatter: Tensor  # targets: Σ (y − ȳ)²
+    intercept: bool = True
 
     @classmethod
-    def of(cls, design: Tensor, rows: int, features: int) -> "CenteredSums":
+    def of(cls, design: Tensor, rows: int, features: int, intercept: bool = True) -> "CenteredSums":
         """From R of [1, x, y]: its first row holds the sums over ±√rows, the rest is the triangle of the centred
-        columns (so Σ (y − ȳ)² is a sum of squares, without cancellation)."""
-        centred = design[1:, 1:]
+        columns (so Σ (y − ȳ)² is a sum of squares, without cancellation). Without an `intercept`, R of [x, y]."""
+        centred = design[1:, 1:] if intercept else design
         products = centred.T @ centred
-        means = design[0, 1:] / design[0, 0]
+        means = design[0, 1:] / design[0, 0] if intercept else torch.zeros(len(design), dtype=torch.float64)
         return cls(
             rows=rows,
             feature_means=means[:features],
@@ -61,11 +63,15 @@ class CenteredSums:
             scatter=products[:features, :features],
             cross=products[:features, features:],
             target_scatter=centred[:, features:].square().sum(0),
+            intercept=intercept,
         )
 
 
-def raw_design(equations: NormalEquations) -> Tensor:
-    """R of the rows as they are, intercept first: [1, x, y] (the equations keep [x − shift, 1, y − shift])."""
+def raw_design(equations: NormalEquations, intercept: bool = True) -> Tensor:
+    """R of the rows as they are, intercept first: [1, x, y] (the equations keep [x − shift, 1, y − shift]);
+    without an `intercept`, [x, y]."""
+    if not intercept:
+        return equations.through_origin()
     unshift = torch.eye(len(equations.triangle), dtype=torch.float64)
     bias = len(equations.shift_x)
     unshift[bias, :bias], unshift[bias, bias + 1 :] = equations.shift_x, equations.shift_y
@@ -77,15 +83,15 @@ def raw_design(equations: NormalEquations) -> Tensor:
 class Identified:
     """The design's columns that least squares can tell apart, and what each of the others is a combination of."""
 
-    kept: list[int]  # design columns (0: the intercept, j: feature j − 1)
+    kept: list[int]  # design columns (with an intercept, 0 is it and j is feature j − 1; else j is feature j)
     triangle: Tensor  # R of [the kept columns, y]
     aliased: dict[int, str] = field(default_factory=dict)  # feature index → why it is left out
 
 
-def identify(design: Tensor, feature_names: list[str]) -> Identified:
+def identify(design: Tensor, feature_names: list[str], intercept: bool = True) -> Identified:
     """Walk the columns in order; one whose own part (|R_jj|) is within ALIAS_TOLERANCE of nothing, against its
     length, is a combination of those kept before it: named, and removed from the triangle."""
-    names = ["the intercept", *feature_names]
+    names = ["the intercept", *feature_names] if intercept else list(feature_names)
     kept, aliased, triangle, position = [], {}, design, 0
     for column in range(len(names)):
         length = float(triangle[: position + 1, position].norm())
@@ -94,21 +100,21 @@ def identify(design: Tensor, feature_names: list[str]) -> Identified:
             position += 1
             continue
         if length == 0:
-            aliased[column - 1] = "0 in every training row"
+            aliased[column - intercept] = "0 in every training row"
         else:
             parts = torch.linalg.solve_triangular(
                 triangle[:position, :position], triangle[:position, position : position + 1], upper=True
             )[:, 0]
             lengths = triangle[:position, :position].norm(dim=0)
             terms = [(kept[k], float(parts[k])) for k in range(position) if abs(parts[k]) * lengths[k] > 1e-6 * length]
-            aliased[column - 1] = combination(names, terms)
+            aliased[column - intercept] = combination(names, terms, intercept)
         triangle = triangular_factor(torch.cat([triangle[:, :position], triangle[:, position + 1 :]], dim=1))
     return Identified(kept, triangle, aliased)
 
 
-def combination(names: list[str], terms: list[tuple[int, float]]) -> str:
+def combination(names: list[str], terms: list[tuple[int, float]], intercept: bool) -> str:
     """How an aliased column is made of others, in words: a copy, a multiple, or a linear combination."""
-    if len(terms) == 1 and terms[0][0] == 0:
+    if len(terms) == 1 and intercept and terms[0][0] == 0:
         return "constant in the training rows"
     if len(terms) == 1:
         column, factor = terms[0]
@@ -129,43 +135,44 @@ class Solution:
     rank: int  # identified features: the degrees of freedom of the model besides the intercept
     residual_squares: Tensor  # targets: Σ residual² (0 where the fit is exact)
     aliased: dict[str, str] = field(default_factory=dict)  # feature → what it is a linear combination of
+    intercept: bool = True  # False: a model through the origin (model.net.bias=false)
 
     @classmethod
-    def of(cls, equations: NormalEquations, rows: Rows) -> "Solution":
+    def of(cls, equations: NormalEquations, rows: Rows, intercept: bool = True) -> "Solution":
         """Solve the raw training equations by back substitution on the identified columns; refine once against
         `rows` where they are the rows as written."""
         features = len(equations.shift_x)
-        design = raw_design(equations)
-        identified = identify(design, rows.feature_names)
+        design = raw_design(equations, intercept)
+        identified = identify(design, rows.feature_names, intercept)
         kept, triangle = identified.kept, identified.triangle
         k = len(kept)
         coefficients = torch.linalg.solve_triangular(triangle[:k, :k], triangle[:k, k:], upper=True)
         residual_squares = triangle[k:, k:].square().sum(0)
         if getattr(rows, "as_written", None) is not None:
-            coefficients, residual_squares = refined(coefficients, triangle[:k, :k], kept, rows)
-        sums = CenteredSums.of(design, equations.rows, features)
+            coefficients, residual_squares = refined(coefficients, triangle[:k, :k], kept, rows, intercept)
+        sums = CenteredSums.of(design, equations.rows, features, intercept)
         residual_squares = torch.where(
             residual_squares.sqrt() <= EXACT_FIT * sums.target_scatter.sqrt(), 0.0, residual_squares
         )
         weight = torch.zeros(features, coefficients.shape[1], dtype=torch.float64)
-        bias = coefficients[0] if kept[0] == 0 else torch.zeros(coefficients.shape[1], dtype=torch.float64)
-        feature_rows = [position for position, column in enumerate(kept) if column > 0]
-        weight[[kept[p] - 1 for p in feature_rows]] = coefficients[feature_rows]
+        bias = coefficients[0] if intercept else torch.zeros(coefficients.shape[1], dtype=torch.float64)
+        feature_rows = list(range(int(intercept), k))
+        weight[[kept[p] - intercept for p in feature_rows]] = coefficients[feature_rows]
         # (AᵀA)⁻¹ = R⁻¹R⁻ᵀ of the identified columns; its feature block is the inverse of the centred scatter.
         inverse_r = torch.linalg.solve_triangular(triangle[:k, :k], torch.eye(k, dtype=torch.float64), upper=True)
         unscaled = inverse_r @ inverse_r.T
         inverse_scatter = torch.zeros(features, features, dtype=torch.float64)
-        where = torch.tensor([kept[p] - 1 for p in feature_rows], dtype=torch.long)
+        where = torch.tensor([kept[p] - intercept for p in feature_rows], dtype=torch.long)
         inverse_scatter[where[:, None], where[None, :]] = unscaled[feature_rows][:, feature_rows]
         names = rows.feature_names
         aliased = {names[index]: why for index, why in identified.aliased.items()}
-        return cls(
-            sums, weight, bias, inverse_scatter, float(unscaled[0, 0]), len(feature_rows), residual_squares, aliased
-        )
+        bias_factor = float(unscaled[0, 0]) if intercept else math.nan
+        rank = len(feature_rows)
+        return cls(sums, weight, bias, inverse_scatter, bias_factor, rank, residual_squares, aliased, intercept)
 
     @property
     def df_resid(self) -> int:
-        return self.sums.rows - self.rank - 1
+        return self.sums.rows - self.rank - self.intercept
 
     @property
     def residual_variance(self) -> Tensor:
@@ -175,7 +182,9 @@ class Solution:
         return torch.full_like(self.residual_squares, math.nan)
 
 
-def refined(coefficients: Tensor, triangle: Tensor, kept: list[int], rows: Rows) -> tuple[Tensor, Tensor]:
+def refined(
+    coefficients: Tensor, triangle: Tensor, kept: list[int], rows: Rows, intercept: bool
+) -> tuple[Tensor, Tensor]:
     """One step of iterative refinement (corrected semi-normal equations): the residuals r of the rows as written
     and Aᵀr summed in extended precision (numpy's longdouble), then δ = R⁻¹R⁻ᵀAᵀr, and Σ (r − Aδ)² = Σ r² − δᵀAᵀr.
     The triangle's rounding then costs digits only once, not in the answer too."""
@@ -183,10 +192,10 @@ def refined(coefficients: Tensor, triangle: Tensor, kept: list[int], rows: Rows)
     solution = coefficients.numpy().astype(extended)
     gradient = np.zeros(solution.shape, dtype=extended)
     squares = np.zeros(solution.shape[1], dtype=extended)
-    features = [column - 1 for column in kept if column > 0]
+    features = [column - intercept for column in kept[int(intercept) :]]
     for x, y in rows.chunks(CHUNK_ROWS):
         columns = x.numpy()[:, features].astype(extended)
-        if kept[0] == 0:
+        if intercept:
             columns = np.concatenate([np.ones((len(columns), 1), dtype=extended), columns], axis=1)
         residuals = y.numpy().astype(extended) - columns @ solution
         gradient += columns.T @ residuals
@@ -281,25 +290,23 @@ def fit_statistics(
     n, rank, df_resid, sigma2 = sums.rows, solution.rank, solution.df_resid, solution.residual_variance
     moments = residual_moments(table, solution)
     coefficients, per_target = [], {}
+    intercept = [intercept_name(table.feature_names)] if solution.intercept else []  # (its row, if any)
+    names = [*table.feature_names, *intercept]
     for j, target in enumerate(table.target_names):
+        weights = solution.weight[:, j].tolist()
         estimates = [
-            *(
-                math.nan if name in solution.aliased else value
-                for name, value in zip(table.feature_names, solution.weight[:, j].tolist(), strict=True)
-            ),
-            float(solution.bias[j]),
+            math.nan if name in solution.aliased else w for name, w in zip(table.feature_names, weights, strict=True)
         ]
+        estimates += [float(solution.bias[j])] if intercept else []
         errors = coefficient_errors(solution, table.feature_names, float(sigma2[j]))
-        names = [*table.feature_names, intercept_name(table.feature_names)]
         for name, estimate, error in zip(names, estimates, errors, strict=True):
             coefficients.append({"target": target, "feature": name, **inference(estimate, error, df_resid, ci)})
         if trained is not None:
-            for row, value in zip(
-                coefficients[-len(names) :], [*trained[0][j].tolist(), float(trained[1][j])], strict=True
-            ):
+            values = [*trained[0][j].tolist(), *([float(trained[1][j])] if intercept else [])]
+            for row, value in zip(coefficients[-len(names) :], values, strict=True):
                 row["trained"] = value
         per_target[target] = fit_summary(
-            n, rank, float(solution.residual_squares[j]), float(sums.target_scatter[j]), moments[j]
+            n, rank, float(solution.residual_squares[j]), float(sums.target_scatter[j]), moments[j], solution.intercept
         )
     identified = torch.tensor([name not in solution.aliased for name in table.feature_names], dtype=torch.bool)
     standardized, vif = collinearity(sums, identified)
@@ -321,7 +328,7 @@ def coefficient_errors(solution: Solution, names: list[str], sigma2: float) -> l
     feature's weight is not identifiable (the columns it combines carry it): NaN, as R's NA."""
     errors = (sigma2 * solution.inverse_scatter.diagonal()).clamp_min(0).sqrt().tolist()
     errors = [math.nan if name in solution.aliased else error for name, error in zip(names, errors, strict=True)]
-    return [*errors, math.sqrt(max(sigma2 * solution.bias_factor, 0.0))]
+    return [*errors, math.sqrt(max(sigma2 * solution.bias_factor, 0.0))] if solution.intercept else errors
 
 
 def inference(estimate: float, std_error: float, df_resid: int, ci: float) -> dict[str, float]:
@@ -339,11 +346,14 @@ def inference(estimate: float, std_error: float, df_resid: int, ci: float) -> di
     }
 
 
-def fit_summary(n: int, rank: int, residual_squares: float, total_squares: float, moments: dict) -> TargetStatistics:
-    """R², F and the Gaussian likelihood's criteria, as statsmodels defines them for a model with an intercept."""
-    df_model, df_resid = rank, n - rank - 1
+def fit_summary(
+    n: int, rank: int, residual_squares: float, total_squares: float, moments: dict, intercept: bool = True
+) -> TargetStatistics:
+    """R², F and the Gaussian likelihood's criteria, as statsmodels defines them; without an `intercept` the
+    squares are taken about 0 (R², F: uncentered, as R and NIST give them)."""
+    df_model, df_resid = rank, n - rank - intercept
     r2 = 1 - residual_squares / total_squares if total_squares > 0 else math.nan
-    adj_r2 = 1 - (n - 1) / df_resid * (1 - r2) if df_resid > 0 else math.nan
+    adj_r2 = 1 - (n - intercept) / df_resid * (1 - r2) if df_resid > 0 else math.nan
     explained = total_squares - residual_squares
     if df_model > 0 and df_resid > 0 and residual_squares > 0:
         f_statistic = (explained / df_model) / (residual_squares / df_resid)
@@ -353,7 +363,7 @@ def fit_summary(n: int, rank: int, residual_squares: float, total_squares: float
     log_likelihood = (
         -n / 2 * (math.log(2 * math.pi) + math.log(residual_squares / n) + 1) if residual_squares > 0 else math.inf
     )
-    parameters = df_model + 1
+    parameters = df_model + intercept
     return TargetStatistics(
         rows=n,
         df_model=df_model,
@@ -409,6 +419,9 @@ def raw_condition_number(sums: CenteredSums) -> float:
     """√(largest / smallest eigenvalue) of [1, X]ᵀ[1, X] in original units: statsmodels' condition number,
     which also grows with the columns' units and distance from zero."""
     n, mean = sums.rows, sums.feature_means
+    if not sums.intercept:  # (of X alone)
+        eigenvalues = torch.linalg.eigvalsh(sums.scatter)
+        return math.sqrt(float(eigenvalues[-1] / eigenvalues[0])) if eigenvalues[0] > 0 else math.inf
     gram = torch.empty(len(mean) + 1, len(mean) + 1, dtype=torch.float64)
     gram[0, 0] = n
     gram[0, 1:] = gram[1:, 0] = n * mean

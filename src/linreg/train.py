@@ -195,8 +195,11 @@ def summarize(run: FittedRun, output_dir: Path, statistics_table: bool = True) -
         if run.least_squares.name == "least squares"
         else run.least_squares.equation(run.model.feature_normalizer, run.model.target_normalizer)
     )
-    equations = {"trained": format_equation(*run.model.equation(), *names)} if run.model.linear is not None else {}
-    equations[run.least_squares.name] = format_equation(*least_squares, *names)
+    intercept = run.least_squares.intercept
+    equations = (
+        {"trained": format_equation(*run.model.equation(), *names, intercept)} if run.model.linear is not None else {}
+    )
+    equations[run.least_squares.name] = format_equation(*least_squares, *names, intercept)
     metrics = {k: v for k, v in run.metrics.items() if k != "train/converged"}  # the verdict says it in words
     metrics["baseline/ols_loss"] = run.least_squares.train_loss
     paths = [Path(c.best_model_path) for c in run.trainer.checkpoint_callbacks if c.best_model_path]

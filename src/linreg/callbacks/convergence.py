@@ -36,7 +36,7 @@ class ConvergenceStop(ComparesWithLeastSquares):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.optimum is None:
             return
-        self.gaps.append(self.optimum.gap(pl_module.net.weight, pl_module.net.bias))
+        self.gaps.append(self.optimum.gap(*pl_module.linear_map()))
         converged = self.gaps[-1] < self.rtol
         for logger in trainer.loggers:  # (straight to the loggers, at the step of the epoch's values, as FitPath)
             logger.log_metrics({"train/converged": float(converged)}, step=trainer.global_step - 1)

@@ -58,7 +58,7 @@ class FitPath(ComparesWithLeastSquares):
     def values(self, pl_module: L.LightningModule) -> dict[str, float]:
         if pl_module.linear is None or self.optimum is None:  # (they describe a linear net's equation)
             return {}
-        weight, bias = pl_module.linear.weight, pl_module.linear.bias
+        weight, bias = pl_module.linear_map()
         values = {}
         if pl_module.loss_is_mse:
             values["train/gap_to_ols"] = self.optimum.gap(weight, bias)

@@ -133,7 +133,12 @@ def fit_figure(model: Regressor, datamodule: TabularDataModule, optimum: LeastSq
     axes.plot(grid.numpy(), fitted.numpy(), color="black", linewidth=1.4, label="trained")
     names = model.data.feature_names, model.data.target_names
     axes.set(xlabel=names[0][0], ylabel=names[1][0])
-    axes.set_title(format_equation(*model.equation(), *names) if model.linear is not None else model.net_name)
+    title = (
+        model.net_name
+        if model.linear is None
+        else format_equation(*model.equation(), *names, model.net.bias is not None)
+    )
+    axes.set_title(title)
     axes.legend()
     return figure
 

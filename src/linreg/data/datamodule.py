@@ -215,10 +215,11 @@ class TabularDataModule(L.LightningDataModule):
         # One pass over the training rows: the normalization's statistics and the least-squares sums.
         self.training_sums = TrainingSums.of(self.train)
         self.rows_digest = self.train.digest()  # (here, with the data, not in the first checkpoint's save)
-        self._fit_normalization()
+        self.fit_normalization()
 
-    def _fit_normalization(self) -> None:
-        """Fit the normalizers on the training rows' sums; a target that never varies is refused."""
+    def fit_normalization(self, centered: bool = True) -> None:
+        """Fit the normalizers on the training rows' sums (not `centered`: scales only, for a model through the
+        origin, model.net.bias=false); a target that never varies is refused."""
         settings, table = self.hparams, self.train
         low, high = self.training_sums.target_range
         constant = [
@@ -242,13 +243,12 @@ class TabularDataModule(L.LightningDataModule):
             )
         self.feature_normalizer = Normalizer(len(table.feature_names))
         self.feature_normalizer.fit(
-            settings.normalize, self.training_sums.statistics(), settings.scale, table.feature_names
+            settings.normalize, self.training_sums.statistics(), settings.scale, table.feature_names, centered
         )
         self.target_normalizer = Normalizer(len(table.target_names))
         if settings.normalize_targets:
-            self.target_normalizer.fit(
-                settings.normalize, self.training_sums.statistics(of_targets=True), settings.scale, table.target_names
-            )
+            statistics = self.training_sums.statistics(of_targets=True)
+            self.target_normalizer.fit(settings.normalize, statistics, settings.scale, table.target_names, centered)
 
     @property
     def feature_names(self) -> list[str]:
@@ -416,7 +416,7 @@ class CsvDataModule(TabularDataModule):
                 )
         self.columns = numeric_plan(table.feature_names, table.target_names)
         self.training_sums, self.rows_digest = survey.sums, survey.digest()
-        self._fit_normalization()
+        self.fit_normalization()
 
     def column_settings(self) -> ColumnSettings:
         s = self.hparams

@@ -57,7 +57,7 @@ def test_two_torchrun_nodes_train_the_weights_of_one_process_into_one_run_direct
     # The surveys' sums, exchanged, are one process's: the same normalization and least-squares baseline.
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     torch.testing.assert_close(state["feature_normalizer.factor"], single.model.feature_normalizer.factor)
-    assert status["gap_to_ols"] == pytest.approx(single.verdict.gap, rel=1e-3)
+    assert status["coefficient_gap"] == pytest.approx(single.verdict.gap, rel=1e-3)
     # Each process takes half of every batch and the gradients are averaged: the steps of one process.
     torch.testing.assert_close(state["net.weight"], single.model.linear.weight, atol=1e-5, rtol=0)
     torch.testing.assert_close(state["net.bias"], single.model.linear.bias, atol=1e-5, rtol=0)

@@ -80,6 +80,7 @@ def test_lasso_trained_with_sgd_zeroes_the_weights_of_pure_noise_columns(train_w
         "optimizer=sgd",
         "model.l1=0.2",
         "trainer.max_epochs=400",
+        "convergence.rtol=0.01",  # (SGD at a constant rate: within 1 % of the lasso's coefficients, not 0.01 %)
     )
 
     weights = dict(zip(run.datamodule.feature_names, run.model.linear.weight[0].tolist(), strict=True))

@@ -237,6 +237,7 @@ def test_features_left_out_stay_out_in_predict_and_in_served_rows(train_with, tm
     with torch.no_grad():
         expected = run.model(run.datamodule.train.all_features)[:, 0].numpy()
     np.testing.assert_allclose(written["Employed_predicted"], expected, rtol=1e-6)
-    description = {"features": run.datamodule.feature_names, "columns": serving_plan(run.datamodule.columns)}
+    columns = serving_plan(run.datamodule.columns)
+    description = {"features": run.datamodule.feature_names, "columns": columns, "input": {"dtype": "float32"}}
     rows = pd.read_csv(path, dtype=str).to_dict("records")
     np.testing.assert_array_equal(encode_rows(description, rows), run.datamodule.train.all_features.numpy())

@@ -25,7 +25,15 @@ def test_scalars_hold_a_point_an_epoch_and_no_duplicate_or_constant_cards(train_
     )
 
     events = events_of(tmp_path)
-    every_epoch = ("train/loss", "val/loss", "val/mae", "val/r2", "train/lr", "train/converged")
+    every_epoch = (
+        "train/loss",
+        "val/loss",
+        "val/mae",
+        "val/r2",
+        "train/lr",
+        "train/coefficient_gap",
+        "train/converged",
+    )
     fit_path = ("train/gap_to_ols", "val/gap_to_ols", "weights/t_u", "weights/bias")  # every 5 steps and epoch ends
     # No val/mse (the loss is that MSE), no train/loss_step (one-step epochs: the epoch curve is as fine), no
     # Lightning epoch staircase, no one-point constants: the groups are train, val and weights, in that order.

@@ -148,7 +148,7 @@ def test_an_unknown_loss_lists_the_valid_ones(train_with):
 
 @pytest.mark.parametrize("precision", ["16-true", "bf16-mixed", "64-true"])
 def test_lightnings_precisions_train_and_draw_the_pictures(train_with, tmp_path, precision):
-    run = train_with(f"+trainer.precision={precision}", "~logger")
+    run = train_with(f"trainer.precision={precision}", "~logger")
 
     assert run.verdict.gap is not None and (tmp_path / "plots" / "fit.png").is_file()
 

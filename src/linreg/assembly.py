@@ -103,6 +103,15 @@ def other_overrides(cfg: DictConfig) -> dict[str, Any]:
     return settings
 
 
+def build_datamodule(cfg: DictConfig, **settings: Any) -> TabularDataModule:
+    """The data module of `data`, serving float64 rows as the file holds them when training is in float64
+    (trainer.precision=64-true), float32 otherwise."""
+    datamodule = build(cfg.data, **settings, _convert_="all")  # plain lists: checkpoints hold plain values
+    if str(cfg.trainer.get("precision", "32-true")).startswith("64"):
+        datamodule.training_dtype = torch.float64
+    return datamodule
+
+
 def build_model(cfg: DictConfig, datamodule: TabularDataModule, least_squares: LeastSquares) -> Regressor:
     """The model sized from the data, carrying the data's normalization so checkpoints predict raw rows (the
     training split's `least_squares` gives `optimizer.lr=auto` its rate)."""
@@ -237,7 +246,7 @@ def check_watched_metrics(cfg: DictConfig, trainer: L.Trainer, model: Regressor,
     would leave a sweep minimizing NaN, or a callback waiting for a value that never comes."""
     errors = ["loss", *model.val_metrics.keys(keep_base=True)]
     logged = ["train/loss", *(f"val/{name}" for name in errors if len(datamodule.val))]
-    verdict = ["train/gap_to_ols", "train/converged"] if model.aims_at_least_squares else []
+    verdict = ["train/coefficient_gap", "train/gap_to_ols", "train/converged"] if model.aims_at_least_squares else []
     results = [*logged, *verdict, *(f"test/{name}" for name in errors if len(datamodule.test))]
     watchers = [("optimized_metric", cfg.optimized_metric, results)]
     watchers += [

@@ -132,6 +132,12 @@ def build_from(cls: type, settings: Any, path: Path, what: str) -> Any:
         raise not_loadable(path, error) from None
 
 
+def trained_dtype(state: Any) -> torch.dtype:
+    """The floating-point type the net's weights were saved in (float32 unless trained in another precision)."""
+    weights = [value for key, value in state.items() if str(key).startswith("net.") and torch.is_tensor(value)]
+    return next((value.dtype for value in weights if value.is_floating_point()), torch.float32)
+
+
 def load_model(path: Path, checkpoint: dict[str, Any] | None = None, trusted: Sequence[str] = ()) -> Regressor:
     """The trained model, in evaluation mode on the CPU: its class and those of its net, loss and metrics each
     this template's or in `trusted`, else a ConfigError that names them."""
@@ -159,8 +165,10 @@ def load_model(path: Path, checkpoint: dict[str, Any] | None = None, trusted: Se
         # Written before checkpoints kept the least-squares covariance: no intervals (rows 0), the rest as it was.
         state = {**state, **{f"intervals.{key}": value for key, value in model.intervals.state_dict().items()}}
     try:
+        if (dtype := trained_dtype(state)) != torch.float32:  # (trainer.precision=64-true: it predicts in float64)
+            model.to(dtype)
         model.load_state_dict(state)
-    except (RuntimeError, KeyError) as error:
+    except (RuntimeError, KeyError, TypeError) as error:
         raise not_loadable(path, error) from None
     fault = plan_fault(model.data.columns, model.data.feature_names) if model.data.columns is not None else None
     if fault:

@@ -202,6 +202,7 @@ class SchedulerSettings:
 @dataclass
 class TrainerSettings:
     accelerator: str = "cpu"
+    precision: str = "32-true"
     max_epochs: int = 1000
     max_steps: int = -1
     log_every_n_steps: int = 50
@@ -238,10 +239,10 @@ class TrainerSettings:
 
 @dataclass
 class ConvergenceSettings:
-    rtol: float = 1e-3
+    rtol: float = 1e-4
 
     def __post_init__(self) -> None:
-        require(self.rtol > 0, "convergence.rtol", self.rtol, "above 0, e.g. 1e-3")
+        require(self.rtol > 0, "convergence.rtol", self.rtol, "above 0, e.g. 1e-4")
 
 
 @dataclass

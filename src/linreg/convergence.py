@@ -1,8 +1,10 @@
 """The verdict at the end of every run: did training reach the exact answer, and if not, what to change.
 
-Linear regression with an MSE loss has one: least squares. A run is `converged` when the MSE of its final
-weights on the training split is within `convergence.rtol` of the least-squares MSE (`train/gap_to_ols`).
-The verdict informs; it never fails a run.
+Linear regression with an MSE loss has one: least squares. A run is `converged` when every coefficient of its
+final weights (in original units) is within `convergence.rtol` of least squares': the difference as a fraction of
+the coefficient, or of its standard error where that is larger (`train/coefficient_gap`). What a user reads off a
+run is its coefficients and its predictions, and a small loss gap (`train/gap_to_ols`) can hide coefficients far
+apart on correlated columns. The verdict informs; it never fails a run.
 """
 
 import math
@@ -17,7 +19,7 @@ ADAPTIVE = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "
 class TrainingFacts:
     """What the advice for a run that missed is drawn from."""
 
-    gaps: Sequence[float]  # train/gap_to_ols at each epoch end (empty without the convergence callback)
+    gaps: Sequence[float]  # train/coefficient_gap at each epoch end (empty without the convergence callback)
     epochs: int
     steps: int
     lr: float
@@ -28,6 +30,15 @@ class TrainingFacts:
     normalize_targets: bool
     largest_coefficient: float  # the largest least-squares weight or bias in the space the model trains in
     streamed: bool = False  # data.stream: no full batches
+    condition_number: float = math.nan  # of the features' correlation matrix (statistics.json)
+    float64: bool = False  # trained in float64 (trainer.precision=64-true)
+
+    def rounding_floor(self) -> float:
+        """About how close weights can come to least squares' coefficients: the training precision's rounding
+        (float32's 2⁻²⁴, float64's 2⁻⁵³) amplified by the square of the standardized condition number (the
+        curvature of the loss)."""
+        unit = 2.0**-53 if self.float64 else 2.0**-24
+        return 0.0 if math.isnan(self.condition_number) else self.condition_number**2 * unit  # (NaN: unknown)
 
     def bigger_batches(self) -> str:
         """How to get less noisy gradients: full batches, or with a streamed table, larger ones."""
@@ -36,7 +47,7 @@ class TrainingFacts:
 
 @dataclass
 class Verdict:
-    gap: float | None  # train/gap_to_ols of the final weights; None where least squares is not the aim
+    gap: float | None  # train/coefficient_gap of the final weights; None where least squares is not the aim
     rtol: float
     advice: list[str] = field(default_factory=list)
     why_none: str = "least squares is the optimum of loss=mse only"  # when gap is None
@@ -56,13 +67,14 @@ class Verdict:
             return f"no verdict: {self.why_none}."
         if self.converged:
             return (
-                f"converged: the training objective is at {self.aims} (train/gap_to_ols {self.gap:.2g} is under "
+                f"converged: every coefficient is at {self.aims} (train/coefficient_gap {self.gap:.2g}, the largest "
+                f"difference as a fraction of the coefficient or its standard error, is under "
                 f"convergence.rtol={self.rtol:g})."
             )
-        above = f"{self.gap:.3g}×" if self.gap >= 10 else f"{100 * self.gap:.3g} %"
+        apart = f"{self.gap:.3g}×" if self.gap >= 10 else f"{100 * self.gap:.3g} %"
         return (
-            f"NOT converged: the training objective is {above} above {self.aims} (convergence.rtol={self.rtol:g}). "
-            f"Likely fix: {'; or '.join(self.advice)}."
+            f"NOT converged: a coefficient is {apart} of its size (or standard error) away from {self.aims} "
+            f"(train/coefficient_gap; convergence.rtol={self.rtol:g}). Likely fix: {'; or '.join(self.advice)}."
         )
 
 
@@ -78,6 +90,18 @@ def likely_fixes(gap: float, rtol: float, facts: TrainingFacts) -> list[str]:
     """Read the gap's history: too short a reach, a rising gap, a noise floor, or still falling."""
     gaps = [g for g in facts.gaps if math.isfinite(g)]
     fixes = []
+    if facts.rounding_floor() > rtol:  # (no optimizer setting helps: the rounding of the arithmetic stops it)
+        squared = f"the square of the features' standardized condition number, {facts.condition_number:.3g}"
+        if not facts.float64:
+            return [
+                f"trainer.precision=64-true: float32's rounding, amplified by {squared}, is about "
+                f"{facts.rounding_floor():.1g} of a coefficient, above convergence.rtol={rtol:g}"
+            ]
+        return [
+            f"none in training: even float64's rounding, amplified by {squared}, is about "
+            f"{facts.rounding_floor():.1g} of a coefficient. Use the least-squares coefficients (coefficients.csv), "
+            "or leave out or rescale the collinear columns"
+        ]
     if facts.optimizer in ADAPTIVE and facts.lr * facts.steps < facts.largest_coefficient:
         remedy = "normalized targets (data.normalize_targets=true) or " if not facts.normalize_targets else ""
         fixes.append(

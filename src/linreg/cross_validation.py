@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, open_dict
 
+from linreg.assembly import build_datamodule
 from linreg.convergence import Verdict
 from linreg.data import TabularDataModule
 from linreg.errors import ConfigError
 from linreg.fit import FittedRun, fit
 from linreg.report import format_number
-from linreg.runtime import build
 
 # The columns of the summary's fold table (the optimized metric first), where the runs have them.
-SHOWN = ("val/loss", "val/r2", "val/mae", "train/loss", "train/gap_to_ols", "test/loss", "test/r2")
+SHOWN = ("val/loss", "val/r2", "val/mae", "train/loss", "train/coefficient_gap", "test/loss", "test/r2")
 
 
 @dataclass
@@ -40,7 +40,7 @@ class CrossValidation:
 
     def verdict(self, aim: str) -> Verdict:
         """Converged when every fold's run reached its exact optimum: judged by the largest gap."""
-        gaps = [fold.get("train/gap_to_ols") for fold in self.folds]
+        gaps = [fold.get("train/coefficient_gap") for fold in self.folds]
         if any(gap is None for gap in gaps):
             return Verdict(None, self.rtol, aim=aim)
         return Verdict(max(gaps), self.rtol, aim=aim)
@@ -72,7 +72,7 @@ def cross_validate(cfg: DictConfig) -> CrossValidation:
             f"ckpt_path={cfg.ckpt_path} resumes one run, and cv.folds={folds} trains {folds} new ones; leave "
             "ckpt_path out, or resume a fold's run on its own (ckpt_path=<run>/fold_<k>, without cv.folds)."
         )
-    first: TabularDataModule = build(cfg.data, folds=folds, fold=0, _convert_="all")
+    first: TabularDataModule = build_datamodule(cfg, folds=folds, fold=0)
     first.setup("fit")
     results = []
     for k in range(folds):

@@ -82,11 +82,12 @@ def description(model: Regressor, checkpoint: Path) -> dict:
     plan = column_plan(model)
     plain = {"kind": "number", "fill": None, "indicator": False}
     encoded = [entry["column"] for entry in plan["features"] if entry | plain != entry]
+    dtype = str(model_dtype(model)).removeprefix("torch.")
     return {
         "checkpoint": str(checkpoint),
-        "input": {"name": "features", "dtype": "float32", "shape": ["rows", len(model.data.feature_names)]},
+        "input": {"name": "features", "dtype": dtype, "shape": ["rows", len(model.data.feature_names)]},
         "features": list(model.data.feature_names),
-        "output": {"name": "predictions", "dtype": "float32", "shape": ["rows", len(model.data.target_names)]},
+        "output": {"name": "predictions", "dtype": dtype, "shape": ["rows", len(model.data.target_names)]},
         "targets": list(plan["targets"]),  # (a formula's np.log(price) comes out as price)
         # The table's columns that training encoded (text as city=Paris, ..., dates, filled blanks): a program
         # that feeds the exported model encodes them as predict.py does. Empty: the features are the columns.
@@ -114,8 +115,14 @@ def serving_plan(plan: dict) -> dict:
 
 
 def example_rows(model: Served) -> tuple[torch.Tensor]:
-    """Two rows of features: the graph is traced on them, with the number of rows left free."""
-    return (torch.zeros(2, len(model.data.feature_names)),)
+    """Two rows of features in the model's own type: the graph is traced on them, with the number of rows left
+    free."""
+    return (torch.zeros(2, len(model.data.feature_names), dtype=model_dtype(model)),)
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """float32, or float64 for a model trained with trainer.precision=64-true."""
+    return next(model.parameters()).dtype
 
 
 def any_rows() -> tuple[dict[int, torch.export.Dim]]:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from linreg import launchers
 from linreg.assembly import (
+    build_datamodule,
     build_model,
     build_trainer,
     check_settings,
@@ -29,7 +30,6 @@ from linreg.model import Regressor
 from linreg.report import format_statistics
 from linreg.runtime import (
     as_numbers,
-    build,
     lightning_quieted,
 )
 from linreg.signals import lightning_interruptions
@@ -56,7 +56,7 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
     test."""
     check_settings(cfg)
     if datamodule is None:
-        datamodule = build(cfg.data, _convert_="all")  # plain lists: checkpoints hold plain values
+        datamodule = build_datamodule(cfg)
     has_validation = datamodule.holds_out_validation
     if not has_validation and cfg.optimized_metric.startswith("val/"):
         raise ConfigError(
@@ -81,10 +81,11 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
     # that compare with it; and its uncertainty: the checkpoints keep what predict.py's intervals need.
     normalizers = datamodule.feature_normalizer, datamodule.target_normalizer
     least_squares = solve_training_sums(datamodule.training_sums, *normalizers, intercept)
+    solution = Solution.of(datamodule.training_sums.equations, datamodule.train, intercept)
+    least_squares.scale = solution.coefficient_scale(datamodule.feature_names)  # (what the verdict judges by)
     model = build_model(cfg, datamodule, least_squares)
     if checkpoint is not None:
         check_same_training(checkpoint, model)
-    solution = Solution.of(datamodule.training_sums.equations, datamodule.train, intercept)
     model.intervals.fit(solution)
     for callback in trainer.callbacks:
         if isinstance(callback, ComparesWithLeastSquares):
@@ -102,14 +103,19 @@ def fit(cfg: DictConfig, datamodule: TabularDataModule | None = None) -> FittedR
             log.info(trainer.profiler.summary())
         # The weights/ curves are the equation's coefficients: the summary shows them as the equation instead.
         metrics = {k: v for k, v in as_numbers(trainer.callback_metrics).items() if not k.startswith("weights/")}
-        verdict = convergence_verdict(cfg, trainer, model, datamodule, least_squares)
-        if verdict.gap is not None:  # the final weights' gap, not that of the last logged step
-            metrics |= {"train/gap_to_ols": verdict.gap, "train/converged": float(verdict.converged)}
+        trained = model.equation() if model.linear is not None else None
+        statistics = fit_statistics(solution, datamodule.train, trained, cfg.statistics.ci)
+        verdict = convergence_verdict(cfg, trainer, model, datamodule, least_squares, statistics)
+        if verdict.gap is not None:  # the final weights' gaps, not those of the last logged step
+            optimum = model.exact_optimum(least_squares)
+            metrics |= {
+                "train/coefficient_gap": verdict.gap,
+                "train/gap_to_ols": optimum.gap(*model.linear_map()),
+                "train/converged": float(verdict.converged),
+            }
         if len(datamodule.test):  # (testing replaces the trainer's metrics: keep those of training)
             with lightning_interruptions(trainer):
                 metrics |= as_numbers(trainer.test(model, datamodule=datamodule, verbose=False)[0])
-        trained = model.equation() if model.linear is not None else None
-        statistics = fit_statistics(solution, datamodule.train, trained, cfg.statistics.ci)
         for logger in trainer.loggers:  # the statistics in TensorBoard's Text tab
             if isinstance(logger, TensorBoardLogger):  # (indented: Markdown keeps the table's columns)
                 table = "\n".join("    " + line for line in format_statistics(statistics).splitlines())
@@ -126,15 +132,21 @@ def fits_intercept(cfg: DictConfig) -> bool:
 
 
 def convergence_verdict(
-    cfg: DictConfig, trainer: L.Trainer, model: Regressor, datamodule: TabularDataModule, fitted: LeastSquares
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    model: Regressor,
+    datamodule: TabularDataModule,
+    fitted: LeastSquares,
+    statistics: FitStatistics,
 ) -> Verdict:
-    """How close the final weights came to least squares, and what to change if not close enough."""
+    """How close the final coefficients came to least squares', and what to change if not close enough."""
     least_squares = model.exact_optimum(fitted)
     if model.linear is None:
         return Verdict(None, cfg.convergence.rtol, why_none=not_linear(model, datamodule, trainer, fitted))
     if trainer.overfit_batches:
         return Verdict(None, cfg.convergence.rtol, why_none="trainer.overfit_batches trains on a few batches only")
-    gap = least_squares.gap(*model.linear_map()) if model.loss_is_mse else None
+    units = model.feature_normalizer, model.target_normalizer
+    gap = least_squares.coefficient_gap(*model.linear_map(), *units) if model.loss_is_mse else None
     stop = next((c for c in trainer.callbacks if isinstance(c, ConvergenceStop)), None)
     optimizer = trainer.optimizers[0] if trainer.optimizers else None  # (none here under ddp_spawn)
     facts = TrainingFacts(
@@ -149,6 +161,8 @@ def convergence_verdict(
         normalize_targets=datamodule.hparams.normalize_targets,
         largest_coefficient=float(torch.cat([least_squares.weight.flatten(), least_squares.bias]).abs().max()),
         streamed=bool(datamodule.hparams.get("stream")),
+        condition_number=statistics.condition_number_standardized,
+        float64=next(model.net.parameters()).dtype == torch.float64,
     )
     return judge(gap, cfg.convergence.rtol, facts, least_squares.name)
 

@@ -274,6 +274,8 @@ class LeastSquares:
     l1: float = 0.0
     l2: float = 0.0
     intercept: bool = True  # False: a line through the origin (model.net.bias=false), its bias 0
+    # What each coefficient's distance is measured against, in original units (statistics.Solution.coefficient_scale)
+    scale: tuple[Tensor, Tensor] | None = field(default=None, repr=False)
     penalized_fits: dict = field(default_factory=dict, repr=False, compare=False)  # (l1, l2): LeastSquares
 
     @property
@@ -294,7 +296,7 @@ class LeastSquares:
             return self
         if (l1, l2) not in self.penalized_fits:
             weight, bias = penalized_fit(self.train_equations, l1, l2, self.intercept)
-            optimum = LeastSquares(weight, bias, 0.0, self.train_equations, l1, l2, self.intercept)
+            optimum = LeastSquares(weight, bias, 0.0, self.train_equations, l1, l2, self.intercept, self.scale)
             optimum.train_loss = optimum.objective(weight, bias)
             self.penalized_fits[(l1, l2)] = optimum
         return self.penalized_fits[(l1, l2)]
@@ -320,6 +322,19 @@ class LeastSquares:
         scale = max(best, GAP_FLOOR * self.train_equations.constant_loss())
         excess = self.objective(weight, bias, equations) - best
         return excess / scale if scale > 0 else (0.0 if excess <= 0 else math.inf)
+
+    def coefficient_gap(self, weight: Tensor, bias: Tensor, features: Normalizer, targets: Normalizer) -> float:
+        """How far the coefficients of these weights (normalized space) are from this optimum's, in original units:
+        the largest difference as a fraction of the coefficient's `scale` (its size, or its standard error if
+        larger). `train/coefficient_gap`, which the verdict judges."""
+        trained = to_original_units(weight, bias, features, targets)
+        optimum = self.equation(features, targets)
+        scale = self.scale or tuple(value.abs() for value in optimum)
+        gaps = [
+            ((mine - best).abs() / size.clamp_min(1e-300)).where(size.isfinite(), 0.0)
+            for mine, best, size in zip(trained, optimum, scale, strict=True)
+        ]
+        return float(torch.cat([gap.flatten() for gap in gaps]).max())
 
     def step_size(self) -> float:
         """The learning rate `optimizer.lr=auto` gives with a momentum of your choice: 1 / the largest

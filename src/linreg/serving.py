@@ -1,4 +1,4 @@
-"""Raw rows (text, dates, blanks) as the float32 features an exported model takes, from model.json alone.
+"""Raw rows (text, dates, blanks) as the features an exported model takes, from model.json alone.
 
 scripts/export.py writes this file beside model.onnx: a server that loads the ONNX model needs numpy and
 the standard library, not this package, pandas or Arrow. It encodes as predict.py does: the same levels,
@@ -28,9 +28,9 @@ TRANSFORMS = {
 
 
 def encode_rows(description: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """The rows (column name → cell, as a CSV reader or a JSON request gives them) as a float32 matrix in the
-    order of description["features"]. A blank the model does not fill makes its row NaN, and so its prediction
-    (predict.py leaves those empty)."""
+    """The rows (column name → cell, as a CSV reader or a JSON request gives them) as the model's input matrix
+    (float32; float64 for a model trained in float64) in the order of description["features"]. A blank the model
+    does not fill makes its row NaN, and so its prediction (predict.py leaves those empty)."""
     plan = description["columns"]
     cells = [[encode_cell(entry, row, plan) for entry in plan["features"]] for row in rows]
     blocks = {
@@ -38,7 +38,7 @@ def encode_rows(description: Mapping[str, Any], rows: Sequence[Mapping[str, Any]
         for position, entry in enumerate(plan["features"])
     }
     matrix = plan_features(plan, blocks)[1]
-    return matrix.reshape(len(rows), len(description["features"])).astype(np.float32)
+    return matrix.reshape(len(rows), len(description["features"])).astype(description["input"]["dtype"])
 
 
 def plan_features(

@@ -174,6 +174,18 @@ class Solution:
     def df_resid(self) -> int:
         return self.sums.rows - self.rank - self.intercept
 
+    def coefficient_scale(self, names: list[str]) -> tuple[Tensor, Tensor]:
+        """What each coefficient's distance from least squares is measured against (targets × features, and per
+        target for the bias): the larger of its size and its standard error, so that a coefficient near 0 is
+        judged in standard errors; ∞ for an aliased one (least squares does not pin it down)."""
+        sigma = self.residual_variance.nan_to_num(0.0).sqrt()  # (no residual degrees of freedom: sizes alone)
+        errors = sigma[:, None] * self.inverse_scatter.diagonal().clamp_min(0).sqrt()[None, :]
+        weight = torch.maximum(self.weight.T.abs(), errors)
+        weight[:, [name in self.aliased for name in names]] = math.inf
+        if not self.intercept:  # (no bias to judge)
+            return weight, torch.full_like(self.bias, math.inf)
+        return weight, torch.maximum(self.bias.abs(), sigma * math.sqrt(max(self.bias_factor, 0.0)))
+
     @property
     def residual_variance(self) -> Tensor:
         """σ² per target (NaN without residual degrees of freedom)."""

@@ -144,7 +144,7 @@ def record_status(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """status.json in the run directory: how the run ended (ok, diverged, failed, interrupted) and whether it
-    reached least squares (`converged`, `gap_to_ols`; null where that does not apply), for people and sweeps; with
+    reached least squares (`converged`, `coefficient_gap`; null where that does not apply), for people and sweeps; with
     cv.folds, `metrics` are the folds' means, and `extra` holds each fold's, their sd and the refit's. Written by
     rank 0 of a torchrun/srun job only."""
     if launchers.rank() != 0:
@@ -153,7 +153,7 @@ def record_status(
         "status": status,
         "message": message,
         "converged": verdict.converged if verdict else None,
-        "gap_to_ols": verdict.gap if verdict else None,
+        "coefficient_gap": verdict.gap if verdict else None,
         "metrics": metrics or {},
         "epochs": epochs,
         "seconds": round(time.monotonic() - started, 3),

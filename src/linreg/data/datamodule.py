@@ -165,6 +165,7 @@ class TabularDataModule(L.LightningDataModule):
         self.table: Table | None = None  # every row read, which the splits are views of
         self.rows_digest: str | None = None  # a fingerprint of the rows read and of which train (state_dict)
         self.training_sums: TrainingSums | None = None
+        self.training_dtype = torch.float32  # float64 for trainer.precision=64-true (assembly.build_datamodule)
 
     @property
     def name(self) -> str:
@@ -194,6 +195,9 @@ class TabularDataModule(L.LightningDataModule):
 
     def _read_and_split(self) -> None:
         self.table = self.read_table()
+        if self.training_dtype == torch.float64:  # (the values as written where the table kept them)
+            features, targets = self.table.as_written or (self.table.all_features, self.table.all_targets)
+            self.table.all_features, self.table.all_targets = features.double(), targets.double()
         self._split(self.table)
 
     def with_fold(self, fold: int | None) -> "TabularDataModule":
@@ -451,6 +455,7 @@ class CsvDataModule(TabularDataModule):
         self.columns = fit_plan(raw, kinds, targets, settings, train_rows, s.path)
         batches, names = raw.to_batches(), raw.column_names
         precise = raw.num_rows * (len(feature_names(self.columns)) + len(targets)) <= PRECISE_CELLS
+        precise |= self.training_dtype == torch.float64
         del raw  # the batches are now the only copy of the cells: encoding frees each once it is written
         encoded = encode_batches(self.columns, batches, names, s.path, dtype=np.float64 if precise else np.float32)
         features = leave_out_uninformative(self.columns, encoded.features, train_rows, s.path)
@@ -460,10 +465,12 @@ class CsvDataModule(TabularDataModule):
                 f"({', '.join(kinds)}) gives none (see the warnings above)."
             )
         columns = torch.from_numpy(features), torch.from_numpy(encoded.targets)
-        table = Table(*(c.float() for c in columns), feature_names(self.columns), target_names(self.columns))
+        training = columns if self.training_dtype == torch.float64 else tuple(c.float() for c in columns)
+        table = Table(*training, feature_names(self.columns), target_names(self.columns))
         if precise:
             table.as_written = columns
-            warn_of_float32_rounding(table, train_rows, s.path)
+            if self.training_dtype == torch.float32:
+                warn_of_float32_rounding(table, train_rows, s.path)
         return table
 
 

@@ -3,6 +3,7 @@
 import json
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,6 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from linreg.convergence import TrainingFacts, judge
 from linreg.errors import ConfigError
+from linreg.fit import fit
 from linreg.predict import predict
 from linreg.train import train
 
@@ -114,8 +116,8 @@ FACTS |= dict(normalize_targets=False, largest_coefficient=3.0)
         ([5.0] * 100, {"optimizer": "Adam", "lr": 1e-3}, "data.normalize_targets=true"),
         ([], {}, "optimizer=sgd with optimizer.lr=auto"),
         ([0.5 * 0.97**i for i in range(100)], {"normalize": "none"}, "data.normalize=standardize"),
-        ([0.01] * 100, {"condition_number": 3e3}, "trainer.precision=64-true: float32's rounding"),
-        ([0.01] * 100, {"condition_number": 1e9, "float64": True}, "none in training: even float64's rounding"),
+        ([0.01] * 100, {"condition_number": 3e3}, "trainer.precision=64-true: the rounding of trainer.precision=32"),
+        ([0.01] * 100, {"condition_number": 1e9, "precision": "64-true"}, "none in training: even float64's"),
     ],
     ids=[
         "still_falling",
@@ -178,3 +180,36 @@ def test_heavy_ball_sgd_reaches_least_squares_on_correlated_features(train_with)
 def test_a_momentum_out_of_range_is_named(train_with):
     with pytest.raises(ConfigError, match=r"optimizer.momentum=1.5 is out of range"):
         train_with("optimizer=sgd", "optimizer.momentum=1.5")
+
+
+def correlated_table(path, rows: int, features: int, shared: float, seed: int) -> list[str]:
+    """A CSV whose features share a common factor (pairwise correlation `shared`), with coefficients 0.5 to 2 in
+    size, so that each is well away from 0; returns the feature names."""
+    generator = np.random.default_rng(seed)
+    common = generator.normal(size=(rows, 1))
+    x = np.sqrt(shared) * common + np.sqrt(1 - shared) * generator.normal(size=(rows, features))
+    weight = generator.uniform(0.5, 2.0, size=features) * generator.choice([-1, 1], size=features)
+    names = [f"x{j}" for j in range(features)]
+    y = x @ weight + 3.0 + generator.normal(size=rows)
+    pd.DataFrame(x, columns=names).assign(y=y).to_csv(path, index=False)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("rows", "features", "shared"), [(2000, 5, 0.995), (300, 19, 0.9)], ids=["correlation_0.995", "300x19"]
+)
+def test_a_default_run_on_correlated_columns_has_least_squares_coefficients_or_says_why_not(
+    make_config, tmp_path, rows, features, shared
+):
+    names = correlated_table(tmp_path / "table.csv", rows, features, shared, seed=features)
+    data = ["data=csv", f"data.path={tmp_path / 'table.csv'}", "data.targets=[y]", "~logger", "~callbacks.plots"]
+    run = fit(make_config(*data))
+
+    table = pd.read_csv(tmp_path / "table.csv")
+    correlation = np.corrcoef(table[names].to_numpy(), rowvar=False)[np.triu_indices(len(names), 1)]
+    assert correlation.min() >= (0.99 if shared > 0.99 else 0.8)
+    trained, optimum = run.model.equation(), run.statistics.equation()
+    relative = max(float(((a - b).abs() / b.abs()).max()) for a, b in zip(trained, optimum, strict=True))
+    assert run.verdict.converged is True or "Likely fix" in run.verdict.sentence()
+    if run.verdict.converged:
+        assert relative < 1e-3, (relative, run.verdict.sentence())

@@ -90,7 +90,9 @@ def test_by_default_only_the_overrides_are_printed_and_the_whole_tree_is_saved(m
 
 
 def test_lr_find_suggests_a_rate_that_trains_raw_thermometer_data_without_diverging(train_with, tmp_path):
-    run = train_with("tune=lr_find", "tune.apply=true", "data.normalize=none", "trainer.max_epochs=200")
+    run = train_with(
+        "tune=lr_find", "tune.apply=true", "data.normalize=none", "optimizer=sgd", "trainer.max_epochs=200"
+    )
 
     lr = run.model.optimizers().param_groups[0]["lr"]
     assert 0 < lr < 1e-3 and math.isfinite(run.metrics["train/loss"])

@@ -72,13 +72,38 @@ def test_the_nist_linear_suite_is_fitted_to_the_digits_its_data_carries(tmp_path
             assert min(found["std_errors"], found["residual_sd"], found["r2"]) >= 10, (name, found)
 
 
+def test_float64_training_reaches_the_certified_values_themselves(tmp_path):
+    for name in ("Longley", "Norris"):
+        rows, _ = fitted(
+            NIST / f"{name}.csv",
+            tmp_path / name,
+            "trainer.precision=64-true",
+            "convergence.rtol=1e-10",
+            "trainer.max_epochs=20",
+        )
+        certified = CERTIFIED[name]
+        pairs = zip(rows.loc[["bias", *certified["features"]], "trained"], certified["estimates"], strict=True)
+        assert min(correct_digits(trained, float(value)) for trained, value in pairs) >= 9, name
+
+
+def test_values_float32_would_round_are_named_and_the_statistics_keep_their_digits(tmp_path, caplog):
+    _, statistics = fitted(NIST / "Wampler5.csv", tmp_path / "run")
+
+    assert "Training reads" in caplog.text and "which rounds y (by up to 1)" in caplog.text  # (2.6e7 > 2²⁴)
+    assert correct_digits(statistics["targets"]["y"]["residual_std"], 23601450.2379268) >= 10
+
+
 def test_a_column_three_times_another_is_named_and_gets_no_p_value(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     rows = pd.read_csv(NIST / "Longley.csv").assign(triple=lambda table: 3 * table.x3)
+    rows = rows.assign(mixed=lambda table: table.x1 + 2 * table.x2 - table.x4)
     rows.to_csv(tmp_path / "longley3.csv", index=False)
     table, statistics = fitted(tmp_path / "longley3.csv", tmp_path / "run")
 
-    assert statistics["aliased"] == {"triple": "3 × x3 (an exact multiple)"}
+    assert statistics["aliased"] == {
+        "triple": "3 × x3 (an exact multiple)",
+        "mixed": "a linear combination of x1, x2, x4",
+    }
     assert (
         "Least squares cannot tell some features from the others: triple is 3 × x3 (an exact multiple)" in caplog.text
     )

@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+# The rounding of each trainer.precision (by its start: 16-mixed and 16-true alike), a value's relative error.
+ROUNDING = {"64": 2.0**-53, "32": 2.0**-24, "16": 2.0**-11, "bf16": 2.0**-8, "": 2.0**-24}
 # Optimizers whose step is about lr per weight whatever the gradient's size.
 ADAPTIVE = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta")
 
@@ -31,13 +33,13 @@ class TrainingFacts:
     largest_coefficient: float  # the largest least-squares weight or bias in the space the model trains in
     streamed: bool = False  # data.stream: no full batches
     condition_number: float = math.nan  # of the features' correlation matrix (statistics.json)
-    float64: bool = False  # trained in float64 (trainer.precision=64-true)
+    precision: str = "32-true"  # trainer.precision
 
     def rounding_floor(self) -> float:
         """About how close weights can come to least squares' coefficients: the training precision's rounding
         (float32's 2⁻²⁴, float64's 2⁻⁵³) amplified by the square of the standardized condition number (the
         curvature of the loss)."""
-        unit = 2.0**-53 if self.float64 else 2.0**-24
+        unit = next(value for prefix, value in ROUNDING.items() if str(self.precision).startswith(prefix))
         return 0.0 if math.isnan(self.condition_number) else self.condition_number**2 * unit  # (NaN: unknown)
 
     def bigger_batches(self) -> str:
@@ -92,10 +94,10 @@ def likely_fixes(gap: float, rtol: float, facts: TrainingFacts) -> list[str]:
     fixes = []
     if facts.rounding_floor() > rtol:  # (no optimizer setting helps: the rounding of the arithmetic stops it)
         squared = f"the square of the features' standardized condition number, {facts.condition_number:.3g}"
-        if not facts.float64:
+        if not str(facts.precision).startswith("64"):
             return [
-                f"trainer.precision=64-true: float32's rounding, amplified by {squared}, is about "
-                f"{facts.rounding_floor():.1g} of a coefficient, above convergence.rtol={rtol:g}"
+                f"trainer.precision=64-true: the rounding of trainer.precision={facts.precision}, amplified by "
+                f"{squared}, is about {facts.rounding_floor():.1g} of a coefficient, above convergence.rtol={rtol:g}"
             ]
         return [
             f"none in training: even float64's rounding, amplified by {squared}, is about "

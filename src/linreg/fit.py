@@ -162,7 +162,7 @@ def convergence_verdict(
         largest_coefficient=float(torch.cat([least_squares.weight.flatten(), least_squares.bias]).abs().max()),
         streamed=bool(datamodule.hparams.get("stream")),
         condition_number=statistics.condition_number_standardized,
-        float64=next(model.net.parameters()).dtype == torch.float64,
+        precision=str(cfg.trainer.get("precision", "32-true")),
     )
     return judge(gap, cfg.convergence.rtol, facts, least_squares.name)
 

@@ -326,7 +326,11 @@ class LeastSquares:
     def coefficient_gap(self, weight: Tensor, bias: Tensor, features: Normalizer, targets: Normalizer) -> float:
         """How far the coefficients of these weights (normalized space) are from this optimum's, in original units:
         the largest difference as a fraction of the coefficient's `scale` (its size, or its standard error if
-        larger). `train/coefficient_gap`, which the verdict judges."""
+        larger). `train/coefficient_gap`, which the verdict judges. Where some features are aliased (least squares
+        does not pin their coefficients down, and training may share a coefficient out among them differently), the
+        gap of the training objective instead (`gap`)."""
+        if self.scale is not None and not self.scale[0].isfinite().all():
+            return self.gap(weight, bias)
         trained = to_original_units(weight, bias, features, targets)
         optimum = self.equation(features, targets)
         scale = self.scale or tuple(value.abs() for value in optimum)

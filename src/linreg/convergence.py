@@ -35,11 +35,12 @@ class TrainingFacts:
     condition_number: float = math.nan  # of the features' correlation matrix (statistics.json)
     precision: str = "32-true"  # trainer.precision
 
-    def rounding_floor(self) -> float:
-        """About how close weights can come to least squares' coefficients: the training precision's rounding
-        (float32's 2⁻²⁴, float64's 2⁻⁵³) amplified by the square of the standardized condition number (the
-        curvature of the loss)."""
-        unit = next(value for prefix, value in ROUNDING.items() if str(self.precision).startswith(prefix))
+    def rounding_floor(self, precision: str | None = None) -> float:
+        """About how close weights can come to least squares' coefficients: the rounding of the training
+        precision (or of `precision`: float32's 2⁻²⁴, float64's 2⁻⁵³) amplified by the square of the standardized
+        condition number (the curvature of the loss)."""
+        precision = str(precision or self.precision)
+        unit = next(value for prefix, value in ROUNDING.items() if precision.startswith(prefix))
         return 0.0 if math.isnan(self.condition_number) else self.condition_number**2 * unit  # (NaN: unknown)
 
     def bigger_batches(self) -> str:
@@ -94,15 +95,15 @@ def likely_fixes(gap: float, rtol: float, facts: TrainingFacts) -> list[str]:
     fixes = []
     if facts.rounding_floor() > rtol:  # (no optimizer setting helps: the rounding of the arithmetic stops it)
         squared = f"the square of the features' standardized condition number, {facts.condition_number:.3g}"
-        if not str(facts.precision).startswith("64"):
+        if facts.rounding_floor("64-true") <= rtol:
             return [
                 f"trainer.precision=64-true: the rounding of trainer.precision={facts.precision}, amplified by "
                 f"{squared}, is about {facts.rounding_floor():.1g} of a coefficient, above convergence.rtol={rtol:g}"
             ]
         return [
             f"none in training: even float64's rounding, amplified by {squared}, is about "
-            f"{facts.rounding_floor():.1g} of a coefficient. Use the least-squares coefficients (coefficients.csv), "
-            "or leave out or rescale the collinear columns"
+            f"{facts.rounding_floor('64-true'):.1g} of a coefficient. Use the least-squares coefficients "
+            "(coefficients.csv), or leave out or rescale the collinear columns"
         ]
     if facts.optimizer in ADAPTIVE and facts.lr * facts.steps < facts.largest_coefficient:
         remedy = "normalized targets (data.normalize_targets=true) or " if not facts.normalize_targets else ""

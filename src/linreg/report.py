@@ -108,7 +108,8 @@ def format_summary(
     (and the command that shows them in TensorBoard, when the run wrote TensorBoard events)."""
     width = max(len(label) for label in equations) + 2
     lines = ["", "Final metrics:"]
-    lines += [f"  {name:<18} {format_number(value)}" for name, value in sorted(metrics.items())]
+    names = max((len(name) for name in metrics), default=0)
+    lines += [f"  {name:<{names}}  {format_number(value)}" for name, value in sorted(metrics.items())]
     lines += ["Fitted model (original units):"]
     for label, equation in equations.items():
         first, *rest = equation.splitlines()

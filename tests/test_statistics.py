@@ -1,14 +1,17 @@
 """The least-squares statistics against statsmodels' OLS, the independent reference (a test-only dependency)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import statsmodels.api as sm
 import torch
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 from statsmodels.stats.stattools import durbin_watson, jarque_bera
 
-from linreg.data import InMemoryDataModule, Table
+import linreg.data.datamodule as datamodule_code
+from linreg.data import CsvDataModule, InMemoryDataModule, Table
 from linreg.intervals import PredictionIntervals
+from linreg.least_squares import TrainingSums
 from linreg.statistics import Solution, fit_statistics
 
 RTOL = 1e-6
@@ -139,3 +142,28 @@ def test_prediction_intervals_are_statsmodels_obs_intervals(kind):
             exog = sm.add_constant(new_rows.double().numpy()[:, keep], prepend=False, has_constant="add")
         frame = ols.get_prediction(exog).summary_frame(alpha=0.1)
         np.testing.assert_allclose(half_width[:, j], (frame.obs_ci_upper - frame.obs_ci_lower) / 2, rtol=RTOL)
+
+
+def test_a_table_too_large_to_keep_in_float64_gets_its_statistics_from_the_values_as_read(tmp_path, monkeypatch):
+    # Column a varies by 0.01 around 1e4, where float32 steps by 0.001: a float32 copy blurs it.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 3)) * [1e-2, 1.0, 1e3] + [1e4, 0.0, 7.0]
+    y = x @ [2.0, -1.0, 3e-3] + 0.01 * rng.normal(size=2000) + 1e4
+    pd.DataFrame(np.c_[x, y], columns=["a", "b", "c", "y"]).to_parquet(tmp_path / "wide.parquet")
+
+    def estimates(precise_cells: int) -> tuple[CsvDataModule, list[float]]:
+        monkeypatch.setattr(datamodule_code, "PRECISE_CELLS", precise_cells)
+        datamodule = CsvDataModule(str(tmp_path / "wide.parquet"), targets="y", val_fraction=0.2)
+        datamodule.setup("fit")
+        solution = Solution.of(datamodule.training_sums.equations, datamodule.train)
+        return datamodule, [row["estimate"] for row in fit_statistics(solution, datamodule.train, None).coefficients]
+
+    kept, in_float64 = estimates(1 << 22)  # (the whole table kept in float64 too)
+    read, as_read = estimates(10)  # (only its float32 copy kept: the sums gathered while it was read)
+    assert kept.train.as_written is not None and read.train.as_written is None and read.read_sums is not None
+    rows = read.train.rows.numpy()
+    ols = sm.OLS(y[rows], sm.add_constant(x[rows], prepend=False)).fit()
+    np.testing.assert_allclose(in_float64, ols.params, rtol=1e-9)
+    np.testing.assert_allclose(as_read, ols.params, rtol=1e-9)
+    float32_copy = Solution.of(TrainingSums.of(read.train).equations, read.train)  # (what the sums were before)
+    assert abs(float32_copy.weight[0, 0] / ols.params[0] - 1) > 1e-6  # (2e-5: float32 kept a few digits)

@@ -410,6 +410,19 @@ class TrainingSums:
             span([part.target_range for part in parts]),
         )
 
+    def keeping(self, kept: Sequence[bool]) -> "TrainingSums":
+        """The sums of the same rows with only the `kept` features (the triangle of a subset of its columns)."""
+        kept = torch.tensor(list(kept), dtype=torch.bool)
+        equations, features = self.equations, len(kept)
+        columns = [*kept.nonzero().flatten().tolist(), *range(features, len(equations.triangle))]
+        triangle = triangular_factor(equations.triangle[:, columns])
+        low, high = self.feature_range
+        return TrainingSums(
+            NormalEquations(triangle, equations.rows, equations.shift_x[kept], equations.shift_y),
+            (low[kept], high[kept]),
+            self.target_range,
+        )
+
     def statistics(self, of_targets: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Mean, standard deviation, lowest and highest value of each feature (or target): Normalizer.fit's."""
         mean_x, sd_x, mean_y, sd_y = self.equations.means_and_deviations()

@@ -22,6 +22,7 @@ import torch
 from linreg.config import DATE_PART_CHOICES
 from linreg.data.formats import FALSE_WORDS, TRUE_WORDS, TextFormat, describe_row
 from linreg.errors import ConfigError
+from linreg.least_squares import TrainingSums
 from linreg.serving import DATE_PARTS, TRANSFORMS, kept_names, plan_features
 from linreg.serving import feature_names as entry_names
 
@@ -60,6 +61,7 @@ class Encoded:
     features: np.ndarray
     targets: np.ndarray | None
     blank: np.ndarray
+    training_sums: TrainingSums | None = None  # of the training rows' float64 values, when asked for
 
 
 def as_list(names: str | Sequence[str] | None) -> list[str]:
@@ -612,12 +614,15 @@ def encode_batches(
     path: str,
     with_targets: bool = True,
     dtype: type = np.float32,
+    training: np.ndarray | None = None,
 ) -> Encoded:
     """`encode`, a batch of rows at a time, releasing each batch of `batches` once it is written.
 
     Given the only references to a table's batches, the cells and the float32 arrays are never both
     in memory in full: the peak stays near the size of the arrays. A blank left unfilled (data.impute was
-    not a fill) makes its row's features NaN and marks it in `blank`.
+    not a fill) makes its row's features NaN and marks it in `blank`. With `training` (a mask of the rows),
+    each batch is encoded in float64 first and its training rows' sums gathered from those values: the
+    statistics of a table too large to keep in float64 still come from its values as read.
     """
     check_names_exist(
         {"the checkpoint's features": [entry["column"] for entry in plan["features"]]}
@@ -629,25 +634,33 @@ def encode_batches(
     features = np.empty((n_rows, len(feature_names(plan))), dtype=dtype)
     targets = np.empty((n_rows, len(plan["targets"])), dtype=dtype) if with_targets else None
     blank, unseen, start, text = np.zeros(n_rows, dtype=bool), {}, 0, TextFormat(**plan["text"])
-    released = 0
+    released, sums = 0, []
     while batches:
         batch = batches.pop(0)
         rows = slice(start, start + len(batch))
-        blank[rows] = encode_rows(plan, text, batch, path, start, features[rows], unseen)
+        scratch = training is not None and targets is not None  # (float64 blocks, their training rows summed)
+        into = np.empty((len(batch), features.shape[1])) if scratch else features[rows]
+        blank[rows] = encode_rows(plan, text, batch, path, start, into, unseen)
         if targets is not None:
+            goals = np.empty((len(batch), targets.shape[1])) if scratch else targets[rows]
             for position, name in enumerate(plan["targets"]):
                 column = pa.chunked_array([batch.column(name)])
                 values = numbers_of(column, "number", text, name, path, start)
                 if plan.get("formula"):
                     values = transformed_target(plan["formula"]["targets"][position], values, path, start)
-                targets[rows, position : position + 1] = values
+                goals[:, position : position + 1] = values
+            if scratch:
+                features[rows], targets[rows], mine = into, goals, training[rows]
+                if mine.any():
+                    x, y = (torch.from_numpy(block[mine]) for block in (into, goals))
+                    sums.append(TrainingSums.gather([(x, y)], x.shape[1], y.shape[1]))
         start += len(batch)
         del batch
         if start - released > RELEASE_ROWS:  # hand the freed batches' memory back before more rows are written
             pa.default_memory_pool().release_unused()
             released = start
     report_unseen(unseen, path)
-    return Encoded(features, targets, blank)
+    return Encoded(features, targets, blank, TrainingSums.combined(sums) if sums else None)
 
 
 def transformed_target(target: dict, values: np.ndarray, path: str, first_row: int) -> np.ndarray:

@@ -166,6 +166,7 @@ class TabularDataModule(L.LightningDataModule):
         self.rows_digest: str | None = None  # a fingerprint of the rows read and of which train (state_dict)
         self.training_sums: TrainingSums | None = None
         self.training_dtype = torch.float32  # float64 for trainer.precision=64-true (assembly.build_datamodule)
+        self.read_sums: TrainingSums | None = None  # a large table's training sums, gathered in float64 as read
 
     @property
     def name(self) -> str:
@@ -216,8 +217,10 @@ class TabularDataModule(L.LightningDataModule):
         self.train, self.val, self.test = split(
             table, settings.val_fraction, settings.test_fraction, settings.seed, settings.folds, settings.fold
         )
-        # One pass over the training rows: the normalization's statistics and the least-squares sums.
-        self.training_sums = TrainingSums.of(self.train)
+        # One pass over the training rows: the normalization's statistics and the least-squares sums (gathered
+        # already as a large table was read, for the training rows of every split but a cross-validation fold's).
+        by_reading = self.read_sums is not None and settings.fold is None
+        self.training_sums = self.read_sums if by_reading else TrainingSums.of(self.train)
         self.rows_digest = self.train.digest()  # (here, with the data, not in the first checkpoint's save)
         self.fit_normalization()
 
@@ -456,9 +459,18 @@ class CsvDataModule(TabularDataModule):
         batches, names = raw.to_batches(), raw.column_names
         precise = raw.num_rows * (len(feature_names(self.columns)) + len(targets)) <= PRECISE_CELLS
         precise |= self.training_dtype == torch.float64
+        training = None  # (a table too large to keep in float64: its training rows' sums are gathered as it is read)
+        if not precise:
+            training = np.zeros(raw.num_rows, dtype=bool)
+            training[slice(None) if train_rows is None else train_rows] = True
         del raw  # the batches are now the only copy of the cells: encoding frees each once it is written
-        encoded = encode_batches(self.columns, batches, names, s.path, dtype=np.float64 if precise else np.float32)
+        dtype = np.float64 if precise else np.float32
+        encoded = encode_batches(self.columns, batches, names, s.path, dtype=dtype, training=training)
+        encoded_names = feature_names(self.columns)
         features = leave_out_uninformative(self.columns, encoded.features, train_rows, s.path)
+        if encoded.training_sums is not None:  # (the same features as the table: those left out, out)
+            left_out = set(self.columns.get("drop", []))
+            self.read_sums = encoded.training_sums.keeping([name not in left_out for name in encoded_names])
         if not feature_names(self.columns):
             raise ConfigError(
                 f"No feature of {s.path} is left to train on: each of its feature columns "

@@ -151,13 +151,17 @@ class NormalEquations:
         return NormalEquations(self.triangle * scale, self.rows, self.shift_x * fx + ox, self.shift_y * fy + oy)
 
     def shifted(self, shift_x: Tensor, shift_y: Tensor) -> "NormalEquations":
-        """The same rows' factor about other shifts, exactly: with d = old − new shift, [x − new, 1, y − new] is
-        [x − old, 1, y − old]·M (M the identity with d in the bias column's row), decomposed again."""
+        """The same rows' factor about other shifts, exactly."""
+        return NormalEquations(triangular_factor(self.moved(shift_x, shift_y)), self.rows, shift_x, shift_y)
+
+    def moved(self, shift_x: Tensor, shift_y: Tensor) -> Tensor:
+        """R·M, whose cross-products are those of [x − shift_x, 1, y − shift_y]: with d = old − new shift,
+        [x − new, 1, y − new] is [x − old, 1, y − old]·M, M the identity with d in the bias column's row."""
         move = torch.eye(len(self.triangle), dtype=torch.float64)
         bias = len(self.shift_x)
         move[bias, :bias] = self.shift_x - shift_x
         move[bias, bias + 1 :] = self.shift_y - shift_y
-        return NormalEquations(triangular_factor(self.triangle @ move), self.rows, shift_x, shift_y)
+        return self.triangle @ move
 
     def absorb(self, other: "NormalEquations") -> None:
         """Add the rows of `other` (gathered apart: by another process, or from another row group) to these
@@ -181,11 +185,13 @@ class NormalEquations:
         bias = len(self.shift_x)
         return triangular_factor(self.triangle[:, [bias, *range(bias), *range(bias + 1, len(self.triangle))]])
 
-    def through_origin(self) -> Tensor:
-        """R of [x, y] as they are (unshifted, without the column of ones): a model without an intercept's."""
+    def unshifted(self, intercept: bool = True) -> Tensor:
+        """R of the rows as they are: [1, x, y], the intercept first; without an `intercept`, [x, y] (a model
+        through the origin's)."""
         features = len(self.shift_x)
-        unshifted = self.shifted(torch.zeros_like(self.shift_x), torch.zeros_like(self.shift_y)).triangle
-        return triangular_factor(torch.cat([unshifted[:, :features], unshifted[:, features + 1 :]], dim=1))
+        moved = self.moved(torch.zeros_like(self.shift_x), torch.zeros_like(self.shift_y))  # (one decomposition)
+        order = [features] * intercept + [*range(features), *range(features + 1, len(moved))]
+        return triangular_factor(moved[:, order])
 
     def means_and_deviations(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Each feature's and target's mean and standard deviation (over the rows, as numpy's std)."""
@@ -451,7 +457,7 @@ def solve(equations: NormalEquations, intercept: bool = True) -> LeastSquares:
     if intercept:
         triangle, columns = equations.triangle, features + 1
     else:
-        triangle, columns = equations.through_origin(), features
+        triangle, columns = equations.unshifted(intercept=False), features
     # (lstsq also copes with collinear columns)
     solution = torch.linalg.lstsq(triangle[:columns, :columns], triangle[:columns, columns:]).solution
     weight = solution[:features].T.contiguous()
@@ -469,7 +475,7 @@ def penalized_fit(equations: NormalEquations, l1: float, l2: float, intercept: b
     if intercept:
         gram, cross = equations.centered()
     else:
-        triangle, features = equations.through_origin(), len(equations.shift_x)
+        triangle, features = equations.unshifted(intercept=False), len(equations.shift_x)
         products = triangle.T @ triangle
         gram, cross = products[:features, :features], products[:features, features:]
     rows = equations.rows

@@ -67,18 +67,6 @@ class CenteredSums:
         )
 
 
-def raw_design(equations: NormalEquations, intercept: bool = True) -> Tensor:
-    """R of the rows as they are, intercept first: [1, x, y] (the equations keep [x − shift, 1, y − shift]);
-    without an `intercept`, [x, y]."""
-    if not intercept:
-        return equations.through_origin()
-    unshift = torch.eye(len(equations.triangle), dtype=torch.float64)
-    bias = len(equations.shift_x)
-    unshift[bias, :bias], unshift[bias, bias + 1 :] = equations.shift_x, equations.shift_y
-    order = [bias, *range(bias), *range(bias + 1, len(equations.triangle))]
-    return triangular_factor((equations.triangle @ unshift)[:, order])
-
-
 @dataclass
 class Identified:
     """The design's columns that least squares can tell apart, and what each of the others is a combination of."""
@@ -118,7 +106,8 @@ def combination(names: list[str], terms: list[tuple[int, float]], intercept: boo
         return "constant in the training rows"
     if len(terms) == 1:
         column, factor = terms[0]
-        return f"equal to {names[column]}" if factor == 1 else f"{factor:.6g} × {names[column]} (an exact multiple)"
+        copy = math.isclose(factor, 1.0, rel_tol=1e-9)  # (the back substitution's rounding of an exact copy)
+        return f"equal to {names[column]}" if copy else f"{factor:.6g} × {names[column]} (an exact multiple)"
     return f"a linear combination of {', '.join(names[column] for column, _ in terms)}"
 
 
@@ -142,7 +131,7 @@ class Solution:
         """Solve the raw training equations by back substitution on the identified columns; refine once against
         `rows` where they are the rows as written."""
         features = len(equations.shift_x)
-        design = raw_design(equations, intercept)
+        design = equations.unshifted(intercept)
         identified = identify(design, rows.feature_names, intercept)
         kept, triangle = identified.kept, identified.triangle
         k = len(kept)

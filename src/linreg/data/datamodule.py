@@ -477,8 +477,8 @@ class CsvDataModule(TabularDataModule):
                 f"({', '.join(kinds)}) gives none (see the warnings above)."
             )
         columns = torch.from_numpy(features), torch.from_numpy(encoded.targets)
-        training = columns if self.training_dtype == torch.float64 else tuple(c.float() for c in columns)
-        table = Table(*training, feature_names(self.columns), target_names(self.columns))
+        trained_on = columns if self.training_dtype == torch.float64 else tuple(c.float() for c in columns)
+        table = Table(*trained_on, feature_names(self.columns), target_names(self.columns))
         if precise:
             table.as_written = columns
             if self.training_dtype == torch.float32:

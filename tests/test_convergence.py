@@ -196,7 +196,7 @@ def correlated_table(path, rows: int, features: int, shared: float, seed: int) -
 
 
 @pytest.mark.parametrize(
-    ("rows", "features", "shared"), [(2000, 5, 0.995), (300, 19, 0.9)], ids=["correlation_0.995", "300x19"]
+    ("rows", "features", "shared"), [(1000, 5, 0.995), (300, 19, 0.9)], ids=["correlation_0.995", "300x19"]
 )
 def test_a_default_run_on_correlated_columns_has_least_squares_coefficients_or_says_why_not(
     make_config, tmp_path, rows, features, shared

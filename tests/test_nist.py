@@ -33,7 +33,7 @@ def fitted(table: Path, output_dir: Path, *overrides: str) -> tuple[pd.DataFrame
     settings = [f"data.path={table}", "data.targets=[y]", "data.val_fraction=0", "print_config=none"]
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         # (The statistics do not depend on training, which gets few epochs: Filip's float32 one never converges.)
-        quiet = ["~logger", "~callbacks.plots", "~callbacks.progress_bar", "trainer.max_epochs=3"]
+        quiet = ["~logger", "~callbacks.plots", "~callbacks.progress_bar", "trainer.max_epochs=1"]
         cfg = compose("train", overrides=["data=csv", *settings, *quiet, *overrides])
     cfg.output_dir = str(output_dir)
     train(cfg)

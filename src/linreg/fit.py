@@ -145,8 +145,7 @@ def convergence_verdict(
         return Verdict(None, cfg.convergence.rtol, why_none=not_linear(model, datamodule, trainer, fitted))
     if trainer.overfit_batches:
         return Verdict(None, cfg.convergence.rtol, why_none="trainer.overfit_batches trains on a few batches only")
-    units = model.feature_normalizer, model.target_normalizer
-    gap = least_squares.coefficient_gap(*model.linear_map(), *units) if model.loss_is_mse else None
+    gap = model.coefficient_gap(least_squares) if model.loss_is_mse else None
     stop = next((c for c in trainer.callbacks if isinstance(c, ConvergenceStop)), None)
     optimizer = trainer.optimizers[0] if trainer.optimizers else None  # (none here under ddp_spawn)
     facts = TrainingFacts(

@@ -343,6 +343,10 @@ class Regressor(L.LightningModule):
         bias = self.net.bias if self.net.bias is not None else self.net.weight.new_zeros(self.net.out_features)
         return self.net.weight, bias
 
+    def coefficient_gap(self, optimum: LeastSquares) -> float:
+        """How far this linear net's coefficients are from `optimum`'s (`train/coefficient_gap`, the verdict's)."""
+        return optimum.coefficient_gap(*self.linear_map(), self.feature_normalizer, self.target_normalizer)
+
     def equation(self) -> tuple[Tensor, Tensor]:
         """A linear net's weights (targets × features) and biases that map raw features straight to raw targets."""
         if self.linear is None:

@@ -38,8 +38,7 @@ class ConvergenceStop(ComparesWithLeastSquares):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.optimum is None:
             return
-        units = pl_module.feature_normalizer, pl_module.target_normalizer
-        self.gaps.append(self.optimum.coefficient_gap(*pl_module.linear_map(), *units))
+        self.gaps.append(pl_module.coefficient_gap(self.optimum))
         converged = self.gaps[-1] < self.rtol
         values = {"train/coefficient_gap": self.gaps[-1], "train/converged": float(converged)}
         for logger in trainer.loggers:  # (straight to the loggers, at the step of the epoch's values, as FitPath)

@@ -291,21 +291,23 @@ def thermometer_fit(workdir: Path) -> list[str]:
 
 def run_train_script(*arguments: str) -> tuple[float, float]:
     """Wall seconds and peak resident MiB of one `scripts/train.py` process."""
+    return measured_process([sys.executable, str(TRAIN_SCRIPT), *arguments])
+
+
+def measured_process(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one process; its output is discarded, a failure raised with it."""
     start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, str(TRAIN_SCRIPT), *arguments],
-        cwd=tempfile.gettempdir(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    own_peak_kib = 0
-    while not (ended := os.wait4(process.pid, os.WNOHANG))[0]:
-        own_peak_kib = max(own_peak_kib, peak_resident_kib(process.pid))
-        time.sleep(0.005)
-    seconds = time.perf_counter() - start
-    _, status, usage = ended
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"scripts/train.py {' '.join(arguments)} failed")
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=errors)
+        own_peak_kib = 0
+        while not (ended := os.wait4(process.pid, os.WNOHANG))[0]:
+            own_peak_kib = max(own_peak_kib, peak_resident_kib(process.pid))
+            time.sleep(0.005)
+        seconds = time.perf_counter() - start
+        _, status, usage = ended
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed:\n{errors.read().decode(errors='replace')[-2000:]}")
     # wait4's ru_maxrss would do where /proc is missing, but it also counts this (large) benchmark
     # process: a child started by vfork is charged with its parent's peak until it execs.
     return seconds, (own_peak_kib or usage.ru_maxrss) / 1024

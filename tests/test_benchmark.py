@@ -53,3 +53,33 @@ def test_stream_benchmark_prints_rows_per_second_ratios_and_peak_memory(capsys, 
     assert all(float(value.replace(",", "")) > 0 for row in rows for value in row.split()[-2:])
     assert float(throughput.split()[-1]) > 0 and float(survey.split()[-1]) > 0
     assert memory.endswith("= 1,000 MiB (the same on 10,000 rows) + 500 MiB")
+
+
+def test_answer_benchmark_prints_seconds_peaks_and_ratios_of_each_program(capsys, monkeypatch):
+    import answer
+
+    # Every figure is a whole process (seconds each): stood in for here, the command of each checked instead.
+    commands = []
+
+    def measured(command):
+        commands.append(command)
+        return 2.0 if "statsmodels" in " ".join(command) else 3.0, 1000.0 + len(commands)
+
+    monkeypatch.setattr(answer, "measured_process", measured)
+    answer.main(["--rows", "2000", "--features", "3", "--repeats", "1"])
+
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    times, memory, startup = captured.out.strip().split("\n\n")
+    title, header, *rows = times.splitlines()
+    assert title.startswith("Time to a least-squares answer, 3 features")
+    assert header.split()[:3] == ["rows", "file", "program"]
+    assert [row.split()[2] for row in rows] == ["template", "statsmodels", "scikit-learn", "pyarrow"] * 2
+    assert [row.split()[1] for row in rows] == ["parquet"] * 4 + ["csv"] * 4
+    assert all(row.split()[-1] == "1.00" for row in rows if row.split()[2] == "statsmodels")
+    assert rows[0].split()[-1] == "1.50"  # 3 s against statsmodels' 2 s
+    _, base, *peaks = memory.splitlines()
+    assert base.startswith("base (1,000 rows)")
+    assert [peak.split()[:3] for peak in peaks] == [["2,000", "rows,", "parquet"], ["2,000", "rows,", "csv"]]
+    assert startup.startswith("default run (make train): 3.00 s")
+    assert any("data.path=" in part for command in commands for part in command)  # the template's own command

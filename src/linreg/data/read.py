@@ -89,10 +89,11 @@ class Table:
         return NormalEquations.of(self, features, targets, shifts)
 
     def sample(self, limit: int) -> "Table":
-        """At most `limit` of its rows, the same ones every time (for pictures)."""
+        """At most `limit` of its rows, the same ones every time (for pictures); drawn without shuffling all the
+        rows (NumPy's choice draws `limit` of them: a hundredth of a second, not a quarter, of 10 million)."""
         if len(self) <= limit:
             return self
-        return self.select(torch.randperm(len(self), generator=torch.Generator().manual_seed(0))[:limit])
+        return self.select(torch.from_numpy(np.random.default_rng(0).choice(len(self), limit, replace=False)))
 
 
 def warn_of_float32_rounding(table: Table, train_rows: np.ndarray | None, path: str) -> None:

@@ -17,9 +17,11 @@ It prints its table and nothing else.
 """
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +79,7 @@ def template_command(path: Path, run_dir: Path) -> list[str]:
     ]
 
 
-def median_run(command_of_run, repeats: int) -> tuple[float, float]:
+def median_run(command_of_run: Callable[[int], list[str]], repeats: int) -> tuple[float, float]:
     """Median wall seconds and the largest peak MiB of `repeats` processes; `command_of_run(i)` is the i-th's."""
     measured = [measured_process(command_of_run(i)) for i in range(repeats)]
     return statistics.median(seconds for seconds, _ in measured), max(peak for _, peak in measured)
@@ -96,9 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     with tempfile.TemporaryDirectory() as workdir:
         work = Path(workdir)
-        runs = iter(range(10**6))  # (each template run gets a directory of its own)
+        runs = itertools.count()  # (each template run gets a directory of its own)
 
-        def template(path: Path):
+        def template(path: Path) -> Callable[[int], list[str]]:
             return lambda _: template_command(path, work / f"run{next(runs)}")
 
         base_path = write_table(BASE_ROWS, args.features, work, ["parquet"])["parquet"]

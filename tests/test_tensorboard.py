@@ -57,6 +57,27 @@ def test_long_epochs_also_get_the_loss_every_log_every_n_steps(train_with, tmp_p
     events = events_of(tmp_path)
     assert [e.step for e in events.Scalars("train/loss_step")] == [4, 9, 14, 19, 24, 29, 34, 39]
     assert [e.step for e in events.Scalars("train/loss")] == [19, 39]
+    assert [e.step for e in events.Scalars("train/gap_to_ols")] == [4, 9, 14, 19, 24, 29, 34, 39]  # (the fit path's)
+
+
+def test_the_fit_path_writes_each_logged_optimizer_step_once_where_batches_accumulate(train_with, tmp_path):
+    train_with(
+        "data=synthetic",
+        "data.n_samples=1000",
+        "data.batch_size=40",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=5",
+        "trainer.accumulate_grad_batches=2",
+        "optimizer=sgd",
+    )
+
+    # 20 batches, 10 optimizer steps an epoch: at the steps Lightning writes its own step values, once each (the
+    # batch after a step, which only accumulates, is at the same optimizer step).
+    events = events_of(tmp_path)
+    lightning_steps = [e.step for e in events.Scalars("train/loss_step")]
+    assert lightning_steps == [4, 9, 14, 19]
+    assert [e.step for e in events.Scalars("train/gap_to_ols")] == lightning_steps
+    assert [e.step for e in events.Scalars("weights/x0")] == lightning_steps
 
 
 def test_one_feature_gets_a_fit_picture_and_several_get_predicted_vs_actual(train_with, tmp_path):

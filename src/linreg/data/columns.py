@@ -659,6 +659,7 @@ def encode_batches(
         if start - released > RELEASE_ROWS:  # hand the freed batches' memory back before more rows are written
             pa.default_memory_pool().release_unused()
             released = start
+    pa.default_memory_pool().release_unused()  # (and the last ones': nothing of the cells is needed any more)
     report_unseen(unseen, path)
     return Encoded(features, targets, blank, TrainingSums.combined(sums) if sums else None)
 

@@ -32,6 +32,7 @@ class FitPath(ComparesWithLeastSquares):
         self.written_step = -1  # the last optimizer step whose values went to the loggers
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.written_step = -1  # (a fit before this one, lr_find's say, counted its own steps)
         if pl_module.linear is None or self.least_squares is None:
             return
         datamodule, normalizers = trainer.datamodule, (pl_module.feature_normalizer, pl_module.target_normalizer)

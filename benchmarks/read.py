@@ -21,25 +21,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
+from answer import write_table
 
 from linreg.data import CsvDataModule
 
 REPEATS = 3
-
-
-def write_tables(rows: int, columns: int, folder: Path) -> tuple[Path, Path]:
-    """A CSV file and a Parquet copy of `rows` × `columns` random numbers (columns x0…, then y)."""
-    generator = np.random.default_rng(0)
-    names = [f"x{i}" for i in range(columns - 1)] + ["y"]
-    table = pa.table({name: generator.standard_normal(rows) for name in names})
-    csv_path, parquet_path = folder / "table.csv", folder / "table.parquet"
-    pa_csv.write_csv(table, csv_path)
-    pq.write_table(table, parquet_path)
-    return csv_path, parquet_path
 
 
 def template_read(path: Path) -> None:
@@ -75,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--columns", type=int, default=20, help="columns in all, the target included")
     arguments = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        csv_path, parquet_path = write_tables(arguments.rows, arguments.columns, Path(folder))
+        paths = write_table(arguments.rows, arguments.columns - 1, Path(folder), ["csv", "parquet"])
+        csv_path, parquet_path = paths["csv"], paths["parquet"]
         baseline = best_seconds(pa_csv.read_csv, csv_path)
         rows = [
             ("pyarrow.csv.read_csv", baseline),

@@ -43,15 +43,19 @@ def test_scalars_hold_a_point_an_epoch_and_no_duplicate_or_constant_cards(train_
     assert events.Scalars("weights/t_u")[-1].value == pytest.approx(0.5368, abs=0.01)
 
 
+# 800 training rows in batches of 40: 20 batches an epoch, two epochs, the step values written every 5 steps.
+LONG_EPOCHS = [
+    "data=synthetic",
+    "data.n_samples=1000",
+    "data.batch_size=40",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=5",
+    "optimizer=sgd",
+]
+
+
 def test_long_epochs_also_get_the_loss_every_log_every_n_steps(train_with, tmp_path):
-    train_with(
-        "data=synthetic",
-        "data.n_samples=1000",
-        "data.batch_size=40",
-        "trainer.max_epochs=2",
-        "trainer.log_every_n_steps=5",
-        "optimizer=sgd",
-    )
+    train_with(*LONG_EPOCHS)
 
     # 20 steps an epoch, logged every 5 (counted from 0: 4, 9, ...), and the epoch losses.
     events = events_of(tmp_path)
@@ -61,15 +65,7 @@ def test_long_epochs_also_get_the_loss_every_log_every_n_steps(train_with, tmp_p
 
 
 def test_the_fit_path_writes_each_logged_optimizer_step_once_where_batches_accumulate(train_with, tmp_path):
-    train_with(
-        "data=synthetic",
-        "data.n_samples=1000",
-        "data.batch_size=40",
-        "trainer.max_epochs=2",
-        "trainer.log_every_n_steps=5",
-        "trainer.accumulate_grad_batches=2",
-        "optimizer=sgd",
-    )
+    train_with(*LONG_EPOCHS, "trainer.accumulate_grad_batches=2")
 
     # 20 batches, 10 optimizer steps an epoch: at the steps Lightning writes its own step values, once each (the
     # batch after a step, which only accumulates, is at the same optimizer step).

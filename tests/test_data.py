@@ -1,12 +1,22 @@
 """Tables in, batches out: splits, normalization, the batch sampler, CSV and synthetic sources."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from conftest import CONFIGS
 from omegaconf import OmegaConf
 
-from linreg.data import InMemoryDataModule, SeededOrder, ShuffledBatches, Table, TabularDataModule, split
+import linreg.data.datamodule as datamodule_code
+from linreg.data import (
+    CsvDataModule,
+    InMemoryDataModule,
+    SeededOrder,
+    ShuffledBatches,
+    Table,
+    TabularDataModule,
+    split,
+)
 from linreg.errors import ConfigError
 from linreg.least_squares import NormalEquations, TrainingSums, solve
 from linreg.normalize import Normalizer
@@ -139,7 +149,10 @@ def test_the_sampler_yields_every_row_once_per_epoch_in_a_seeded_order():
 def test_the_sampler_can_drop_the_last_partial_batch_or_keep_the_file_order():
     shuffled, in_order = SeededOrder(10, shuffle=True, seed=0), SeededOrder(5, shuffle=False, seed=0)
     assert [len(b) for b in ShuffledBatches(shuffled, 4, drop_last=True)] == [4, 4]
-    assert [b.tolist() for b in ShuffledBatches(in_order, 2, drop_last=False)] == [[0, 1], [2, 3], [4]]
+    rows = list(range(5))
+    assert [rows[b] for b in ShuffledBatches(in_order, 2, drop_last=False)] == [[0, 1], [2, 3], [4]]
+    # A batch of every row is the rows in order, shuffled or not: no loss depends on the order inside a batch.
+    assert [rows[b] for b in ShuffledBatches(SeededOrder(5, shuffle=True, seed=0), 8, drop_last=False)] == [rows]
 
 
 def test_ddp_ranks_share_each_global_batch_without_overlap():
@@ -206,6 +219,52 @@ def test_a_split_names_its_rows_instead_of_copying_them():
         [features[:, 0] for features, _ in ready(InMemoryDataModule(table, val_fraction=0.2, seed=0)).loader("val")]
     )
     assert sorted(served.tolist()) == sorted(val.features[:, 0].tolist())
+
+
+def read_twice(tmp_path, monkeypatch, **settings) -> list[TabularDataModule]:
+    """One file read as a large table is (laid out split by split), and left in the file's order."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    columns = pd.DataFrame(np.c_[x, x @ [1.0, -2.0, 0.5] + rng.normal(size=300)], columns=["a", "b", "c", "y"])
+    columns.to_csv(tmp_path / "large.csv", index=False)
+    monkeypatch.setattr(datamodule_code, "PRECISE_CELLS", 100)  # (300 rows × 4 columns count as large)
+    modules = []
+    for lays_out in (True, False):
+        datamodule = CsvDataModule(str(tmp_path / "large.csv"), targets="y", **settings)
+        datamodule.lays_out = lays_out
+        modules.append(ready(datamodule))
+    return modules
+
+
+def test_a_large_table_is_laid_out_split_by_split_and_a_batch_of_a_whole_split_is_a_view(tmp_path, monkeypatch):
+    laid_out, in_file_order = read_twice(tmp_path, monkeypatch, val_fraction=0.2, test_fraction=0.1)
+
+    assert [part.rows for part in (laid_out.train, laid_out.val, laid_out.test)] == [
+        slice(0, 210),
+        slice(210, 270),
+        slice(270, 300),
+    ]
+    ((features, targets),) = list(laid_out.train_dataloader())  # (data.batch_size=null, data.shuffle=true)
+    assert features.data_ptr() == laid_out.table.all_features.data_ptr() and len(features) == 210
+    # The same rows in each split, the same fingerprint, and the passes for sums still read the file's order.
+    assert laid_out.rows_digest == in_file_order.rows_digest
+    for part in ("train", "val", "test"):
+        ours, theirs = getattr(laid_out, part), getattr(in_file_order, part)
+        assert torch.equal(ours.file_positions(), theirs.file_positions())
+        assert torch.equal(ours.features, theirs.features) and torch.equal(ours.targets, theirs.targets)
+        for mine, other in zip(ours.chunks(64, file_order=True), theirs.chunks(64), strict=True):
+            assert all(torch.equal(a, b) for a, b in zip(mine, other, strict=True))
+        assert torch.equal(torch.cat([x for x, _ in ours.chunks(64)]), ours.features.double())  # (the sums' pass)
+
+
+def test_cross_validation_folds_of_a_laid_out_table_are_the_folds_of_the_file(tmp_path, monkeypatch):
+    laid_out, in_file_order = read_twice(tmp_path, monkeypatch, folds=3, fold=0, test_fraction=0.1)
+
+    for fold in (1, 2, None):
+        ours, theirs = laid_out.with_fold(fold), in_file_order.with_fold(fold)
+        assert ours.rows_digest == theirs.rows_digest
+        assert torch.equal(ours.train.features, theirs.train.features)
+        assert torch.equal(ours.val.file_positions(), theirs.val.file_positions())
 
 
 def test_moving_to_the_training_device_keeps_one_copy_shared_by_the_splits():

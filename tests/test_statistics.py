@@ -161,7 +161,7 @@ def test_a_table_too_large_to_keep_in_float64_gets_its_statistics_from_the_value
     kept, in_float64 = estimates(1 << 22)  # (the whole table kept in float64 too)
     read, as_read = estimates(10)  # (only its float32 copy kept: the sums gathered while it was read)
     assert kept.train.as_written is not None and read.train.as_written is None and read.read_sums is not None
-    rows = read.train.rows.numpy()
+    rows = read.train.file_positions().numpy()  # (the laid-out table's training rows, as the file holds them)
     ols = sm.OLS(y[rows], sm.add_constant(x[rows], prepend=False)).fit()
     np.testing.assert_allclose(in_float64, ols.params, rtol=1e-9)
     np.testing.assert_allclose(as_read, ols.params, rtol=1e-9)

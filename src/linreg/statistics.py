@@ -388,7 +388,7 @@ def residual_moments(table: Table, solution: Solution, chunk_rows: int = CHUNK_R
     power_sums = torch.zeros(4, n_targets, dtype=torch.float64)  # Σ e, Σ e², Σ e³, Σ e⁴
     differences = torch.zeros(n_targets, dtype=torch.float64)  # Σ (e_t − e_{t−1})²
     previous = None
-    for x, y in table.chunks(chunk_rows):
+    for x, y in table.chunks(chunk_rows, file_order=True):
         residuals = y - (x @ solution.weight + solution.bias)
         for power in range(4):
             power_sums[power] += (residuals ** (power + 1)).sum(0)

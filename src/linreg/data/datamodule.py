@@ -66,10 +66,12 @@ class SplitRows(Dataset):
         features, targets = self.__getitems__([position])
         return features[0], targets[0]
 
-    def __getitems__(self, positions: Tensor | list[int]) -> tuple[Tensor, Tensor]:
+    def __getitems__(self, positions: Tensor | list[int] | slice) -> tuple[Tensor, Tensor]:
+        """The rows at `positions`: a gather, or a view where they are a range of a laid-out table."""
         table = self.table
-        positions = torch.as_tensor(positions, device=table.all_features.device)
-        rows = positions if table.rows is None else table.rows[positions]
+        if not isinstance(positions, slice):
+            positions = torch.as_tensor(positions, device=table.all_features.device)
+        rows = table.positions(positions)
         return table.all_features[rows], table.all_targets[rows]
 
 
@@ -110,7 +112,10 @@ class SeededOrder(Sampler[int]):
 class ShuffledBatches(BatchSampler):
     """Cuts the sampler's order into batches of tensors, each split evenly over `world_size` DDP ranks.
 
-    `data.batch_size` is the global batch: rank r takes every world_size-th row of each batch.
+    `data.batch_size` is the global batch: rank r takes every world_size-th row of each batch. Batches in
+    file order are ranges (slices), and so is a batch of the whole split even where the rows are shuffled:
+    a loss over a batch does not depend on the order of its rows, and a range of a laid-out table is a view
+    of its columns, where a shuffled order would copy them every epoch.
     """
 
     def __init__(
@@ -123,10 +128,14 @@ class ShuffledBatches(BatchSampler):
         return batch_count(len(self.sampler), self.batch_size, self.drop_last, self.world_size)
 
     def __iter__(self) -> Iterator[Tensor]:
-        sampler = self.sampler
+        sampler, size = self.sampler, self.batch_size
+        if isinstance(sampler, SeededOrder) and (not sampler.shuffle or size >= len(sampler)):
+            for start in range(0, len(self) * size, size):
+                yield slice(start + self.rank, min(start + size, len(sampler)), self.world_size)
+            return
         order = sampler.order() if isinstance(sampler, SeededOrder) else torch.as_tensor(list(sampler))
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[start : start + self.batch_size][self.rank :: self.world_size]
+        for start in range(0, len(self) * size, size):
+            yield order[start : start + size][self.rank :: self.world_size]
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -137,6 +146,7 @@ class TabularDataModule(L.LightningDataModule):
     """
 
     not_saved: tuple[str, ...] = ()  # arguments that are not plain values, left out of the checkpoints
+    lays_out = True  # whether a large table it reads is laid out split by split (lay_out); not a table it is given
 
     def __init__(
         self,
@@ -222,7 +232,20 @@ class TabularDataModule(L.LightningDataModule):
         by_reading = self.read_sums is not None and settings.fold is None
         self.training_sums = self.read_sums if by_reading else TrainingSums.of(self.train)
         self.rows_digest = self.train.digest()  # (here, with the data, not in the first checkpoint's save)
+        if self.lays_out and table.file_rows is None and table.rows is None and self.train is not table:
+            self.lay_out(table)
         self.fit_normalization()
+
+    def lay_out(self, table: Table) -> None:
+        """Copy a large table's rows into new columns split by split, so that each split is a range of them: a
+        batch of a whole split (data.batch_size=null) is then a view of the columns, not a copy of them every
+        epoch (the copy is made once, here, and the file's order is kept in `file_rows`)."""
+        if len(table) * (len(table.feature_names) + len(table.target_names)) <= PRECISE_CELLS:
+            return
+        parts = (self.train, self.val, self.test)
+        self.table = table.laid_out(torch.cat([part.row_numbers() for part in parts]))
+        del table, parts
+        self.train, self.val, self.test = self.table.ranges([len(part) for part in (self.train, self.val, self.test)])
 
     def fit_normalization(self, centered: bool = True) -> None:
         """Fit the normalizers on the training rows' sums (not `centered`: scales only, for a model through the
@@ -541,6 +564,7 @@ class InMemoryDataModule(TabularDataModule):
     """A table already in memory (a notebook's tensors, say); its checkpoints keep the settings, not the rows."""
 
     not_saved = ("table",)
+    lays_out = False  # (a copy of a large table would double the memory its owner already holds)
 
     def __init__(self, table: Table, **settings) -> None:
         super().__init__(**settings)
@@ -598,8 +622,14 @@ def fold_positions(
 def split(
     table: Table, val_fraction: float, test_fraction: float, seed: int, folds: int = 0, fold: int | None = None
 ) -> tuple[Table, Table, Table]:
-    """The train, validation and test tables: views of `table` by the rows `split_positions` gives."""
+    """The train, validation and test tables: views of `table` by the rows `split_positions` gives (ranges of a
+    table laid out in these splits: TabularDataModule.lay_out)."""
     positions = split_positions(len(table), val_fraction, test_fraction, seed, folds, fold)
     if positions is None:
         return table, table.select(torch.arange(0)), table.select(torch.arange(0))
+    if table.file_rows is not None:
+        if torch.equal(torch.cat(positions), table.file_rows):
+            return table.ranges([len(rows) for rows in positions])
+        rows_of_file = table.rows_of_file()  # (another split: a cross-validation fold's)
+        positions = tuple(rows_of_file[rows] for rows in positions)
     return tuple(table.select(rows) for rows in positions)

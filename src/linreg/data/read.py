@@ -5,6 +5,7 @@ wrote them, and its passes for sums read those: the statistics then carry the da
 """
 
 import hashlib
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -32,54 +33,118 @@ class Table:
     """Feature and target columns as float32 tensors, with the names a person knows them by.
 
     A split of a table keeps the same tensors and lists its `rows` (None: all of them), so that
-    splitting copies no data: a table of 10 million rows stays in memory once.
+    splitting copies no data: a table of 10 million rows stays in memory once. A large table read from a file
+    is laid out split by split (`file_rows` says where each row was in the file): its splits' `rows` are then
+    ranges, and a batch of a whole split is a view of the columns, not a copy.
     """
 
     all_features: Tensor
     all_targets: Tensor
     feature_names: list[str]
     target_names: list[str]
-    rows: Tensor | None = None
+    rows: Tensor | slice | None = None
     as_written: tuple[Tensor, Tensor] | None = None  # the columns in float64 as the file holds them (small tables)
+    file_rows: Tensor | None = None  # the file's row of each row of the columns (None: the same row)
 
     @property
     def features(self) -> Tensor:
-        """This table's feature rows (a copy when it is a split)."""
+        """This table's feature rows (a copy when it is a split by positions, a view when by a range)."""
         return self.all_features if self.rows is None else self.all_features[self.rows]
 
     @property
     def targets(self) -> Tensor:
         return self.all_targets if self.rows is None else self.all_targets[self.rows]
 
-    def select(self, positions: Tensor) -> "Table":
+    def positions(self, within: Tensor | slice) -> Tensor | slice:
+        """The rows of the columns at positions (or a range of them) `within` this table."""
+        if self.rows is None:
+            return within
+        if isinstance(self.rows, Tensor):
+            return self.rows[within]
+        start = self.rows.indices(len(self.all_features))[0]
+        if isinstance(within, slice):
+            first, stop, step = within.indices(len(self))
+            return slice(start + first, start + stop, step)
+        return within + start
+
+    def select(self, positions: Tensor | slice) -> "Table":
         """The table of the rows at `positions` of this one."""
-        return replace(self, rows=positions if self.rows is None else self.rows[positions])
+        return replace(self, rows=self.positions(positions))
+
+    def laid_out(self, order: Tensor) -> "Table":
+        """A copy of this table's columns with their rows in `order` (positions), which `file_rows` keeps."""
+        file_rows = order if self.file_rows is None else self.file_rows[order]
+        order = order.to(self.all_features.device)
+        features, targets = self.all_features[order], self.all_targets[order]
+        return Table(features, targets, self.feature_names, self.target_names, file_rows=file_rows)
+
+    def ranges(self, lengths: list[int]) -> list["Table"]:
+        """Consecutive ranges of this table's rows, of `lengths` rows each (the splits of a laid-out table)."""
+        ends = np.cumsum([0, *lengths]).tolist()
+        return [self.select(slice(start, end)) for start, end in itertools.pairwise(ends)]
 
     def on(self, features: Tensor, targets: Tensor) -> "Table":
         """The same rows of `features` and `targets`: the whole table's columns after a move to another device."""
-        rows = None if self.rows is None else self.rows.to(features.device)
+        rows = self.rows.to(features.device) if isinstance(self.rows, Tensor) else self.rows
         return replace(self, all_features=features, all_targets=targets, rows=rows)
 
     def __len__(self) -> int:
+        if isinstance(self.rows, slice):
+            return len(range(*self.rows.indices(len(self.all_features))))
         return len(self.all_features) if self.rows is None else len(self.rows)
 
-    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[Tensor, Tensor]]:
-        """The rows a piece at a time, in file order, as float64 on the CPU: one pass for sums that must not
-        copy a big table (the streamed splits of stream.py offer the same pass)."""
-        rows = None if self.rows is None else self.rows.sort().values
+    def row_numbers(self) -> Tensor:
+        """This table's rows of the columns, as a tensor (also where they are all of them, or a range)."""
+        if isinstance(self.rows, Tensor):
+            return self.rows
+        return torch.arange(len(self.all_features))[slice(None) if self.rows is None else self.rows]
+
+    def file_positions(self) -> Tensor | None:
+        """Where each of this table's rows was in the file, in the table's order (None: all rows, in that order)."""
+        if self.file_rows is None:
+            return None if self.rows is None else self.row_numbers()
+        return self.file_rows if self.rows is None else self.file_rows[self.rows]
+
+    def in_file_order(self) -> Tensor | None:
+        """This table's rows of the columns in the order the file holds them (None: all rows, in that order).
+        A laid-out table's rows are marked at their places in the file, then read off in its order: no sort."""
+        if self.file_rows is None:
+            return None if self.rows is None else self.row_numbers().sort().values
+        taken = torch.zeros(len(self.file_rows), dtype=torch.bool)
+        taken[self.file_positions().cpu()] = True
+        return self.rows_of_file()[taken]
+
+    def rows_of_file(self) -> Tensor:
+        """The row of the columns that holds each row of the file (of a laid-out table)."""
+        return places(self.file_rows.cpu())
+
+    def chunks(self, chunk_rows: int = CHUNK_ROWS, file_order: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+        """The rows a piece at a time as float64 on the CPU: one pass for sums that must not copy a big table (the
+        streamed splits of stream.py offer the same pass). In file order, or with `file_order` only, in the
+        table's own where it is a range of its columns (sums do not depend on it; Durbin–Watson does)."""
         features, targets = self.as_written or (self.all_features, self.all_targets)
-        if rows is not None:
-            rows = rows.to(features.device)
-        for index in row_chunks(len(self), rows, chunk_rows):
+        if isinstance(self.rows, Tensor) or file_order:
+            rows = self.in_file_order()
+            pieces = row_chunks(len(self), None if rows is None else rows.to(features.device), chunk_rows)
+        else:
+            pieces = (self.positions(piece) for piece in row_chunks(len(self), None, chunk_rows))
+        for index in pieces:
             yield features[index].double().cpu(), targets[index].double().cpu()
 
     def digest(self) -> str:
-        """A fingerprint of every value of the table's columns and of which rows it takes: any change to the file
-        or to the split changes it."""
+        """A fingerprint of every value of the table's columns, in the file's order, and of which rows it takes
+        (their places in the file): any change to the file or to the split changes it."""
         digest = hashlib.blake2b(digest_size=8)
-        for values in (self.all_features, self.all_targets, self.rows):
-            if values is not None:
-                digest.update(values.detach().cpu().contiguous().numpy())
+        in_file_order = replace(self, rows=None).in_file_order()
+        for columns in (self.all_features, self.all_targets):
+            if in_file_order is None:
+                digest.update(columns.detach().cpu().contiguous().numpy())
+                continue
+            for index in row_chunks(len(columns), in_file_order.to(columns.device), CHUNK_ROWS * 16):
+                digest.update(columns[index].detach().cpu().numpy())
+        positions = self.file_positions()
+        if positions is not None:
+            digest.update(positions.detach().cpu().contiguous().numpy())
         return digest.hexdigest()
 
     def equations(
@@ -94,6 +159,13 @@ class Table:
         if len(self) <= limit:
             return self
         return self.select(torch.from_numpy(np.random.default_rng(0).choice(len(self), limit, replace=False)))
+
+
+def places(order: Tensor) -> Tensor:
+    """Where each of 0, 1, … n-1 is in `order`, a permutation of them (its inverse, without a sort)."""
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order), device=order.device)
+    return inverse
 
 
 def warn_of_float32_rounding(table: Table, train_rows: np.ndarray | None, path: str) -> None:

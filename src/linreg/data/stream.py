@@ -346,8 +346,9 @@ class StreamedSplit:
         x, y, parts, _ = self.table.read(number, as_written)
         return of_part((x, y), parts, self.part)
 
-    def chunks(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[Tensor, Tensor]]:
-        """Its rows in file order as float64, in pieces of at most `chunk_rows` rows (one pass for sums)."""
+    def chunks(self, chunk_rows: int = CHUNK_ROWS, file_order: bool = True) -> Iterator[tuple[Tensor, Tensor]]:
+        """Its rows in file order (whatever `file_order` asks) as float64, in pieces of at most `chunk_rows` rows
+        (one pass for sums)."""
         for number in np.flatnonzero(self.group_rows):
             yield from in_float64_pieces(*self.rows_of(int(number), as_written=True), chunk_rows)
 

@@ -257,6 +257,11 @@ def test_a_large_table_is_laid_out_split_by_split_and_a_batch_of_a_whole_split_i
         assert torch.equal(torch.cat([x for x, _ in ours.chunks(64)]), ours.features.double())  # (the sums' pass)
 
 
+def test_a_large_table_trained_in_mini_batches_is_not_laid_out(tmp_path, monkeypatch):
+    mini_batches, _ = read_twice(tmp_path, monkeypatch, val_fraction=0.2, batch_size=50)  # (each a gather anyway)
+    assert mini_batches.table.file_rows is None and isinstance(mini_batches.train.rows, torch.Tensor)
+
+
 def test_cross_validation_folds_of_a_laid_out_table_are_the_folds_of_the_file(tmp_path, monkeypatch):
     laid_out, in_file_order = read_twice(tmp_path, monkeypatch, folds=3, fold=0, test_fraction=0.1)
 

@@ -232,20 +232,23 @@ class TabularDataModule(L.LightningDataModule):
         by_reading = self.read_sums is not None and settings.fold is None
         self.training_sums = self.read_sums if by_reading else TrainingSums.of(self.train)
         self.rows_digest = self.train.digest()  # (here, with the data, not in the first checkpoint's save)
-        if self.lays_out and table.file_rows is None and table.rows is None and self.train is not table:
-            self.lay_out(table)
+        self.lay_out(table)
         self.fit_normalization()
 
     def lay_out(self, table: Table) -> None:
-        """Copy a large table's rows into new columns split by split, so that each split is a range of them: a
-        batch of a whole split (data.batch_size=null) is then a view of the columns, not a copy of them every
-        epoch (the copy is made once, here, and the file's order is kept in `file_rows`)."""
-        if len(table) * (len(table.feature_names) + len(table.target_names)) <= PRECISE_CELLS:
+        """Copy the table's rows into new columns split by split, so that each split is a range of them: a batch of
+        a whole split is then a view of the columns, not a copy of them every epoch (the copy is made once, here,
+        and the file's order is kept in `file_rows`). Only where that pays: a large table that this module read
+        (not one it was given), trained in batches of its whole training split, with rows held out, and not laid
+        out already (a cross-validation fold's splits are other rows of the one laid out for the first)."""
+        batch_size = self.hparams.batch_size
+        whole_batches = batch_size is None or batch_size >= len(self.train)
+        large = len(table) * (len(table.feature_names) + len(table.target_names)) > PRECISE_CELLS
+        if not (self.lays_out and whole_batches and large) or table.file_rows is not None or self.train is table:
             return
         parts = (self.train, self.val, self.test)
         self.table = table.laid_out(torch.cat([part.row_numbers() for part in parts]))
-        del table, parts
-        self.train, self.val, self.test = self.table.ranges([len(part) for part in (self.train, self.val, self.test)])
+        self.train, self.val, self.test = self.table.ranges([len(part) for part in parts])
 
     def fit_normalization(self, centered: bool = True) -> None:
         """Fit the normalizers on the training rows' sums (not `centered`: scales only, for a model through the

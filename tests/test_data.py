@@ -272,6 +272,56 @@ def test_cross_validation_folds_of_a_laid_out_table_are_the_folds_of_the_file(tm
         assert torch.equal(ours.val.file_positions(), theirs.val.file_positions())
 
 
+def large_parquet(tmp_path, monkeypatch, **columns) -> str:
+    """A Parquet file of 3,000 rows in row groups of 500 that counts as large (over PRECISE_CELLS values)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 2))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": x @ [2.0, -1.0] + rng.normal(size=3000), **columns})
+    path = tmp_path / "large.parquet"
+    frame.to_parquet(path, row_group_size=500)
+    monkeypatch.setattr(datamodule_code, "PRECISE_CELLS", 100)
+    return str(path)
+
+
+def test_a_large_parquet_file_of_numbers_is_read_in_batches_into_the_table_a_whole_read_gives(tmp_path, monkeypatch):
+    path = large_parquet(tmp_path, monkeypatch, count=np.arange(3000) % 7, flag=np.arange(3000) % 2 == 0)
+    in_batches = ready(CsvDataModule(path, targets="y", test_fraction=0.1))
+    with monkeypatch.context() as whole:
+        whole.setattr(CsvDataModule, "parquet_in_batches", lambda self, settings: None)
+        read_whole = ready(CsvDataModule(path, targets="y", test_fraction=0.1))
+
+    assert in_batches.parquet_in_batches(in_batches.column_settings()) is not None
+    assert in_batches.columns == read_whole.columns and in_batches.rows_digest == read_whole.rows_digest
+    assert torch.equal(in_batches.table.all_features, read_whole.table.all_features)
+    for ours, theirs in zip(in_batches.training_sums.statistics(), read_whole.training_sums.statistics(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-13, atol=0)  # (float64 sums gathered as the rows were read)
+
+
+@pytest.mark.parametrize(
+    "setting, column",
+    [
+        ("data.impute=mean", None),  # (a fill is fitted to the whole column)
+        (None, pd.array([1.0, None] * 1500, dtype="Float64")),  # (a blank cell: its row is refused or left out)
+        (None, ["north", "south", "east"] * 1000),  # (text: its levels come from the whole column)
+    ],
+)
+def test_a_parquet_file_that_needs_its_whole_columns_first_is_read_whole(tmp_path, monkeypatch, setting, column):
+    path = large_parquet(tmp_path, monkeypatch, **({} if column is None else {"other": column}))
+    impute = {"impute": setting.partition("=")[2]} if setting else {}
+    datamodule = CsvDataModule(path, targets="y", **impute)
+    assert datamodule.parquet_in_batches(datamodule.column_settings()) is None
+
+
+def test_a_row_number_is_found_in_a_parquet_file_read_in_batches_from_its_whole_column(tmp_path, monkeypatch, caplog):
+    rising_then_not = np.arange(3000.0)
+    rising_then_not[2000] = -1.0  # (the first thousand rows rise by one; the whole column does not)
+    path = large_parquet(tmp_path, monkeypatch, row=np.arange(3000), almost=rising_then_not)
+    ready(CsvDataModule(path, targets="y"))
+
+    assert "Column row of" in caplog.text and "looks like a row number" in caplog.text
+    assert "Column almost of" not in caplog.text
+
+
 def test_moving_to_the_training_device_keeps_one_copy_shared_by_the_splits():
     moved = ready(InMemoryDataModule(table_of(100), val_fraction=0.2, test_fraction=0.1))
     features, targets = moved.train.all_features * 1, moved.train.all_targets * 1

@@ -7,10 +7,11 @@ values (lists, numbers, strings), so a checkpoint carries it and predict.py appl
 """
 
 import difflib
+import functools
 import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -302,9 +303,17 @@ def blank_cells(column: pa.ChunkedArray, kind: str, text: TextFormat, name: str,
 
 
 def fit_plan(
-    table: pa.Table, kinds: dict[str, str], targets: list[str], settings: ColumnSettings, train_rows, path: str
+    table: pa.Table,
+    kinds: dict[str, str],
+    targets: list[str],
+    settings: ColumnSettings,
+    train_rows,
+    path: str,
+    whole_column: Callable[[str], pa.ChunkedArray] | None = None,
 ) -> dict:
-    """The encoding of every feature, fitted on `train_rows` (positions; None: all rows), as plain values."""
+    """The encoding of every feature, fitted on `train_rows` (positions; None: all rows), as plain values.
+    `whole_column` reads a column whole where `table` holds the first rows only (a Parquet file read in batches,
+    whose numbers need nothing fitted, only the check for a row number)."""
     features = []
     for name, kind in kinds.items():
         column = table.column(name)
@@ -312,7 +321,8 @@ def fit_plan(
         if kind == "category":
             entry |= fit_levels(text_of(column), train_rows, settings, name, path)
         else:
-            entry |= fit_numbers(column, kind, settings, train_rows, name, path)
+            whole = None if whole_column is None else functools.partial(whole_column, name)
+            entry |= fit_numbers(column, kind, settings, train_rows, name, path, whole)
         features.append(entry)
     exclude_features(features, [name for name in as_list(settings.exclude) if name not in table.column_names], path)
     plan = {"features": features, "targets": list(targets), "text": asdict(settings.text)}
@@ -424,7 +434,15 @@ def without_columns(features: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return flat[: rows * kept].reshape(rows, kept)
 
 
-def fit_numbers(column: pa.ChunkedArray, kind: str, settings: ColumnSettings, train_rows, name: str, path: str) -> dict:
+def fit_numbers(
+    column: pa.ChunkedArray,
+    kind: str,
+    settings: ColumnSettings,
+    train_rows,
+    name: str,
+    path: str,
+    whole: Callable[[], pa.ChunkedArray] | None = None,
+) -> dict:
     """A number, true/false or date column's plan: the date origin, the fills and the indicator."""
     entry: dict = {}
     if kind == "date":
@@ -432,7 +450,7 @@ def fit_numbers(column: pa.ChunkedArray, kind: str, settings: ColumnSettings, tr
         origin = moments.iloc[train_rows if train_rows is not None else slice(None)].min()
         entry["origin"] = origin.floor("D").isoformat() if not pd.isna(origin) else "1970-01-01T00:00:00"
         entry["parts"] = list(settings.date_parts)
-    elif kind == "number" and looks_like_row_ids(column, settings.text, name, path):
+    elif kind == "number" and looks_like_row_ids(column, settings.text, name, path, whole):
         log.warning(
             f"Column {name} of {path} looks like a row number (whole numbers rising by the same step) and is used as a "
             f"feature; leave it out with {hydra_list('data.exclude', [name])} unless it measures something."
@@ -497,12 +515,20 @@ def fill_values(values: np.ndarray, impute: str | None) -> list[float] | None:
     return fills
 
 
-def looks_like_row_ids(column: pa.ChunkedArray, text: TextFormat, name: str, path: str) -> bool:
+def looks_like_row_ids(
+    column: pa.ChunkedArray,
+    text: TextFormat,
+    name: str,
+    path: str,
+    whole: Callable[[], pa.ChunkedArray] | None = None,
+) -> bool:
     """Whole numbers rising by the same step without blanks (the first thousand rows decide most columns at once):
-    1, 2, 3, …; not the squares 0, 1, 4, 9 of a polynomial's column."""
+    1, 2, 3, …; not the squares 0, 1, 4, 9 of a polynomial's column. `whole` reads the whole column where
+    `column` is its first rows only (a Parquet file read in batches)."""
     if len(column) < 3 or column.null_count:
         return False
-    for part in (column.slice(0, 1000), column):
+    for read in (lambda: column.slice(0, 1000), whole or (lambda: column)):
+        part = read()
         values = numbers_of(part, "number", text, name, path)[:, 0] if is_text(part) else part.to_numpy()
         steps = np.diff(values)
         if not (np.all(values == np.round(values)) and steps[0] > 0 and np.all(steps == steps[0])):
@@ -609,20 +635,22 @@ def encode(plan: dict, table: pa.Table, path: str, with_targets: bool = True) ->
 
 def encode_batches(
     plan: dict,
-    batches: list[pa.RecordBatch],
+    batches: list[pa.RecordBatch] | Iterable[pa.RecordBatch],
     column_names: list[str],
     path: str,
     with_targets: bool = True,
     dtype: type = np.float32,
     training: np.ndarray | None = None,
+    n_rows: int | None = None,
 ) -> Encoded:
     """`encode`, a batch of rows at a time, releasing each batch of `batches` once it is written.
 
     Given the only references to a table's batches, the cells and the float32 arrays are never both
-    in memory in full: the peak stays near the size of the arrays. A blank left unfilled (data.impute was
-    not a fill) makes its row's features NaN and marks it in `blank`. With `training` (a mask of the rows),
-    each batch is encoded in float64 first and its training rows' sums gathered from those values: the
-    statistics of a table too large to keep in float64 still come from its values as read.
+    in memory in full: the peak stays near the size of the arrays (batches read one by one from a file come
+    with their `n_rows`). A blank left unfilled (data.impute was not a fill) makes its row's features NaN and
+    marks it in `blank`. With `training` (a mask of the rows), each batch is encoded in float64 first and its
+    training rows' sums gathered from those values: the statistics of a table too large to keep in float64
+    still come from its values as read.
     """
     check_names_exist(
         {"the checkpoint's features": [entry["column"] for entry in plan["features"]]}
@@ -630,13 +658,13 @@ def encode_batches(
         column_names,
         path,
     )
-    n_rows = sum(len(batch) for batch in batches)
+    if n_rows is None:
+        n_rows, batches = sum(len(batch) for batch in batches), popped(batches)
     features = np.empty((n_rows, len(feature_names(plan))), dtype=dtype)
     targets = np.empty((n_rows, len(plan["targets"])), dtype=dtype) if with_targets else None
     blank, unseen, start, text = np.zeros(n_rows, dtype=bool), {}, 0, TextFormat(**plan["text"])
     released, sums = 0, []
-    while batches:
-        batch = batches.pop(0)
+    for batch in batches:
         rows = slice(start, start + len(batch))
         scratch = training is not None and targets is not None  # (float64 blocks, their training rows summed)
         into = np.empty((len(batch), features.shape[1])) if scratch else features[rows]
@@ -662,6 +690,12 @@ def encode_batches(
     pa.default_memory_pool().release_unused()  # (and the last ones': nothing of the cells is needed any more)
     report_unseen(unseen, path)
     return Encoded(features, targets, blank, TrainingSums.combined(sums) if sums else None)
+
+
+def popped(items: list) -> Iterator:
+    """The items, each dropped from the list as it is handed out (so that the caller's is the last reference)."""
+    while items:
+        yield items.pop(0)
 
 
 def transformed_target(target: dict, values: np.ndarray, path: str, first_row: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 from linreg.config import check_fractions
 from linreg.data.columns import (
     DATE_PARTS,
+    RELEASE_ROWS,
     ColumnSettings,
     as_list,
     choose_columns,
@@ -33,7 +34,14 @@ from linreg.data.columns import (
     target_names,
     usable_rows,
 )
-from linreg.data.formats import TextFormat, checked_file, is_parquet, read_table_file, resolve_path
+from linreg.data.formats import (
+    ParquetBatches,
+    TextFormat,
+    checked_file,
+    is_parquet,
+    read_table_file,
+    resolve_path,
+)
 from linreg.data.formulas import read_formula
 from linreg.data.read import PRECISE_CELLS, Table, make_synthetic, warn_of_float32_rounding
 from linreg.data.stream import (
@@ -451,6 +459,23 @@ class CsvDataModule(TabularDataModule):
         self.training_sums, self.rows_digest = survey.sums, survey.digest()
         self.fit_normalization()
 
+    def parquet_in_batches(self, settings: ColumnSettings) -> tuple[ParquetBatches, dict[str, str], list[str]] | None:
+        """A large Parquet file (over PRECISE_CELLS values) to read a batch of rows at a time, with its feature
+        kinds and targets; None where it must be read whole: its columns are not all numbers or true/false
+        without blanks, or a setting fits something to the whole column (data.impute, a formula)."""
+        fits = settings.formula or settings.impute not in (None, "drop") or settings.missing_indicator
+        parquet = None if fits or self.training_dtype != torch.float32 else ParquetBatches.open(self.hparams.path)
+        if parquet is None:
+            return None
+        try:  # (on its first rows: settings that fit the whole file fail or pass as they would on the whole table)
+            kinds, targets = choose_columns(parquet.first_rows, settings, self.hparams.path)
+        except ConfigError:
+            return None  # (the whole table then says what is wrong, or reads well)
+        columns = [*kinds, *targets]
+        if parquet.rows * len(columns) <= PRECISE_CELLS or not parquet.holds_numbers_without_blanks(columns):
+            return None
+        return parquet, kinds, targets
+
     def column_settings(self) -> ColumnSettings:
         s = self.hparams
         formula = read_formula(s.formula) if s.formula else None
@@ -474,24 +499,34 @@ class CsvDataModule(TabularDataModule):
 
     def read_table(self) -> Table:
         s, settings = self.hparams, self.column_settings()
-        raw = read_table_file(s.path, settings.text, as_text=settings.categorical)
-        kinds, targets = choose_columns(raw, settings, s.path)
-        raw = usable_rows(raw, kinds, targets, settings, s.path)
+        in_batches = self.parquet_in_batches(settings)
+        if in_batches is not None:  # (no whole read: its columns need nothing of the whole file first)
+            parquet, kinds, targets = in_batches
+            n_rows, names = parquet.rows, parquet.first_rows.column_names
+        else:
+            raw = read_table_file(s.path, settings.text, as_text=settings.categorical)
+            kinds, targets = choose_columns(raw, settings, s.path)
+            raw = usable_rows(raw, kinds, targets, settings, s.path)
+            n_rows, names = raw.num_rows, raw.column_names
         # The plan learns from the training rows of the split that setup makes next (same rows, same seed).
         # (Cross-validation folds share the plan: it learns from all the rows outside the test split.)
-        positions = split_positions(raw.num_rows, s.val_fraction, s.test_fraction, s.seed, s.folds, None)
+        positions = split_positions(n_rows, s.val_fraction, s.test_fraction, s.seed, s.folds, None)
         train_rows = None if positions is None else positions[0].numpy()
-        self.columns = fit_plan(raw, kinds, targets, settings, train_rows, s.path)
-        batches, names = raw.to_batches(), raw.column_names
-        precise = raw.num_rows * (len(feature_names(self.columns)) + len(targets)) <= PRECISE_CELLS
+        if in_batches is not None:
+            self.columns = fit_plan(parquet.first_rows, kinds, targets, settings, None, s.path, parquet.column)
+            batches = parquet.batches([*kinds, *targets], RELEASE_ROWS)
+        else:
+            self.columns = fit_plan(raw, kinds, targets, settings, train_rows, s.path)
+            batches = raw.to_batches()
+            del raw  # the batches are now the only copy of the cells: encoding frees each once it is written
+        precise = n_rows * (len(feature_names(self.columns)) + len(targets)) <= PRECISE_CELLS
         precise |= self.training_dtype == torch.float64
         training = None  # (a table too large to keep in float64: its training rows' sums are gathered as it is read)
         if not precise:
-            training = np.zeros(raw.num_rows, dtype=bool)
+            training = np.zeros(n_rows, dtype=bool)
             training[slice(None) if train_rows is None else train_rows] = True
-        del raw  # the batches are now the only copy of the cells: encoding frees each once it is written
         dtype = np.float64 if precise else np.float32
-        encoded = encode_batches(self.columns, batches, names, s.path, dtype=dtype, training=training)
+        encoded = encode_batches(self.columns, batches, names, s.path, dtype=dtype, training=training, n_rows=n_rows)
         encoded_names = feature_names(self.columns)
         features = leave_out_uninformative(self.columns, encoded.features, train_rows, s.path)
         if encoded.training_sums is not None:  # (the same features as the table: those left out, out)

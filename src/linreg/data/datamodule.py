@@ -135,7 +135,7 @@ class ShuffledBatches(BatchSampler):
     def __len__(self) -> int:
         return batch_count(len(self.sampler), self.batch_size, self.drop_last, self.world_size)
 
-    def __iter__(self) -> Iterator[Tensor]:
+    def __iter__(self) -> Iterator[Tensor | slice]:
         sampler, size = self.sampler, self.batch_size
         if isinstance(sampler, SeededOrder) and (not sampler.shuffle or size >= len(sampler)):
             for start in range(0, len(self) * size, size):

@@ -662,34 +662,44 @@ def encode_batches(
         n_rows, batches = sum(len(batch) for batch in batches), popped(batches)
     features = np.empty((n_rows, len(feature_names(plan))), dtype=dtype)
     targets = np.empty((n_rows, len(plan["targets"])), dtype=dtype) if with_targets else None
-    blank, unseen, start, text = np.zeros(n_rows, dtype=bool), {}, 0, TextFormat(**plan["text"])
-    released, sums = 0, []
-    for batch in batches:
-        rows = slice(start, start + len(batch))
-        scratch = training is not None and targets is not None  # (float64 blocks, their training rows summed)
-        into = np.empty((len(batch), features.shape[1])) if scratch else features[rows]
-        blank[rows] = encode_rows(plan, text, batch, path, start, into, unseen)
-        if targets is not None:
-            goals = np.empty((len(batch), targets.shape[1])) if scratch else targets[rows]
-            for position, name in enumerate(plan["targets"]):
-                column = pa.chunked_array([batch.column(name)])
-                values = numbers_of(column, "number", text, name, path, start)
-                if plan.get("formula"):
-                    values = transformed_target(plan["formula"]["targets"][position], values, path, start)
-                goals[:, position : position + 1] = values
-            if scratch:
-                features[rows], targets[rows], mine = into, goals, training[rows]
-                if mine.any():
-                    x, y = (torch.from_numpy(block[mine]) for block in (into, goals))
-                    sums.append(TrainingSums.gather([(x, y)], x.shape[1], y.shape[1]))
-        start += len(batch)
-        del batch
-        if start - released > RELEASE_ROWS:  # hand the freed batches' memory back before more rows are written
-            pa.default_memory_pool().release_unused()
-            released = start
+    blank, unseen, text = np.zeros(n_rows, dtype=bool), {}, TextFormat(**plan["text"])
+    scratch = training is not None and targets is not None  # (float64 blocks, their training rows summed)
+
+    def training_rows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Encode the batches, handing out each one's training rows in float64 (with `training`): one gather
+        takes them all, so no small tensors are kept per batch between the big ones (they fragment the heap)."""
+        start = released = 0
+        for batch in batches:
+            rows = slice(start, start + len(batch))
+            into = np.empty((len(batch), features.shape[1])) if scratch else features[rows]
+            blank[rows] = encode_rows(plan, text, batch, path, start, into, unseen)
+            if targets is not None:
+                goals = np.empty((len(batch), targets.shape[1])) if scratch else targets[rows]
+                for position, name in enumerate(plan["targets"]):
+                    column = pa.chunked_array([batch.column(name)])
+                    values = numbers_of(column, "number", text, name, path, start)
+                    if plan.get("formula"):
+                        values = transformed_target(plan["formula"]["targets"][position], values, path, start)
+                    goals[:, position : position + 1] = values
+                if scratch:
+                    features[rows], targets[rows], mine = into, goals, training[rows]
+                    if mine.any():
+                        yield torch.from_numpy(into[mine]), torch.from_numpy(goals[mine])
+            start += len(batch)
+            del batch
+            if start - released > RELEASE_ROWS:  # hand the freed batches' memory back before more rows are written
+                pa.default_memory_pool().release_unused()
+                released = start
+
+    sums = None
+    if scratch and training.any():
+        sums = TrainingSums.gather(training_rows(), features.shape[1], targets.shape[1])
+    else:
+        for _ in training_rows():  # (encoded, with no sums to gather)
+            pass
     pa.default_memory_pool().release_unused()  # (and the last ones': nothing of the cells is needed any more)
     report_unseen(unseen, path)
-    return Encoded(features, targets, blank, TrainingSums.combined(sums) if sums else None)
+    return Encoded(features, targets, blank, sums)
 
 
 def popped(items: list) -> Iterator:

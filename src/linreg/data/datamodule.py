@@ -79,7 +79,7 @@ class SplitRows(Dataset):
         table = self.table
         if not isinstance(positions, slice):
             positions = torch.as_tensor(positions, device=table.all_features.device)
-        rows = table.positions(positions)
+        rows = table.rows_at(positions)
         return table.all_features[rows], table.all_targets[rows]
 
 

@@ -55,7 +55,7 @@ class Table:
     def targets(self) -> Tensor:
         return self.all_targets if self.rows is None else self.all_targets[self.rows]
 
-    def positions(self, within: Tensor | slice) -> Tensor | slice:
+    def rows_at(self, within: Tensor | slice) -> Tensor | slice:
         """The rows of the columns at positions (or a range of them) `within` this table."""
         if self.rows is None:
             return within
@@ -69,7 +69,7 @@ class Table:
 
     def select(self, positions: Tensor | slice) -> "Table":
         """The table of the rows at `positions` of this one."""
-        return replace(self, rows=self.positions(positions))
+        return replace(self, rows=self.rows_at(positions))
 
     def laid_out(self, order: Tensor) -> "Table":
         """A copy of this table's columns with their rows in `order` (positions), which `file_rows` keeps."""
@@ -115,19 +115,24 @@ class Table:
         return self.rows_of_file()[taken]
 
     def rows_of_file(self) -> Tensor:
-        """The row of the columns that holds each row of the file (of a laid-out table)."""
-        return places(self.file_rows.cpu())
+        """The row of the columns that holds each row of the file (of a laid-out table): `file_rows` inverted,
+        without a sort."""
+        file_rows = self.file_rows.cpu()
+        rows = torch.empty_like(file_rows)
+        rows[file_rows] = torch.arange(len(file_rows))
+        return rows
 
     def chunks(self, chunk_rows: int = CHUNK_ROWS, file_order: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
         """The rows a piece at a time as float64 on the CPU: one pass for sums that must not copy a big table (the
-        streamed splits of stream.py offer the same pass). In file order, or with `file_order` only, in the
-        table's own where it is a range of its columns (sums do not depend on it; Durbin–Watson does)."""
+        streamed splits of stream.py offer the same pass). In the file's order, except that a range of a
+        laid-out table's columns is read in its own unless `file_order` asks (sums do not depend on the order;
+        Durbin–Watson does)."""
         features, targets = self.as_written or (self.all_features, self.all_targets)
         if isinstance(self.rows, Tensor) or file_order:
             rows = self.in_file_order()
             pieces = row_chunks(len(self), None if rows is None else rows.to(features.device), chunk_rows)
         else:
-            pieces = (self.positions(piece) for piece in row_chunks(len(self), None, chunk_rows))
+            pieces = (self.rows_at(piece) for piece in row_chunks(len(self), None, chunk_rows))
         for index in pieces:
             yield features[index].double().cpu(), targets[index].double().cpu()
 
@@ -159,13 +164,6 @@ class Table:
         if len(self) <= limit:
             return self
         return self.select(torch.from_numpy(np.random.default_rng(0).choice(len(self), limit, replace=False)))
-
-
-def places(order: Tensor) -> Tensor:
-    """Where each of 0, 1, … n-1 is in `order`, a permutation of them (its inverse, without a sort)."""
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(len(order), device=order.device)
-    return inverse
 
 
 def warn_of_float32_rounding(table: Table, train_rows: np.ndarray | None, path: str) -> None:

@@ -635,7 +635,7 @@ def encode(plan: dict, table: pa.Table, path: str, with_targets: bool = True) ->
 
 def encode_batches(
     plan: dict,
-    batches: list[pa.RecordBatch] | Iterable[pa.RecordBatch],
+    batches: Iterable[pa.RecordBatch],
     column_names: list[str],
     path: str,
     with_targets: bool = True,
@@ -646,11 +646,11 @@ def encode_batches(
     """`encode`, a batch of rows at a time, releasing each batch of `batches` once it is written.
 
     Given the only references to a table's batches, the cells and the float32 arrays are never both
-    in memory in full: the peak stays near the size of the arrays (batches read one by one from a file come
-    with their `n_rows`). A blank left unfilled (data.impute was not a fill) makes its row's features NaN and
-    marks it in `blank`. With `training` (a mask of the rows), each batch is encoded in float64 first and its
-    training rows' sums gathered from those values: the statistics of a table too large to keep in float64
-    still come from its values as read.
+    in memory in full: the peak stays near the size of the arrays (a list of batches is emptied as they are
+    encoded; batches read one by one from a file come with their `n_rows`). A blank left unfilled (data.impute
+    was not a fill) makes its row's features NaN and marks it in `blank`. With `training` (a mask of the rows),
+    each batch is encoded in float64 first and its training rows' sums gathered from those values: the
+    statistics of a table too large to keep in float64 still come from its values as read.
     """
     check_names_exist(
         {"the checkpoint's features": [entry["column"] for entry in plan["features"]]}

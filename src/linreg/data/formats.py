@@ -220,8 +220,12 @@ class ParquetBatches:
     column before they are encoded (CsvDataModule.read_table)."""
 
     file: Path
-    rows: int
+    metadata: pq.FileMetaData  # (read once: the row count and each row group's statistics)
     first_rows: pa.Table
+
+    @property
+    def rows(self) -> int:
+        return self.metadata.num_rows
 
     @classmethod
     def open(cls, path: str) -> "ParquetBatches | None":
@@ -232,14 +236,14 @@ class ParquetBatches:
             return None
         try:
             with pq.ParquetFile(file) as parquet:
-                rows = parquet.metadata.num_rows
+                metadata = parquet.metadata
                 first = next(parquet.iter_batches(batch_size=FIRST_ROWS), None)
         except (pa.ArrowInvalid, OSError):
             return None
         names = [] if first is None else first.schema.names
-        if not rows or len(set(names)) < len(names):
+        if not metadata.num_rows or len(set(names)) < len(names):
             return None
-        return cls(file, rows, pa.Table.from_batches([first]))
+        return cls(file, metadata, pa.Table.from_batches([first]))
 
     def holds_numbers_without_blanks(self, columns: list[str]) -> bool:
         """Whether each of `columns` holds numbers or true/false and, by the statistics the file keeps of each row
@@ -249,8 +253,7 @@ class ParquetBatches:
             kind = schema.field(name).type
             if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
                 return False
-        with pq.ParquetFile(self.file) as parquet:
-            metadata = parquet.metadata
+        metadata = self.metadata
         for group in map(metadata.row_group, range(metadata.num_row_groups)):
             for chunk in map(group.column, range(group.num_columns)):
                 counted = chunk.statistics is not None and chunk.statistics.has_null_count
